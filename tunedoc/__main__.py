@@ -1,0 +1,3 @@
+from tunedoc.cli import main
+
+raise SystemExit(main())

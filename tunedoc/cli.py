@@ -1,0 +1,76 @@
+"""The `tunedoc` command: with no arguments the Textual app, else one headless command.
+
+Each command lives in its package's `cli.py` as a pair of functions `<name>_args(parser)` and
+`<name>_main(args) -> int`. Modules are imported only for the command that runs, so `tunedoc --help` and the
+doctor start instantly and never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tunedoc import __version__
+
+# name -> (module, function prefix, one-line help). Order is the order `tunedoc --help` lists them.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "doctor": ("doctor.cli", "doctor", "Diagnose the NVIDIA driver, CUDA, PyTorch and bitsandbytes, and give the exact fix"),
+    "models": ("models.cli", "models", "List, search, inspect and delete Hugging Face models (local cache and Hub)"),
+    "download": ("models.cli", "download", "Download a model from the Hub or a mirror, with resume and a disk check"),
+    "login": ("models.cli", "login", "Store a Hugging Face token the way huggingface_hub does"),
+    "profiles": ("profiles.cli", "profiles", "List the built-in QLoRA/LoRA training profiles"),
+    "estimate": ("profiles.cli", "estimate", "Estimate the peak VRAM of training a model with a profile, with a breakdown"),
+    "fit": ("profiles.cli", "fit", "Rank the profiles that fit this GPU's free VRAM, and say why others do not"),
+    "data": ("trainer.cli", "data", "Check a data set: problems with line numbers, counts, token lengths"),
+    "train": ("trainer.cli", "train", "Fine-tune a model with QLoRA/LoRA as its own process"),
+    "runs": ("trainer.cli", "runs", "List training runs"),
+    "watch": ("trainer.cli", "watch", "Follow a run: the live screen, or lines with --plain"),
+    "stop": ("trainer.cli", "stop", "Ask a run to save a checkpoint and stop"),
+    "pause": ("trainer.cli", "pause", "Ask a run to pause after the current step"),
+    "resume": ("trainer.cli", "resume", "Resume a paused run"),
+    "save": ("trainer.cli", "save", "Ask a run to save a checkpoint now"),
+    "export": ("trainer.cli", "export", "Export a run's LoRA adapter, or a merged model"),
+    "chat": ("trainer.cli", "chat", "Generate with a base model plus a run's adapter"),
+    "demo": ("trainer.cli", "demo", "Build a tiny local model and data set and train it (no GPU or download needed)"),
+    "serve": ("tui.cli", "serve", "Serve the app in a browser (textual-serve), for RDP or browser-only access"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    parser = argparse.ArgumentParser(
+        prog="tunedoc",
+        description="tunedoc: set up a GPU box for LLM fine-tuning and watch the run.\n"
+        "With no command, opens the terminal app.",
+        epilog="commands:\n" + "\n".join(lines) + "\n\nRun `tunedoc COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tunedoc {__version__}")
+    parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        if argv and not argv[0].startswith("-"):
+            parser.error(f"unknown command {argv[0]!r}; choose from: {', '.join(COMMANDS)}")
+        parser.parse_args(argv)  # handles --help / --version and rejects unknown options
+        from tui.cli import app_main
+
+        return app_main()
+    name, rest = argv[0], argv[1:]
+    module_name, prefix, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"tunedoc {name}", description=help_)
+    getattr(module, f"{prefix}_args")(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(getattr(module, f"{prefix}_main")(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
