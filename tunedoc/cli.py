@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "profiles": ("profiles.cli", "profiles", "List the built-in QLoRA/LoRA training profiles"),
     "estimate": ("profiles.cli", "estimate", "Estimate the peak VRAM of training a model with a profile, with a breakdown"),
     "fit": ("profiles.cli", "fit", "Rank the profiles that fit this GPU's free VRAM, and say why others do not"),
-    "data": ("trainer.cli", "data", "Check a data set: problems with line numbers, counts, token lengths"),
+    "data": ("trainer.datacheck", "data", "Check a data set: problems with line numbers, counts, token lengths"),
     "train": ("trainer.cli", "train", "Fine-tune a model with QLoRA/LoRA as its own process"),
     "runs": ("trainer.cli", "runs", "List training runs"),
     "watch": ("trainer.cli", "watch", "Follow a run: the live screen, or lines with --plain"),

@@ -1,0 +1,251 @@
+"""The training profile: every knob of a QLoRA/LoRA run, one documented field each.
+
+A profile is plain data. Built-in profiles are commented TOML files beside this module; users copy one and edit
+it, or change single fields with `--set key=value`. Validation reports every problem at once.
+
+This module imports no torch: the TUI and the estimator use it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+QUANTS = ("nf4", "nf4-dq", "int8", "none")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+
+BUILTIN_DIR = Path(__file__).parent
+
+
+@dataclass
+class Profile:
+    """A QLoRA/LoRA training setup. Field docs say what each one does to memory, speed and quality."""
+
+    name: str = "custom"
+    """Name shown in lists; built-ins use their file name."""
+    description: str = ""
+    """One line on when to use this profile."""
+
+    quant: str = "nf4-dq"
+    """Base weights: nf4 (4-bit NormalFloat, QLoRA), nf4-dq (nf4 plus double quantization of the block constants,
+    ~0.4 bit/param less), int8 (LLM.int8, 8-bit), none (16-bit LoRA). Lower bits: less memory, a little slower."""
+    lora_r: int = 16
+    """LoRA rank. Higher learns more, costs more memory for adapter weights, gradients and optimizer states."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r). Common choice: 2 x r."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA input. 0 is fastest; 0.05-0.1 regularizes small data sets."""
+    lora_targets: list[str] | str = "all-linear"
+    """Which linear layers get adapters: "all-linear" (QLoRA paper default, best quality) or a list of module
+    names such as ["q_proj", "v_proj"] (less memory, less quality)."""
+
+    cutoff_len: int = 1024
+    """Maximum tokens per sample; longer samples are truncated. Activations grow linearly with it."""
+    micro_batch: int = 1
+    """Samples per forward/backward pass. Activation memory grows linearly with it."""
+    grad_accum: int = 8
+    """Micro-batches accumulated per optimizer step. Effective batch = micro_batch x grad_accum; free in memory."""
+    grad_ckpt: bool = True
+    """Gradient checkpointing: recompute activations in the backward pass. Saves most activation memory,
+    costs ~30 % more compute."""
+    optimizer: str = "paged-adamw-8bit"
+    """adamw (32-bit states, 8 bytes/trainable param), adamw-8bit (2 bytes/param), paged-adamw-8bit (8-bit states
+    that page to CPU RAM under memory pressure; CUDA only, falls back to adamw on CPU)."""
+    lr: float = 2e-4
+    """Peak learning rate. QLoRA typically 1e-4 to 3e-4."""
+    scheduler: str = "cosine"
+    """Learning-rate schedule after warmup: cosine, linear, constant, constant_with_warmup."""
+    warmup: float = 0.03
+    """Warmup: a fraction of total steps when < 1, else a number of steps."""
+    epochs: float = 3.0
+    """Passes over the training data."""
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: run all epochs). Overrides epochs when set."""
+    packing: bool = True
+    """Join samples into full cutoff_len rows (attention never crosses sample boundaries): no padding waste,
+    much faster on mixed lengths."""
+    precision: str = "auto"
+    """Compute dtype: auto (bf16 on Ampere+, fp16 on older GPUs, fp32 on CPU), bf16, fp16, fp32."""
+
+    eval_split: float = 0.0
+    """Fraction of samples held out for evaluation (0 disables eval)."""
+    sample_every: int = 0
+    """Generate from sample_prompts every N optimizer steps (0: only at the end)."""
+    sample_prompts: list[str] = field(default_factory=list)
+    """Prompts used for sample generations shown while training."""
+    save_every: int = 0
+    """Save a checkpoint every N optimizer steps (0: only at the end and on request)."""
+    seed: int = 42
+    """Random seed for data order, LoRA init and dropout."""
+
+    # ------------------------------------------------------------------------------------------------------
+    @property
+    def effective_batch(self) -> int:
+        return self.micro_batch * self.grad_accum
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """Build and validate; raises ProfileError listing every problem."""
+        problems = []
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                problems.append(f"unknown field {key!r}; valid fields: {', '.join(sorted(known))}")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                try:
+                    values[f.name] = _coerce(f.name, data[f.name])
+                except ValueError as e:
+                    problems.append(str(e))
+        prof = cls(**values) if not problems else None
+        if prof is not None:
+            problems.extend(prof.problems())
+        if problems:
+            raise ProfileError(problems)
+        return prof
+
+    def problems(self) -> list[str]:
+        """Every invalid value, as sentences that name the field and the valid choices."""
+        p = []
+        if self.quant not in QUANTS:
+            p.append(f"quant={self.quant!r} is not valid; choose one of: {', '.join(QUANTS)}")
+        if self.optimizer not in OPTIMIZERS:
+            p.append(f"optimizer={self.optimizer!r} is not valid; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            p.append(f"precision={self.precision!r} is not valid; choose one of: {', '.join(PRECISIONS)}")
+        if self.scheduler not in SCHEDULERS:
+            p.append(f"scheduler={self.scheduler!r} is not valid; choose one of: {', '.join(SCHEDULERS)}")
+        for name in ("lora_r", "lora_alpha", "cutoff_len", "micro_batch", "grad_accum"):
+            if getattr(self, name) < 1:
+                p.append(f"{name}={getattr(self, name)} must be at least 1")
+        if not 0 <= self.lora_dropout < 1:
+            p.append(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
+        if self.lr <= 0:
+            p.append(f"lr={self.lr} must be positive")
+        if self.warmup < 0:
+            p.append(f"warmup={self.warmup} must be >= 0")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            p.append("epochs must be positive unless max_steps is set")
+        if not 0 <= self.eval_split < 1:
+            p.append(f"eval_split={self.eval_split} must be in [0, 1)")
+        for name in ("sample_every", "save_every"):
+            if getattr(self, name) < 0:
+                p.append(f"{name}={getattr(self, name)} must be >= 0")
+        if isinstance(self.lora_targets, str) and self.lora_targets != "all-linear":
+            p.append(f"lora_targets={self.lora_targets!r}: use \"all-linear\" or a list of module names")
+        if isinstance(self.lora_targets, list) and not self.lora_targets:
+            p.append("lora_targets is an empty list; use \"all-linear\" or name modules such as q_proj")
+        return p
+
+    def with_overrides(self, sets: list[str]) -> "Profile":
+        """Apply `key=value` strings (from `--set`); raises ProfileError listing every problem."""
+        data = self.to_dict()
+        problems = []
+        for item in sets:
+            if "=" not in item:
+                problems.append(f"--set {item!r}: expected key=value")
+                continue
+            key, value = item.split("=", 1)
+            data[key.strip()] = _parse_value(value.strip())
+        if problems:
+            raise ProfileError(problems)
+        return Profile.from_dict(data)
+
+
+class ProfileError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid profile:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+_TYPES: dict[str, type] = {}
+
+
+def _field_types() -> dict[str, Any]:
+    if not _TYPES:
+        defaults = Profile()
+        for f in dataclasses.fields(Profile):
+            _TYPES[f.name] = type(getattr(defaults, f.name))
+    return _TYPES
+
+
+def _coerce(name: str, value: Any) -> Any:
+    tp = _field_types()[name]
+    if name == "lora_targets":
+        if isinstance(value, str) and value != "all-linear":
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, str)):
+            return value
+        raise ValueError(f"lora_targets={value!r}: use \"all-linear\" or a list of module names")
+    if name == "sample_prompts":
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ValueError(f"sample_prompts={value!r}: expected a list of strings")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ValueError(f"{name}={value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{name}={value!r}: expected an integer")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r}: expected an integer") from None
+        if f != int(f):
+            raise ValueError(f"{name}={value!r}: expected an integer")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected a number") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name}={value!r}: expected text")
+        return value
+    return value
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values: TOML literals where they parse (numbers, true/false, ["a","b"]), else the raw text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A built-in profile by name, or a TOML file by path. Raises ProfileError / FileNotFoundError."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = BUILTIN_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no profile named {name_or_path!r}; built-in profiles: {', '.join(builtin_names()) or '(none)'}"
+            )
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("name", path.stem)
+    return Profile.from_dict(data)
