@@ -111,9 +111,8 @@ class Profile:
                     values[f.name] = _coerce(f.name, data[f.name])
                 except ValueError as e:
                     problems.append(str(e))
-        prof = cls(**values) if not problems else None
-        if prof is not None:
-            problems.extend(prof.problems())
+        prof = cls(**values)  # fields that failed to coerce keep their defaults, so every problem is listed
+        problems.extend(prof.problems())
         if problems:
             raise ProfileError(problems)
         return prof
