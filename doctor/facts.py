@@ -90,6 +90,7 @@ class Platform:
     wsl_lib_dir: bool | None = None  # /usr/lib/wsl/lib exists
     wsl_libcuda: bool | None = None  # /usr/lib/wsl/lib/libcuda.so* exists
     wsl_linux_driver: str | None = None  # a Linux NVIDIA driver package/module found inside WSL ("nvidia-driver-550")
+    pci_nvidia_devices: int | None = None  # NVIDIA display/3D controllers on the PCI bus (Linux /sys), driver or not
     in_container: bool | None = None
     container_kind: str | None = None  # "docker" | "podman" | "kubernetes" | "containerd" | ...
     long_paths_enabled: bool | None = None  # Windows LongPathsEnabled
