@@ -1,0 +1,44 @@
+"""The project's front door: the README's quick start, CI, and `tunedoc --help` agree with each other."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quick_start() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_quick_start_is_exactly_two_commands():
+    cmds = _quick_start()
+    assert len(cmds) == 2, cmds
+    assert cmds[0].rstrip().endswith("tunedoc"), "the first command must set up and start tunedoc"
+    assert "pytest" in cmds[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert _quick_start()[1] in ci.splitlines()
+    # CI pins torch to the local CPU wheel: an unpinned torch pulls a multi-GB CUDA build
+    assert "torch==2.13.0" in (ROOT / ".ci" / "constraints.txt").read_text()
+
+
+def test_help_lists_every_command_and_each_has_help():
+    from tunedoc.cli import COMMANDS
+
+    out = subprocess.run([sys.executable, "-m", "tunedoc", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for name in COMMANDS:
+        assert re.search(rf"^\s+{name}\s+\S", out.stdout, re.M), f"{name} missing from tunedoc --help"
+
+
+def test_unknown_command_is_a_clear_error():
+    out = subprocess.run([sys.executable, "-m", "tunedoc", "doctr"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "unknown command 'doctr'" in out.stderr
