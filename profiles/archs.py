@@ -1,0 +1,280 @@
+"""Model shapes from a model's `config.json` alone: no weights, no torch, no transformers.
+
+`model_shape(config)` turns a Hugging Face config into the numbers the memory estimate needs: how many parameters
+sit in which part (quantizable linear layers, 16-bit embeddings/norms, MoE experts), and the sizes that drive
+activations (hidden, heads, kv heads, intermediate, vocabulary). Each supported `model_type` names the linear
+layers a decoder layer has, so LoRA "all-linear" counts exactly what PEFT would wrap.
+
+`load_config(model)` finds that config.json: a path to the file, a model directory, the local Hugging Face cache,
+or the Hub (config.json only, honouring HF_ENDPOINT and HF_TOKEN).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class UnsupportedArchitecture(ValueError):
+    """The config's model_type is not one the estimator knows; the message lists the supported ones."""
+
+
+class ConfigNotFound(FileNotFoundError):
+    """No config.json could be found or fetched for the given model; the message says where it looked and why."""
+
+
+@dataclass
+class Linear:
+    """One linear layer inside a decoder layer (or one expert's): in and out features, how many per layer."""
+
+    name: str
+    d_in: int
+    d_out: int
+    count: int = 1  # e.g. number of experts holding this projection
+
+    @property
+    def params(self) -> int:
+        return self.d_in * self.d_out * self.count
+
+
+@dataclass
+class ModelShape:
+    model_type: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int  # dense MLP width (0 when every layer is MoE)
+    vocab: int
+    tied_embeddings: bool
+    attn_linears: list[Linear] = field(default_factory=list)  # per layer, nn.Linear (quantized, LoRA targets)
+    mlp_linears: list[Linear] = field(default_factory=list)  # per dense layer, nn.Linear
+    dense_layers: int = 0  # layers with a dense MLP
+    experts: int = 0  # routed experts per MoE layer (0: dense model)
+    experts_per_token: int = 0
+    expert_intermediate: int = 0
+    expert_params_per_layer: int = 0  # routed experts' weights (stored as 3-D tensors in transformers 5)
+    shared_expert_linears: list[Linear] = field(default_factory=list)  # nn.Linear in MoE layers (shared experts)
+    router_params_per_layer: int = 0
+    norms_per_layer: int = 2
+    norm_params: int = 0  # all norm weights (incl. q/k norms and the final norm)
+    final_logit_softcap: float | None = None
+    attn_logit_softcap: float | None = None
+    sliding_window: int | None = None
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.experts else 0
+
+    @property
+    def embed_params(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tied_embeddings else self.vocab * self.hidden
+
+    @property
+    def linear_params(self) -> int:
+        """Parameters in nn.Linear layers of the decoder: what bitsandbytes quantizes."""
+        per_attn = sum(l.params for l in self.attn_linears)
+        per_mlp = sum(l.params for l in self.mlp_linears)
+        per_shared = sum(l.params for l in self.shared_expert_linears)
+        return self.layers * per_attn + self.dense_layers * per_mlp + self.moe_layers * per_shared
+
+    @property
+    def expert_params(self) -> int:
+        return self.moe_layers * self.expert_params_per_layer
+
+    @property
+    def router_params(self) -> int:
+        return self.moe_layers * self.router_params_per_layer
+
+    @property
+    def total_params(self) -> int:
+        return (
+            self.linear_params + self.expert_params + self.router_params + self.embed_params
+            + self.lm_head_params + self.norm_params
+        )
+
+    def lora_linears(self, targets: list[str] | str) -> list[tuple[Linear, int]]:
+        """(linear, number of layers holding it) for the LoRA targets: "all-linear" or module names."""
+        out = []
+        groups = [(self.attn_linears, self.layers), (self.mlp_linears, self.dense_layers),
+                  (self.shared_expert_linears, self.moe_layers)]
+        for linears, n_layers in groups:
+            for lin in linears:
+                if targets == "all-linear" or lin.name in targets:
+                    out.append((lin, n_layers))
+        return out
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if not isinstance(v, list)}
+        d.update(total_params=self.total_params, linear_params=self.linear_params, expert_params=self.expert_params,
+                 embed_params=self.embed_params, lm_head_params=self.lm_head_params)
+        return d
+
+
+# model_type -> family. Families share a layout; details come from the config.
+_FAMILIES = {
+    "llama": "llama", "mistral": "llama", "qwen2": "llama", "qwen3": "llama",
+    "gemma": "gemma", "gemma2": "gemma", "gemma3_text": "gemma", "gemma3": "gemma",
+    "phi3": "phi3",
+    "mixtral": "moe", "qwen2_moe": "moe", "qwen3_moe": "moe",
+}
+
+
+def supported_model_type(model_type: str) -> bool:
+    return model_type in _FAMILIES
+
+
+def supported_model_types() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def _text_config(config: dict) -> dict:
+    # Gemma 3 (multimodal) nests the language model's config under text_config.
+    if config.get("model_type") == "gemma3" and isinstance(config.get("text_config"), dict):
+        inner = dict(config["text_config"])
+        inner.setdefault("model_type", "gemma3_text")
+        inner.setdefault("tie_word_embeddings", config.get("tie_word_embeddings", True))
+        return inner
+    return config
+
+
+def model_shape(config: dict) -> ModelShape:
+    """The estimate's view of a model, from its config.json dict. Raises UnsupportedArchitecture / ValueError."""
+    config = _text_config(config)
+    mt = config.get("model_type")
+    if not mt:
+        raise UnsupportedArchitecture("config.json has no model_type; is this a model's config.json?")
+    if mt not in _FAMILIES:
+        raise UnsupportedArchitecture(
+            f"model_type {mt!r} is not supported by the estimator; supported: {', '.join(supported_model_types())}"
+        )
+    family = _FAMILIES[mt]
+    try:
+        h = int(config["hidden_size"])
+        layers = int(config["num_hidden_layers"])
+        heads = int(config["num_attention_heads"])
+        vocab = int(config["vocab_size"])
+    except KeyError as e:
+        raise ValueError(f"config.json for {mt} lacks {e.args[0]!r}; cannot estimate without it") from None
+    kv = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or h // heads)
+    inter = int(config.get("intermediate_size") or 0)
+    default_tied = family == "gemma"
+    tied = bool(config.get("tie_word_embeddings", default_tied))
+    q_out, kv_out = heads * head_dim, kv * head_dim
+
+    shape = ModelShape(model_type=mt, hidden=h, layers=layers, heads=heads, kv_heads=kv, head_dim=head_dim,
+                       intermediate=inter, vocab=vocab, tied_embeddings=tied)
+    if family == "phi3":
+        shape.attn_linears = [Linear("qkv_proj", h, q_out + 2 * kv_out), Linear("o_proj", q_out, h)]
+        shape.mlp_linears = [Linear("gate_up_proj", h, 2 * inter), Linear("down_proj", inter, h)]
+    else:
+        shape.attn_linears = [Linear("q_proj", h, q_out), Linear("k_proj", h, kv_out), Linear("v_proj", h, kv_out),
+                              Linear("o_proj", q_out, h)]
+        shape.mlp_linears = [Linear("gate_proj", h, inter), Linear("up_proj", h, inter), Linear("down_proj", inter, h)]
+    shape.dense_layers = layers
+    qk_norm_params = 0
+    if mt in ("qwen3", "qwen3_moe", "gemma3_text", "gemma3"):
+        qk_norm_params = 2 * head_dim  # q_norm and k_norm per layer
+    if family == "gemma":
+        shape.norms_per_layer = 4 if mt != "gemma" else 2
+        shape.final_logit_softcap = config.get("final_logit_softcapping")
+        shape.attn_logit_softcap = config.get("attn_logit_softcapping")
+    shape.sliding_window = config.get("sliding_window")
+
+    if family == "moe":
+        experts = int(config.get("num_local_experts") or config.get("num_experts") or 0)
+        if experts <= 0:
+            raise ValueError(f"{mt} config has no num_local_experts/num_experts")
+        e_inter = int(config.get("moe_intermediate_size") or inter)
+        shape.experts = experts
+        shape.experts_per_token = int(config.get("num_experts_per_tok") or 2)
+        shape.expert_intermediate = e_inter
+        shape.expert_params_per_layer = experts * 3 * h * e_inter
+        shape.router_params_per_layer = experts * h
+        shared = int(config.get("shared_expert_intermediate_size") or 0)
+        if shared:
+            shape.shared_expert_linears = [Linear("shared_expert.gate_proj", h, shared),
+                                           Linear("shared_expert.up_proj", h, shared),
+                                           Linear("shared_expert.down_proj", shared, h)]
+            shape.router_params_per_layer += h  # shared_expert_gate
+        # Qwen MoE: mlp_only_layers and decoder_sparse_step choose which layers are dense.
+        mlp_only = set(config.get("mlp_only_layers") or [])
+        step = int(config.get("decoder_sparse_step") or 1)
+        dense = [i for i in range(layers) if i in mlp_only or not ((i + 1) % step == 0)]
+        shape.dense_layers = len(dense) if mt != "mixtral" else 0
+    shape.norm_params = layers * (shape.norms_per_layer * h + qk_norm_params) + h
+    return shape
+
+
+# ---------------------------------------------------------------------------------------------------------
+def load_config(model: str) -> dict:
+    """config.json as a dict, from: a file path, a model directory, the local HF cache, or the Hub.
+
+    Only config.json is ever fetched. Raises ConfigNotFound with the reason (not found, gated, offline).
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return _read_json(path)
+    if path.is_dir():
+        cfg = path / "config.json"
+        if cfg.is_file():
+            return _read_json(cfg)
+        raise ConfigNotFound(f"{path} is a directory without config.json; point --model at a model directory")
+    if model.endswith(".json") or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ConfigNotFound(f"{model}: no such file or directory")
+    return _hub_config(model)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigNotFound(f"{path}: not a readable JSON config ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigNotFound(f"{path}: expected a JSON object (a model's config.json)")
+    return data
+
+
+def _hub_config(repo_id: str) -> dict:
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        cached = try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(cached, str):
+            return _read_json(Path(cached))
+        local = hf_hub_download(repo_id, "config.json")
+    except hf_errors.GatedRepoError:
+        raise ConfigNotFound(
+            f"{repo_id} is gated: accept its licence on huggingface.co/{repo_id}, then `tunedoc login` "
+            "(or set HF_TOKEN) and try again"
+        ) from None
+    except hf_errors.RepositoryNotFoundError:
+        raise ConfigNotFound(
+            f"{repo_id}: no such model on the Hub (or it is private: log in with `tunedoc login`); "
+            "check the id, e.g. Qwen/Qwen2.5-7B"
+        ) from None
+    except hf_errors.LocalEntryNotFoundError as e:
+        raise ConfigNotFound(
+            f"could not fetch config.json for {repo_id} and it is not in the local cache ({e}); "
+            "check the network or HF_ENDPOINT, or pass a local path to config.json"
+        ) from None
+    except hf_errors.RemoteEntryNotFoundError:
+        raise ConfigNotFound(f"{repo_id} has no config.json at its root; is it a GGUF-only or adapter repo?") from None
+    except hf_errors.HFValidationError:
+        raise ConfigNotFound(
+            f"{repo_id!r} is neither an existing path nor a valid Hub id (owner/name, e.g. Qwen/Qwen2.5-7B)"
+        ) from None
+    except (hf_errors.HfHubHTTPError, OSError) as e:
+        raise ConfigNotFound(
+            f"could not fetch config.json for {repo_id} ({e.__class__.__name__}: {e}); check the network or "
+            "HF_ENDPOINT, or pass a local path to config.json"
+        ) from None
+    return _read_json(Path(local))
