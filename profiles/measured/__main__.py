@@ -1,0 +1,3 @@
+from profiles.measured import main
+
+main()
