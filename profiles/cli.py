@@ -1,0 +1,222 @@
+"""`tunedoc profiles`, `tunedoc estimate` and `tunedoc fit`: stdout for data, stderr for diagnostics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from profiles.profile import BUILTIN_DIR, ProfileError, builtin_names, load_profile
+
+# one glyph per breakdown part: the stacked bar and the table's legend use the same
+GLYPHS = {"quantized_weights": "█", "quant_constants": "▇", "weights_16bit": "▓", "lora_params": "▒",
+          "lora_grads": "░", "optimizer_states": "#", "activations": "=", "logits_loss": "L",
+          "layer_backward": "B", "allocator_overhead": ":", "cuda_context": ".", "correction": "+"}
+BAR_WIDTH = 60
+
+
+def _err(msg: str) -> int:
+    print(f"tunedoc: {msg}", file=sys.stderr)
+    return 2
+
+
+# --- profiles ---------------------------------------------------------------------------------------------
+def profiles_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the profiles as JSON")
+
+
+def profiles_main(args) -> int:
+    profs = [load_profile(n) for n in builtin_names()]
+    if args.json:
+        print(json.dumps([p.to_dict() for p in profs], indent=2))
+        return 0
+    print(f"{'name':<16} {'quant':<7} {'r':>3} {'cutoff':>6} {'batch':>5} {'accum':>5} {'ckpt':<4} {'optimizer':<17} description")
+    for p in profs:
+        print(f"{p.name:<16} {p.quant:<7} {p.lora_r:>3} {p.cutoff_len:>6} {p.micro_batch:>5} {p.grad_accum:>5} "
+              f"{'yes' if p.grad_ckpt else 'no':<4} {p.optimizer:<17} {p.description}")
+    print("\nCopy one to edit it: the files are in " + str(BUILTIN_DIR), file=sys.stderr)
+    return 0
+
+
+# --- shared -----------------------------------------------------------------------------------------------
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="PATH_OR_HUB_ID",
+                        help="config.json, a model directory, or a Hub id (only config.json is fetched)")
+    parser.add_argument("--seq", type=int, metavar="N", help="tokens per sample (overrides the profile's cutoff_len)")
+    parser.add_argument("--attn", choices=("sdpa", "flash", "eager"), default="sdpa",
+                        help="attention implementation (eager adds a seq^2 term)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _load_config(model: str):
+    from profiles.archs import ConfigNotFound, load_config
+
+    try:
+        return load_config(model), None
+    except ConfigNotFound as e:
+        return None, str(e)
+
+
+def _lookup_gpu(name: str):
+    """(GpuInfo, None) or (None, error message)."""
+    try:
+        from doctor.knowledge import lookup_gpu
+    except ImportError:
+        return None, (f"--gpu {name!r}: the GPU table (doctor.knowledge) is not available in this install; "
+                      "pass --vram GB instead")
+    info = lookup_gpu(name)
+    if info is None:
+        return None, f"--gpu {name!r}: unknown GPU name; try the marketing name (e.g. 'RTX 4090', 'A100 80GB') or pass --vram GB"
+    return info, None
+
+
+# --- estimate ---------------------------------------------------------------------------------------------
+def estimate_args(parser: argparse.ArgumentParser) -> None:
+    _model_args(parser)
+    parser.add_argument("--profile", default="qlora-balanced", metavar="NAME_OR_TOML",
+                        help=f"a built-in profile ({', '.join(builtin_names())}) or a TOML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="change one profile field, e.g. --set cutoff_len=2048 (repeatable)")
+    parser.add_argument("--gpu", metavar="NAME", help="the card: compares with its memory and applies corrections "
+                        "recorded from earlier runs on it")
+
+
+def estimate_main(args) -> int:
+    from profiles.archs import UnsupportedArchitecture
+    from profiles.estimate import estimate
+
+    try:
+        profile = load_profile(args.profile).with_overrides(args.sets)
+    except (ProfileError, FileNotFoundError) as e:
+        return _err(str(e))
+    config, err = _load_config(args.model)
+    if err:
+        return _err(err)
+    gpu_info = None
+    if args.gpu:
+        gpu_info, err = _lookup_gpu(args.gpu)
+        if err:
+            return _err(err)
+    try:
+        est = estimate(config, profile, gpu=gpu_info.name if gpu_info else None, seq=args.seq, attn=args.attn)
+    except (UnsupportedArchitecture, ValueError) as e:
+        return _err(str(e))
+    if args.json:
+        out = est.to_dict()
+        if gpu_info:
+            out["gpu"] = {"name": gpu_info.name, "vram_gb": gpu_info.vram_gb,
+                          "fits": est.total_gb <= gpu_info.vram_gb}
+        print(json.dumps(out, indent=2))
+        return 0
+    d = est.details
+    print(f"{args.model}: {d['model_type']}, {d['params'] / 1e9:.2f} B params; profile {profile.name}; "
+          f"{d['seq']} tokens x {d['micro_batch']}; attention {d['attn']}")
+    print(render_breakdown(est))
+    if gpu_info:
+        spare = gpu_info.vram_gb - est.total_gb
+        verdict = f"fits with {spare:.1f} GiB to spare" if spare >= 0 else f"does not fit: {-spare:.1f} GiB short"
+        print(f"{gpu_info.name} ({gpu_info.vram_gb:g} GiB): {verdict}")
+    print("assumptions:")
+    for a in est.assumptions:
+        print(f"  - {a}")
+    return 0
+
+
+def render_breakdown(est) -> str:
+    """The breakdown as a table with a glyph legend, and one stacked bar."""
+    from profiles.estimate import BREAKDOWN_LABELS
+
+    lines = []
+    parts = [(k, v) for k, v in est.breakdown.items() if v > 0.0005]
+    for k, v in parts:
+        lines.append(f"  {GLYPHS.get(k, '?')} {BREAKDOWN_LABELS.get(k, k):<38} {v:8.2f} {est.unit}")
+    lines.append(f"    {'total (peak reserved + CUDA context)':<38} {est.total_gb:8.2f} {est.unit}")
+    bar = ""
+    acc = 0.0
+    for k, v in parts:  # cumulative rounding keeps the bar exactly BAR_WIDTH wide
+        start = round(acc / est.total_gb * BAR_WIDTH)
+        acc += v
+        bar += GLYPHS.get(k, "?") * (round(acc / est.total_gb * BAR_WIDTH) - start)
+    lines.append(f"  [{bar}]")
+    if est.correction:
+        lines.append(f"  {est.correction['text']}")
+    return "\n".join(lines)
+
+
+# --- fit --------------------------------------------------------------------------------------------------
+def fit_args(parser: argparse.ArgumentParser) -> None:
+    _model_args(parser)
+    card = parser.add_mutually_exclusive_group()
+    card.add_argument("--gpu", metavar="NAME", help="a GPU by name, e.g. 'RTX 4090'")
+    card.add_argument("--vram", type=float, metavar="GB", help="free GPU memory in GB (GPU sizes are binary: 24 = 24 GiB)")
+    parser.add_argument("--margin", type=float, metavar="GB", help="safety margin (default: 5 %% of the card, >= 0.5)")
+
+
+def _probed_gpu() -> tuple[str | None, float | None, str | None]:
+    """(name, free GiB, error) from the doctor's probes of this machine."""
+    try:
+        from doctor.facts import Facts
+        from doctor.run import run_probe
+    except ImportError:
+        return None, None, "the doctor's GPU probes are not available; pass --gpu NAME or --vram GB"
+    facts = Facts()
+    for probe in ("nvml", "nvidia-smi"):
+        try:
+            run_probe(probe, facts)
+        except Exception as e:  # a probe should never raise; if one does, say so and go on
+            print(f"tunedoc: probe {probe} failed: {e}", file=sys.stderr)
+        if facts.gpus:
+            break
+    gpus = [g for g in (facts.gpus or []) if g.memory_total_mb]
+    if not gpus:
+        why = facts.driver.nvml_error_text or facts.driver.nvidia_smi_error or "no NVIDIA GPU was found"
+        return None, None, f"no GPU to fit on this machine ({why}); pass --gpu NAME or --vram GB"
+    g = gpus[0]
+    free = g.memory_free_mb if g.memory_free_mb is not None else g.memory_total_mb
+    return g.name, free / 1024, None
+
+
+def fit_main(args) -> int:
+    from profiles.archs import UnsupportedArchitecture
+    from profiles.fit import fit
+
+    config, err = _load_config(args.model)
+    if err:
+        return _err(err)
+    gpu_name = None
+    if args.vram is not None:
+        if args.vram <= 0:
+            return _err(f"--vram {args.vram:g}: must be a positive number of GB")
+        vram, where = args.vram, f"{args.vram:g} GiB"
+    elif args.gpu:
+        info, err = _lookup_gpu(args.gpu)
+        if err:
+            return _err(err)
+        gpu_name, vram, where = info.name, float(info.vram_gb), f"{info.name} ({info.vram_gb:g} GiB)"
+    else:
+        gpu_name, vram, err = _probed_gpu()
+        if err:
+            return _err(err)
+        where = f"{gpu_name} ({vram:.1f} GiB free)"
+    try:
+        results = fit(config, vram, seq=args.seq, margin_gb=args.margin, gpu=gpu_name, attn=args.attn)
+    except (UnsupportedArchitecture, ValueError) as e:
+        return _err(str(e))
+    if args.json:
+        print(json.dumps({"vram_gb": vram, "gpu": gpu_name, "results": [r.to_dict() for r in results]}, indent=2))
+        return 0
+    from profiles.fit import default_margin
+
+    margin = default_margin(vram) if args.margin is None else args.margin
+    print(f"{args.model} on {where}, margin {margin:.1f} GiB:")
+    for r in results:
+        mark = "fits" if r.fits else "no"
+        used = min(1.0, r.estimate.total_gb / vram)
+        bar = "█" * round(used * 20) + "·" * (20 - round(used * 20))
+        print(f"  {mark:<4} {r.profile.name:<16} {r.estimate.total_gb:6.1f} GiB [{bar}] "
+              + (f"{r.headroom_gb:+.1f} GiB" if r.fits else f"{-r.headroom_gb:.1f} GiB over"))
+        if r.suggestion:
+            print(f"       {r.suggestion}")
+    if not any(r.fits for r in results):
+        print("nothing fits as is; the suggestions above say what would", file=sys.stderr)
+    return 0
