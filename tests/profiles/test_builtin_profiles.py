@@ -1,0 +1,32 @@
+import tomllib
+
+import pytest
+
+from profiles.profile import BUILTIN_DIR, Profile, builtin_names, load_profile
+
+REQUIRED = {"qlora-min", "qlora-balanced", "qlora-long", "lora-8bit", "lora-16bit"}
+
+
+def test_the_required_profiles_exist():
+    assert REQUIRED <= set(builtin_names())
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_each_file_validates_and_explains_itself(name):
+    path = BUILTIN_DIR / f"{name}.toml"
+    data = tomllib.loads(path.read_text())
+    prof = Profile.from_dict({"name": name, **data})  # raises ProfileError listing every problem
+    assert prof.description
+    assert load_profile(name) == prof
+    text = path.read_text().splitlines()
+    assert text[0].startswith(f"# {name}:")
+    # the memory-relevant fields each carry a comment saying what they do
+    for key in ("quant", "lora_r", "cutoff_len", "micro_batch", "grad_ckpt", "optimizer"):
+        line = next(l for l in text if l.startswith(f"{key} ") or l.startswith(f"{key}="))
+        assert "#" in line, f"{name}: {key} has no comment"
+
+
+def test_qlora_min_is_the_minimal_memory_setup():
+    p = load_profile("qlora-min")
+    assert (p.quant, p.lora_r, p.grad_ckpt, p.optimizer) == ("nf4-dq", 8, True, "paged-adamw-8bit")
+    assert load_profile("qlora-long").cutoff_len >= 4096
