@@ -144,7 +144,24 @@ def plan(repo, revision=None, include=None, exclude=None, endpoint_url=None, tok
             pf.present = min(_size(_incomplete(blob)) or 0, pf.size)
         p.files.append(pf)
     p.free_bytes = _free_bytes(p.cache_dir)
+    if mi.gated and not all(f.complete for f in p.files):
+        _check_access(p, p.files[-1].name, token)  # fail before any progress bar, not in the middle
     return p
+
+
+def _check_access(p: DownloadPlan, filename: str, token: str | None) -> None:
+    """A HEAD on one file: a gated repo answers 401/403 here when the token has no access."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    tok = resolve_token(token)
+    try:
+        r = get_session().head(hf_hub_url(p.repo, filename, revision=p.sha, endpoint=p.endpoint),
+                               headers=build_hf_headers(token=tok or False, library_name="tunedoc"),
+                               follow_redirects=False, timeout=30)
+        hf_raise_for_status(r)
+    except Exception as e:  # noqa: BLE001
+        raise translate(e, repo=p.repo, endpoint=p.endpoint, revision=p.revision, has_token=bool(tok)) from e
 
 
 def download(repo, revision=None, include=None, exclude=None, endpoint=None, token=None,

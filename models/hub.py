@@ -128,15 +128,29 @@ class ModelInfo:
 
 
 def search(query: str, limit: int = 20, token: str | None = None) -> list[ModelHit]:
-    """Models whose id contains `query`, most downloaded first."""
+    """Models whose id contains `query`, most downloaded first.
+
+    One request, no retries: HfApi.list_models retries a refused connection for ~25 s, which is the wrong
+    answer to a user whose network blocks the Hub (they need the mirror hint now).
+    """
+    from huggingface_hub import ModelInfo as HfModelInfo
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    from tunedoc import __version__
+
     ep = endpoint()
+    tok = resolve_token(token)
+    params = [("search", query), ("limit", str(limit)), ("sort", "downloads")]
+    params += [("expand", e) for e in ("downloads", "likes", "gated", "tags", "config", "safetensors",
+                                       "cardData", "pipeline_tag")]
     try:
-        results = api(ep, token).list_models(
-            search=query or None, limit=limit, sort="downloads",
-            expand=["downloads", "likes", "gated", "tags", "config", "safetensors", "cardData", "pipeline_tag"])
-        return [_hit(m) for m in results]
+        r = get_session().get(f"{ep}/api/models", params=params, timeout=30,
+                              headers=build_hf_headers(token=tok or False, library_name="tunedoc",
+                                                       library_version=__version__))
+        hf_raise_for_status(r)
+        return [_hit(HfModelInfo(**d)) for d in r.json()[:limit]]
     except Exception as e:  # noqa: BLE001 - every failure becomes a HubError with a fix
-        raise translate(e, repo=query or "(search)", endpoint=ep, has_token=bool(resolve_token(token))) from e
+        raise translate(e, repo=query or "(search)", endpoint=ep, has_token=bool(tok)) from e
 
 
 def info(repo: str, revision: str | None = None, token: str | None = None, endpoint_url: str | None = None) -> ModelInfo:
