@@ -175,6 +175,7 @@ class FakeHub:
         self.bytes_served: Counter[str] = Counter()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.generation = 0  # bumped by reset_counters: late bytes of older requests are not counted
         for r in repos or []:
             self.add(r)
         self._servers: list[ThreadingHTTPServer] = []
@@ -208,6 +209,7 @@ class FakeHub:
 
     def reset_counters(self) -> None:
         with self.lock:
+            self.generation += 1
             self.bytes_served.clear()
             self.requests.clear()
 
@@ -377,7 +379,7 @@ def _make_handler(hub: FakeHub, role: str):
                 with hub.lock:
                     hub.bytes_served[f.name] += sent
                 return
-            pos, t0, sent = start, time.monotonic(), 0
+            pos, t0, sent, gen = start, time.monotonic(), 0, hub.generation
             limit = end if drop is None else min(end, start + drop)
             try:
                 while pos < limit:
@@ -385,15 +387,15 @@ def _make_handler(hub: FakeHub, role: str):
                     self.wfile.write(chunk)
                     pos += len(chunk)
                     sent += len(chunk)
+                    with hub.lock:
+                        if hub.generation == gen:
+                            hub.bytes_served[f.name] += len(chunk)
                     if throttle:
                         ahead = sent / throttle - (time.monotonic() - t0)
                         if ahead > 0:
                             time.sleep(ahead)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            finally:
-                with hub.lock:
-                    hub.bytes_served[f.name] += sent
             if drop is not None and limit < end:  # cut the connection mid-file, like a flaky link
                 self.close_connection = True
                 try:
