@@ -64,6 +64,9 @@ def translate(exc: BaseException, *, repo: str, endpoint: str, revision: str | N
     if isinstance(exc, hf_errors.HFValidationError):
         return HubError("bad_input", f"{repo!r} is not a valid repository id: {_first_line(exc)}",
                         "use the form owner/name, e.g. Qwen/Qwen2.5-0.5B")
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+        return HubError("network", "HF_HUB_OFFLINE is set, so tunedoc may not contact the Hub",
+                        "unset HF_HUB_OFFLINE (or HF_HUB_OFFLINE=0) to search or download")
     if isinstance(exc, hf_errors.GatedRepoError):
         return gated_error(repo, endpoint, has_token)
     if isinstance(exc, hf_errors.RevisionNotFoundError):
