@@ -117,6 +117,7 @@ class PythonEnv:
     pip_available: bool | None = None
     # interpreter-vs-packages mismatch: the pip/site the user installed into is not this interpreter's
     package_locations: dict[str, str] = field(default_factory=dict)  # name -> site dir, for torch & friends
+    pip_python: str | None = None  # the interpreter the `pip` on PATH installs into (from its shebang)
 
 
 @dataclass

@@ -1,0 +1,190 @@
+"""Stand-alone probe run by the *target* interpreter: torch, then bitsandbytes.
+
+Prints one JSON line per part ({"part": "torch", ...} then {"part": "bnb", ...}) and flushes after each, so a
+bitsandbytes crash still leaves the torch facts. Must not import tunedoc. Exceptions are caught and reported;
+a segfault or hang is seen by the parent through the exit code or its timeout.
+"""
+import io
+import json
+import sys
+import traceback
+import warnings
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def last_line(exc):
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text.splitlines()[-1] if text else repr(exc)
+
+
+def probe_torch():
+    out = {"part": "torch", "installed": True}
+    caught = io.StringIO()
+    real_stderr = sys.stderr
+    try:
+        with warnings.catch_warnings(record=True) as ws:
+            warnings.simplefilter("always")
+            sys.stderr = caught
+            try:
+                import torch
+            finally:
+                sys.stderr = real_stderr
+    except ModuleNotFoundError as e:
+        if getattr(e, "name", None) == "torch":
+            return {"part": "torch", "installed": False, "import_ok": False, "import_error": last_line(e),
+                    "import_error_kind": "module_not_found"}, None
+        out.update(import_ok=False, import_error=last_line(e), import_error_kind="module_not_found",
+                   traceback=traceback.format_exc()[-3000:])
+        return out, None
+    except OSError as e:
+        out.update(import_ok=False, import_error=last_line(e), import_error_kind="dll",
+                   traceback=traceback.format_exc()[-3000:])
+        return out, None
+    except BaseException as e:  # noqa: BLE001 - anything torch raises on import is a finding
+        out.update(import_ok=False, import_error=last_line(e), import_error_kind="other",
+                   traceback=traceback.format_exc()[-3000:])
+        return out, None
+    out["warnings"] = [str(w.message)[:500] for w in ws] + [l for l in caught.getvalue().splitlines() if l.strip()][:20]
+    out["import_ok"] = True
+    out["version"] = getattr(torch, "__version__", None)
+    out["file"] = getattr(torch, "__file__", None)
+    v = getattr(torch, "version", None)
+    out["cuda"] = getattr(v, "cuda", None)
+    out["hip"] = getattr(v, "hip", None)
+    try:
+        out["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
+    except Exception:
+        out["cudnn"] = None
+    try:
+        out["arch_list"] = list(torch.cuda.get_arch_list())
+    except Exception:
+        out["arch_list"] = None
+    try:
+        out["cxx11abi"] = bool(torch._C._GLIBCXX_USE_CXX11_ABI)
+    except Exception:
+        pass
+    try:
+        import torch.distributed as dist
+
+        out["distributed_available"] = bool(dist.is_available())
+        out["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
+    except Exception:
+        pass
+    ws2 = []
+    with warnings.catch_warnings(record=True) as ws2:
+        warnings.simplefilter("always")
+        try:
+            out["cuda_available"] = bool(torch.cuda.is_available())
+            out["device_count"] = torch.cuda.device_count() if out["cuda_available"] else 0
+        except Exception as e:
+            out["cuda_available"] = False
+            out["cuda_error"] = last_line(e)
+        devices = []
+        if out.get("cuda_available"):
+            for i in range(out["device_count"]):
+                try:
+                    p = torch.cuda.get_device_properties(i)
+                    devices.append({"name": p.name, "capability": f"{p.major}.{p.minor}",
+                                    "total_mb": int(p.total_memory // (1024 * 1024))})
+                except Exception as e:
+                    devices.append({"error": last_line(e)})
+            out["devices"] = devices
+            try:
+                x = torch.ones(8, device="cuda")
+                y = (x * 2).sum().item()
+                out["cuda_op_ok"] = y == 16.0
+            except Exception as e:
+                out["cuda_op_ok"] = False
+                out["cuda_op_error"] = last_line(e)
+            caps = [d.get("capability") for d in devices if d.get("capability")]
+            out["bf16_supported"] = bool(caps) and all(float(c) >= 8.0 for c in caps)
+    out["warnings"] += [str(w.message)[:800] for w in ws2]
+    return out, torch
+
+
+def probe_bnb(torch):
+    out = {"part": "bnb"}
+    caught = io.StringIO()
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    try:
+        sys.stdout = sys.stderr = caught
+        try:
+            import bitsandbytes as bnb
+        finally:
+            sys.stdout, sys.stderr = real_stdout, real_stderr
+    except ModuleNotFoundError as e:
+        if getattr(e, "name", None) == "bitsandbytes":
+            return {"part": "bnb", "installed": False, "import_ok": False}
+        return {"part": "bnb", "installed": True, "import_ok": False, "import_error": last_line(e),
+                "warnings": caught.getvalue().splitlines()[-20:]}
+    except BaseException as e:  # noqa: BLE001
+        return {"part": "bnb", "installed": True, "import_ok": False, "import_error": last_line(e),
+                "warnings": caught.getvalue().splitlines()[-20:]}
+    out.update(installed=True, import_ok=True, version=getattr(bnb, "__version__", None))
+    out["warnings"] = [l for l in caught.getvalue().splitlines() if l.strip()][-20:]
+    try:
+        from bitsandbytes import cextension
+
+        lib = getattr(cextension, "lib", None)
+        cls = type(lib).__name__ if lib is not None else None
+        path = None
+        for attr in ("_lib", "lib"):
+            handle = getattr(lib, attr, None)
+            path = getattr(handle, "_name", None) or path
+        out["native_lib"] = (path or "").replace("\\", "/").rsplit("/", 1)[-1] or None
+        backend = getattr(cextension, "BNB_BACKEND", None)
+        if lib is None or "ErrorHandler" in (cls or ""):
+            out["lib_kind"] = "none"
+        elif out["native_lib"] and "cpu" in out["native_lib"].lower():
+            out["lib_kind"] = "cpu"
+        elif out["native_lib"] and ("cuda" in out["native_lib"].lower() or "rocm" in out["native_lib"].lower()):
+            out["lib_kind"] = "cuda"
+        elif backend:
+            out["lib_kind"] = "cpu" if str(backend).upper() == "CPU" else "cuda"
+        else:
+            out["lib_kind"] = "other"
+    except Exception as e:
+        out["lib_error"] = last_line(e)
+    if torch is not None and out.get("import_ok"):
+        try:
+            if torch.cuda.is_available():
+                import bitsandbytes.functional as F
+
+                w = torch.randn(64, 64, device="cuda", dtype=torch.float16)
+                q, state = F.quantize_4bit(w, quant_type="nf4")
+                back = F.dequantize_4bit(q, state)
+                err = (back.float() - w.float()).abs().mean().item()
+                out["quant_ok"] = err < 0.2
+                if not out["quant_ok"]:
+                    out["quant_error"] = f"4-bit round trip error {err:.3f} is too large"
+        except Exception as e:  # noqa: BLE001
+            out["quant_ok"] = False
+            out["quant_error"] = last_line(e)
+    return out
+
+
+def main():
+    parts = sys.argv[1:] or ["torch", "bnb"]
+    torch_out, torch = probe_torch()
+    emit(torch_out)
+    if "bnb" in parts:
+        if torch_out.get("import_ok"):
+            emit(probe_bnb(torch))
+        else:
+            # bitsandbytes imports torch: report whether it is installed, not a second torch failure
+            try:
+                from importlib import metadata
+
+                version = metadata.version("bitsandbytes")
+                emit({"part": "bnb", "installed": True, "version": version, "import_ok": None,
+                      "import_error": "not tried: torch does not import"})
+            except Exception:
+                emit({"part": "bnb", "installed": False, "import_ok": False})
+
+
+if __name__ == "__main__":
+    main()
