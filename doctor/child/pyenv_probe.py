@@ -55,7 +55,7 @@ def main():
                 words = first[2:].strip().split()
                 if words and words[0].endswith("/env") and len(words) > 1:
                     words = [shutil.which(words[-1]) or words[-1]]
-                if words:
+                if words and os.path.basename(words[0]).lower().startswith("python"):
                     out["pip_python"] = os.path.realpath(words[0]) if os.path.exists(words[0]) else words[0]
     except Exception:
         pass

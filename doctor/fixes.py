@@ -1,0 +1,90 @@
+"""Fix command builders: exact commands for this platform, shell and target interpreter.
+
+    pip(facts, "install", "--upgrade", "torch==2.11.0", "--index-url", url)
+      -> '/home/u/venv/bin/python -m pip install --upgrade torch==2.11.0 --index-url ...'    (bash)
+      -> '& "C:\\Users\\u\\venv\\Scripts\\python.exe" -m pip install ...'                      (powershell)
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from doctor.facts import Facts
+from doctor.findings import Fix
+
+
+def shell_of(facts: Facts) -> str:
+    system = (facts.platform.system or "").lower()
+    if system.startswith("win"):
+        return "cmd" if facts.platform.shell == "cmd" else "powershell"
+    return "bash"
+
+
+def python_of(facts: Facts) -> str:
+    exe = facts.python.executable
+    if exe:
+        return exe
+    return "python" if shell_of(facts) != "bash" else "python3"
+
+
+def quote(arg: str, shell: str) -> str:
+    if shell == "bash":
+        return shlex.quote(arg)
+    if shell == "powershell":
+        return f'"{arg}"' if any(c in arg for c in " '&()$`;{}") else arg
+    return f'"{arg}"' if any(c in arg for c in " &()^|<>") else arg
+
+
+def py_cmd(facts: Facts, *args: str) -> str:
+    """`<python> -m <args>` for the target interpreter, quoted for the shell (PowerShell needs `&` to call a
+    quoted path)."""
+    shell = shell_of(facts)
+    exe = python_of(facts)
+    head = quote(exe, shell)
+    if shell == "powershell" and head.startswith('"'):
+        head = f"& {head}"
+    return " ".join([head, *(quote(a, shell) for a in args)])
+
+
+def pip(facts: Facts, *args: str) -> str:
+    return py_cmd(facts, "-m", "pip", *args)
+
+
+def set_env(facts: Facts, name: str, value: str) -> str:
+    shell = shell_of(facts)
+    if shell == "powershell":
+        return f'$env:{name} = "{value}"'
+    if shell == "cmd":
+        return f"set {name}={value}"
+    return f"export {name}={shlex.quote(value)}"
+
+
+def torch_install_fix(facts: Facts, version: str | None, variant: str, title: str | None = None) -> Fix:
+    url = f"https://download.pytorch.org/whl/{variant}"
+    spec = f"torch=={version}" if version else "torch"
+    cmds = [pip(facts, "install", "--upgrade", "--force-reinstall", spec, "--index-url", url)]
+    return Fix(
+        title=title or f"Install PyTorch {version or ''} built for CUDA {variant[2:-1]}.{variant[-1]} ({variant})".replace("  ", " "),
+        commands=cmds,
+        shell=shell_of(facts),
+        url="https://pytorch.org/get-started/locally/",
+        applicable=True,
+    )
+
+
+def driver_fix(facts: Facts, min_version: str | None, why: str) -> Fix:
+    system = (facts.platform.system or "").lower()
+    if facts.platform.is_wsl:
+        return Fix(title=f"Update the NVIDIA driver on Windows (the host), to {min_version} or newer; never install "
+                         f"a Linux driver inside WSL. {why}", commands=[], shell="powershell",
+                   url="https://www.nvidia.com/Download/index.aspx")
+    if system.startswith("win"):
+        return Fix(title=f"Install NVIDIA driver {min_version} or newer (Game Ready or Studio). {why}",
+                   commands=[], shell="powershell", url="https://www.nvidia.com/Download/index.aspx")
+    distro = (facts.platform.distro or "").lower()
+    cmds = []
+    if "ubuntu" in distro or "debian" in distro:
+        cmds = ["sudo ubuntu-drivers list", "sudo ubuntu-drivers install", "sudo reboot"] if "ubuntu" in distro else \
+            ["sudo apt-get update", "sudo apt-get install nvidia-driver", "sudo reboot"]
+    return Fix(title=f"Install NVIDIA driver {min_version} or newer, then reboot. {why}".strip(), commands=cmds,
+               shell="bash", url="https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/")

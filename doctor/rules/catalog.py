@@ -1,0 +1,159 @@
+"""The finding catalog: every id the doctor can emit, its default severity and area, and the explanation.
+
+Ids are a public contract for `tunedoc doctor --json` users: never rename one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    severity: str
+    area: str
+    title: str  # default one-line title (rules usually write a more specific one)
+    detail: str  # why it matters
+    url: str | None = None
+
+
+C = Entry
+CATALOG: dict[str, Entry] = {
+    # driver
+    "no-driver": C("error", "driver", "No NVIDIA driver found",
+                   "An NVIDIA GPU is on this machine but neither NVML (libnvidia-ml) nor nvidia-smi was found: the "
+                   "driver is not installed, so nothing can use the GPU."),
+    "container-no-gpu": C("error", "driver", "This container was started without GPU access",
+                          "Inside a container the driver comes from the host through the NVIDIA Container Toolkit. "
+                          "Without `--gpus all` (docker) or a GPU resource (Kubernetes), no driver library is "
+                          "mounted and no GPU is visible.",
+                          "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"),
+    "driver-not-loaded": C("error", "driver", "The NVIDIA driver is installed but not loaded",
+                           "The user-space libraries are present but the kernel module does not answer. Usual "
+                           "causes: Secure Boot blocks the unsigned module, or a kernel update without a rebuilt "
+                           "DKMS module."),
+    "driver-library-mismatch": C("error", "driver", "NVIDIA driver and library versions do not match",
+                                 "The kernel module and the user-space libraries come from different driver "
+                                 "versions, typically after a driver upgrade without a reboot. NVML, nvidia-smi and "
+                                 "CUDA all fail until they match."),
+    "driver-too-old": C("error", "driver", "The NVIDIA driver is too old for this PyTorch build",
+                        "A CUDA program needs a driver at least as new as the CUDA it was built with (within a "
+                        "major, minor-version compatibility allows older drivers with a limited feature set)."),
+    "wsl-linux-driver": C("error", "driver", "A Linux NVIDIA driver is installed inside WSL",
+                          "Under WSL2 the Windows driver provides the GPU through /usr/lib/wsl/lib. A Linux driver "
+                          "installed inside WSL shadows those libraries and breaks CUDA.",
+                          "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"),
+    "wsl-libcuda-path": C("error", "driver", "WSL2: libcuda is not found under /usr/lib/wsl/lib",
+                          "CUDA programs in WSL2 load libcuda.so from /usr/lib/wsl/lib, provided by the Windows "
+                          "driver. When it is missing or not on the loader path, CUDA libraries fail to load.",
+                          "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"),
+    "driver-ok": C("ok", "driver", "NVIDIA driver", ""),
+    "no-gpu": C("warning", "gpu", "No NVIDIA GPU on this machine",
+                "Without an NVIDIA GPU, training runs on the CPU: fine for the built-in demo and tiny models, far "
+                "too slow for real models."),
+    # gpu
+    "mig-device-selection": C("warning", "gpu", "MIG is enabled: select one MIG instance",
+                              "With MIG, a CUDA process sees one instance only when CUDA_VISIBLE_DEVICES names it "
+                              "(MIG-<uuid>); otherwise device enumeration fails or shows one device."),
+    "device-order": C("warning", "gpu", "CUDA and nvidia-smi number the GPUs differently",
+                      "CUDA orders GPUs fastest first by default; nvidia-smi orders by PCI bus. With different GPUs, "
+                      "CUDA_VISIBLE_DEVICES=0 may not be the GPU you picked in nvidia-smi."),
+    "bf16-unsupported": C("warning", "gpu", "This GPU has no bf16: train in fp16",
+                          "bf16 needs compute capability 8.0 (Ampere) or newer. Use fp16 (tunedoc's precision=auto "
+                          "does) and attn_implementation=\"sdpa\"."),
+    "flash-attn-unsupported": C("warning", "gpu", "FlashAttention 2 does not support this GPU or platform",
+                                "FlashAttention 2 supports Ampere, Ada and Hopper GPUs on Linux. Use "
+                                "attn_implementation=\"sdpa\" (PyTorch's built-in attention) instead."),
+    "gpu-ok": C("ok", "gpu", "GPU", ""),
+    # cuda
+    "nvcc-missing": C("info", "cuda", "No CUDA toolkit (nvcc): only needed to build CUDA extensions",
+                      "PyTorch and bitsandbytes wheels bundle their CUDA libraries; nvcc is only needed to compile "
+                      "extensions such as flash-attn or DeepSpeed ops from source."),
+    "nvcc-mismatch": C("warning", "cuda", "The CUDA toolkit differs from PyTorch's CUDA",
+                       "Building a CUDA extension (flash-attn, DeepSpeed ops, xformers from source) needs an nvcc "
+                       "of the same major version as torch.version.cuda. Training itself does not use nvcc."),
+    "libcudart-missing": C("error", "cuda", "The CUDA runtime library (libcudart) cannot be loaded",
+                           "An extension or library was built for a CUDA runtime that is not installed, or the "
+                           "nvidia-* pip wheels that carry it are missing."),
+    "cuda-ok": C("ok", "cuda", "CUDA toolkit", ""),
+    # torch
+    "torch-missing": C("error", "torch", "PyTorch is not installed in the target Python",
+                       "Training needs PyTorch in the interpreter that runs it."),
+    "torch-cpu-build": C("error", "torch", "PyTorch is a CPU-only build on a machine with an NVIDIA GPU",
+                         "This torch has no CUDA support (torch.version.cuda is None), so the GPU is unused. Usual "
+                         "causes: pip's default index on Windows, a mirror without CUDA wheels, or another package "
+                         "reinstalling torch from PyPI."),
+    "torch-import-dll": C("error", "torch", "PyTorch fails to import: a DLL or shared library does not load",
+                          "torch could not load one of its native libraries (WinError 126/127/1114 on Windows, a "
+                          "missing .so on Linux)."),
+    "torch-import-error": C("error", "torch", "PyTorch crashes or fails on import", ""),
+    "torch-arch-unsupported": C("error", "torch", "This PyTorch build has no kernels for this GPU",
+                                "Each PyTorch wheel is compiled for a list of GPU architectures. New GPUs (RTX 50 / "
+                                "sm_120) need CUDA 12.8+ builds (torch 2.7+); old ones (Pascal, Maxwell) were "
+                                "dropped from cu128+ builds. Running anyway gives \"no kernel image is available for "
+                                "execution on the device\"."),
+    "torch-cuda-unavailable": C("error", "torch", "PyTorch is built with CUDA but cannot use the GPU",
+                                "torch.cuda.is_available() is False although torch has CUDA support."),
+    "torch-cuda-op-failed": C("error", "torch", "A tiny CUDA operation failed", ""),
+    "torch-env-mismatch": C("warning", "torch", "pip and python are different interpreters",
+                            "The `pip` on PATH installs into another Python than the one that runs tunedoc's "
+                            "training: packages you install with it are invisible here. Always use "
+                            "`<python> -m pip`."),
+    "cudnn-mismatch": C("error", "torch", "cuDNN version mismatch",
+                        "An older cuDNN on LD_LIBRARY_PATH or PATH shadows the one bundled with PyTorch."),
+    "extension-abi-mismatch": C("error", "torch", "A compiled extension was built against another PyTorch",
+                                "Extensions such as flash-attn must be built for the exact torch version and C++ "
+                                "ABI installed; an undefined symbol on import means they were not."),
+    "cuda-oom": C("error", "torch", "CUDA out of memory",
+                  "The run needed more GPU memory than was free. QLoRA fits by trading speed for memory: micro-batch "
+                  "1 with gradient accumulation, a shorter cutoff length, gradient checkpointing, paged 8-bit AdamW, "
+                  "and expandable segments against fragmentation."),
+    "deepspeed-op-build": C("error", "torch", "A DeepSpeed op failed to build",
+                            "DeepSpeed compiles its ops (cpu_adam, fused_adam) on first use; that needs nvcc of the "
+                            "same CUDA major as torch, CUDA_HOME and the Python headers."),
+    "torch-ok": C("ok", "torch", "PyTorch", ""),
+    # bnb
+    "bnb-missing": C("warning", "bnb", "bitsandbytes is not installed: no 4-bit QLoRA",
+                     "QLoRA's 4-bit and 8-bit layers and the paged 8-bit optimizers come from bitsandbytes."),
+    "bnb-no-gpu-binary": C("error", "bnb", "bitsandbytes loaded no CUDA library",
+                           "bitsandbytes fell back to its CPU library (or none), so 4-bit training on the GPU fails "
+                           "with \"compiled without GPU support\" or an undefined symbol."),
+    "bnb-too-old": C("error", "bnb", "This bitsandbytes cannot work here",
+                     "bitsandbytes ships native libraries per CUDA version and GPU architecture; older releases lack "
+                     "Windows wheels (< 0.43), Blackwell kernels (< 0.45.3) or builds for newer CUDA."),
+    "bnb-import-error": C("error", "bnb", "bitsandbytes fails to import", ""),
+    "bnb-quant-failed": C("error", "bnb", "bitsandbytes 4-bit quantization failed on the GPU", ""),
+    "bnb-ok": C("ok", "bnb", "bitsandbytes", ""),
+    # platform
+    "win-libuv": C("warning", "platform", "torch.distributed on Windows: libuv is not built in",
+                   "PyTorch >= 2.4 on Windows defaults TCPStore to libuv, which Windows wheels lack: torchrun and "
+                   "accelerate fail with \"use_libuv was requested but PyTorch was build without libuv support\"."),
+    "win-no-nccl": C("warning", "platform", "Windows has no NCCL: multi-GPU needs gloo or WSL2",
+                     "NCCL is Linux-only. On Windows use the gloo backend, a single GPU, or WSL2."),
+    "win-triton": C("warning", "platform", "Triton is Linux-only: install triton-windows",
+                    "torch.compile and some kernels (Unsloth, Liger) need Triton; on Windows use the triton-windows "
+                    "package."),
+    "win-symlinks": C("warning", "platform", "This Windows user cannot create symlinks: the HF cache duplicates files",
+                      "huggingface_hub's cache uses symlinks; without Developer Mode (or admin) it copies files "
+                      "instead, using more disk."),
+    "win-long-paths": C("warning", "platform", "Windows long paths are disabled",
+                        "Paths over 260 characters fail (pip installs into deep venvs, HF cache paths)."),
+    "platform-ok": C("ok", "platform", "Platform", ""),
+    # hf
+    "hf-disk-low": C("warning", "hf", "Little free disk for models",
+                     "A 7B model is ~15 GB in 16-bit safetensors; checkpoints and merged exports need more."),
+    "hf-endpoint": C("info", "hf", "Hugging Face mirror in use", ""),
+    "hf-offline": C("info", "hf", "HF_HUB_OFFLINE is set: no downloads", ""),
+    "hf-ok": C("ok", "hf", "Hugging Face", ""),
+}
+
+
+def make(id: str, title: str | None = None, detail: str | None = None, evidence: list[str] | None = None,
+         fixes: list | None = None, severity: str | None = None):
+    """A Finding for catalog id `id`, with the catalog's severity, area and explanation as defaults."""
+    from doctor.findings import Finding
+
+    e = CATALOG[id]
+    d = e.detail if not detail else f"{detail} {e.detail}".strip()
+    return Finding(id=id, severity=severity or e.severity, area=e.area, title=title or e.title,
+                   detail=d or e.detail, evidence=list(evidence or []), fixes=list(fixes or []))

@@ -1,0 +1,245 @@
+"""Error signatures from pasted logs and tracebacks -> findings, with fixes as exact as the facts allow."""
+
+from __future__ import annotations
+
+from doctor import knowledge as K
+from doctor.facts import Facts, Signature
+from doctor.findings import Finding, Fix
+from doctor.fixes import driver_fix, pip, set_env, shell_of, torch_install_fix
+from doctor.rules.catalog import CATALOG, make
+
+
+def from_signatures(facts: Facts, found: dict[str, Finding]) -> list[Finding]:
+    out: list[Finding] = []
+    by_id: dict[str, list[Signature]] = {}
+    for s in facts.signatures:
+        if s.id in CATALOG:
+            by_id.setdefault(s.id, []).append(s)
+    for sid, sigs in by_id.items():
+        evidence = [f"{s.source + ': ' if s.source else ''}{s.line.strip()[:300]}" for s in sigs[:5]]
+        data: dict = {}
+        for s in sigs:
+            data.update(s.data)
+        if sid in found:
+            out.append(Finding(id=sid, severity=found[sid].severity, area=found[sid].area, title=found[sid].title,
+                               evidence=evidence))
+            continue
+        builder = BUILDERS.get(sid)
+        f = builder(facts, data, evidence) if builder else make(sid, evidence=evidence)
+        out.append(f)
+    return out
+
+
+def _cc_from(facts: Facts, data: dict) -> str | None:
+    cc = data.get("capability")
+    if cc:
+        return cc
+    ccs = [g.compute_capability for g in facts.gpus or [] if g.compute_capability]
+    return ccs[-1] if ccs else None
+
+
+def _arch(facts, data, ev):
+    cc = _cc_from(facts, data)
+    choice = K.best_torch_install(cc, facts.driver.cuda_version, facts.platform.system or "Linux")
+    fixes = []
+    if choice.variant:
+        fx = torch_install_fix(facts, choice.version, choice.variant)
+        fx.title += f" — {choice.why}"
+        fixes.append(fx)
+        if choice.driver_needed:
+            fixes.append(driver_fix(facts, choice.driver_needed, f"{choice.variant} needs it."))
+    title = "This PyTorch build has no kernels for this GPU" + (f" (sm_{cc.replace('.', '')})" if cc else "")
+    return make("torch-arch-unsupported", title=title, evidence=ev, fixes=fixes)
+
+
+def _cpu(facts, data, ev):
+    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    return make("torch-cpu-build", evidence=ev,
+                fixes=[torch_install_fix(facts, choice.version, choice.variant or "cu128")])
+
+
+def _driver_old(facts, data, ev):
+    found = data.get("found")  # "11.4" from "found version 11040"
+    title = "The NVIDIA driver is too old for this PyTorch build" + (
+        f" (it supports CUDA {found})" if found else "")
+    tv = facts.torch.cuda or data.get("needed")
+    need = K.min_driver(tv, facts.platform.system or "Linux") if tv else K.min_driver("12.8", facts.platform.system or "Linux")
+    fixes = [driver_fix(facts, need, "")]
+    if found:
+        cc = _cc_from(facts, data)
+        choice = K.best_torch_install(cc, found, facts.platform.system or "Linux")
+        if choice.variant and not choice.driver_needed:
+            fx = torch_install_fix(facts, choice.version, choice.variant,
+                                   title=f"Or keep the driver and install a PyTorch built for CUDA <= {found}")
+            fixes.append(fx)
+    return make("driver-too-old", title=title, evidence=ev, fixes=fixes)
+
+
+def _oom(facts, data, ev):
+    detail = ""
+    if data.get("tried_gib") or data.get("total_gib"):
+        detail = (f"The run tried to allocate {data.get('tried_gib', '?')} GiB with "
+                  f"{data.get('total_gib', '?')} GiB total and {data.get('free_gib', '?')} GiB free.")
+    sh = shell_of(facts)
+    return make("cuda-oom", detail=detail, evidence=ev, fixes=[
+        Fix(title="See which profiles fit this GPU, and by how much", commands=["tunedoc fit --model <model>"],
+            shell=sh),
+        Fix(title="Trade speed for memory: micro-batch 1 with more accumulation, checkpointing, shorter cutoff",
+            commands=["tunedoc train ... --set micro_batch=1 --set grad_accum=16 --set grad_ckpt=true "
+                      "--set cutoff_len=1024 --set optimizer=paged-adamw-8bit"], shell=sh),
+        Fix(title="Reduce fragmentation", commands=[set_env(facts, "PYTORCH_CUDA_ALLOC_CONF",
+                                                            "expandable_segments:True")], shell=sh, applicable=True),
+    ])
+
+
+def _libuv(facts, data, ev):
+    return make("win-libuv", evidence=ev, fixes=[
+        Fix(title="Disable libuv for torch.distributed's TCPStore before launching",
+            commands=[set_env(facts, "USE_LIBUV", "0")], shell=shell_of(facts) if facts.platform.system else "powershell",
+            applicable=True),
+        Fix(title="Or train on a single GPU without torchrun / accelerate launch, or use WSL2", commands=[],
+            shell="powershell")])
+
+
+def _nccl(facts, data, ev):
+    return make("win-no-nccl", evidence=ev, fixes=[Fix(
+        title="Use the gloo backend (accelerate config: distributed backend gloo), a single GPU, or WSL2",
+        commands=[set_env(facts, "CUDA_VISIBLE_DEVICES", "0")], shell=shell_of(facts), applicable=True)])
+
+
+def _triton(facts, data, ev):
+    return make("win-triton", evidence=ev, fixes=[Fix(title="Install triton-windows",
+                                                      commands=[pip(facts, "install", "triton-windows")],
+                                                      shell=shell_of(facts), applicable=True)])
+
+
+def _bnb_gpu(facts, data, ev):
+    return make("bnb-no-gpu-binary", evidence=ev, fixes=[Fix(
+        title="Upgrade bitsandbytes to a release with a CUDA library for this PyTorch",
+        commands=[pip(facts, "install", "--upgrade", "bitsandbytes")], shell=shell_of(facts), applicable=True)])
+
+
+def _bnb_old(facts, data, ev):
+    return make("bnb-too-old", evidence=ev, fixes=[Fix(
+        title="Upgrade bitsandbytes", commands=[pip(facts, "install", "--upgrade", "bitsandbytes")],
+        shell=shell_of(facts), applicable=True)])
+
+
+def _dll(facts, data, ev):
+    fixes = []
+    text = " ".join(ev).lower()
+    if "fbgemm.dll" in text:
+        fixes.append(Fix(title="torch 2.4.0 on Windows misses libomp140: upgrade torch",
+                         commands=[pip(facts, "install", "--upgrade", "torch>=2.4.1")], shell=shell_of(facts),
+                         applicable=True))
+    fixes.append(Fix(title="Install the latest Microsoft Visual C++ Redistributable (x64)",
+                     commands=["winget install --id Microsoft.VCRedist.2015+.x64"], shell="powershell",
+                     url="https://aka.ms/vc14/vc_redist.x64.exe"))
+    return make("torch-import-dll", evidence=ev, fixes=fixes)
+
+
+def _wsl_libcuda(facts, data, ev):
+    return make("wsl-libcuda-path", evidence=ev, fixes=[Fix(
+        title="Put the WSL driver library dir on the loader path",
+        commands=["export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH"], shell="bash")])
+
+
+def _mismatch(facts, data, ev):
+    return make("driver-library-mismatch", evidence=ev, fixes=[Fix(
+        title="Reboot so the kernel module matches the driver libraries", commands=["sudo reboot"], shell="bash")])
+
+
+def _not_loaded(facts, data, ev):
+    return make("driver-not-loaded", evidence=ev, fixes=[Fix(
+        title="Check Secure Boot and rebuild the kernel module", commands=["mokutil --sb-state", "dkms status",
+                                                                          "sudo dkms autoinstall", "sudo reboot"],
+        shell="bash")])
+
+
+def _no_driver(facts, data, ev):
+    if facts.platform.in_container or data.get("container"):
+        return make("container-no-gpu", evidence=ev, fixes=[Fix(
+            title="Start the container with GPU access", commands=["docker run --gpus all ..."], shell="bash")])
+    return make("no-driver", evidence=ev, fixes=[driver_fix(facts, K.min_driver("12.8", facts.platform.system or "Linux"),
+                                                            "")])
+
+
+def _cudnn(facts, data, ev):
+    return make("cudnn-mismatch", evidence=ev, fixes=[Fix(
+        title="Remove old cuDNN/CUDA dirs from LD_LIBRARY_PATH so PyTorch uses the cuDNN it ships",
+        commands=["echo $LD_LIBRARY_PATH", "unset LD_LIBRARY_PATH"], shell="bash")])
+
+
+def _abi(facts, data, ev):
+    return make("extension-abi-mismatch", evidence=ev, fixes=[Fix(
+        title="Rebuild the extension against the installed torch (or install a wheel built for it)",
+        commands=[pip(facts, "install", "--force-reinstall", "--no-build-isolation", "--no-cache-dir",
+                      data.get("package", "flash-attn"))], shell=shell_of(facts), applicable=True)])
+
+
+def _flash(facts, data, ev):
+    return make("flash-attn-unsupported", evidence=ev, fixes=[Fix(
+        title="Use attn_implementation=\"sdpa\" (tunedoc's default) and uninstall flash-attn",
+        commands=[pip(facts, "uninstall", "-y", "flash-attn")], shell=shell_of(facts), applicable=True)])
+
+
+def _bf16(facts, data, ev):
+    return make("bf16-unsupported", evidence=ev, fixes=[Fix(
+        title="Train in fp16 on this GPU", commands=["tunedoc train ... --set precision=fp16"], shell=shell_of(facts))])
+
+
+def _deepspeed(facts, data, ev):
+    return make("deepspeed-op-build", evidence=ev, fixes=[Fix(
+        title="See which ops can build, then prebuild cpu_adam with a toolkit matching torch.version.cuda",
+        commands=["ds_report", "DS_BUILD_CPU_ADAM=1 " + pip(facts, "install", "--force-reinstall", "deepspeed")],
+        shell="bash")])
+
+
+def _nvcc(facts, data, ev):
+    return make("nvcc-mismatch", evidence=ev, fixes=[Fix(
+        title="Install the CUDA toolkit matching torch.version.cuda and point CUDA_HOME at it",
+        commands=[], shell=shell_of(facts), url="https://developer.nvidia.com/cuda-toolkit-archive")])
+
+
+def _cudart(facts, data, ev):
+    return make("libcudart-missing", evidence=ev, fixes=[Fix(
+        title="Reinstall torch with its CUDA dependencies, then rebuild extensions against it",
+        commands=[pip(facts, "install", "--force-reinstall", "torch")], shell=shell_of(facts))])
+
+
+def _symlinks(facts, data, ev):
+    return make("win-symlinks", evidence=ev, fixes=[Fix(
+        title="Turn on Developer Mode, or silence the warning",
+        commands=["start ms-settings:developers", '$env:HF_HUB_DISABLE_SYMLINKS_WARNING = "1"'], shell="powershell")])
+
+
+def _long_paths(facts, data, ev):
+    return make("win-long-paths", evidence=ev, fixes=[Fix(
+        title="Enable Windows long paths (administrator PowerShell)",
+        commands=['New-ItemProperty -Path "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\FileSystem" -Name '
+                  '"LongPathsEnabled" -Value 1 -PropertyType DWORD -Force'], shell="powershell")])
+
+
+def _mig(facts, data, ev):
+    return make("mig-device-selection", evidence=ev, fixes=[Fix(
+        title="Select one MIG instance", commands=["nvidia-smi -L",
+                                                   set_env(facts, "CUDA_VISIBLE_DEVICES", "MIG-<uuid>")],
+        shell=shell_of(facts))])
+
+
+def _env_mismatch(facts, data, ev):
+    return make("torch-env-mismatch", evidence=ev, fixes=[Fix(
+        title="Install with the interpreter that runs your code", commands=[pip(facts, "install", "<package>")],
+        shell=shell_of(facts))])
+
+
+BUILDERS = {
+    "torch-arch-unsupported": _arch, "torch-cpu-build": _cpu, "driver-too-old": _driver_old, "cuda-oom": _oom,
+    "win-libuv": _libuv, "win-no-nccl": _nccl, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
+    "bnb-too-old": _bnb_old, "torch-import-dll": _dll, "wsl-libcuda-path": _wsl_libcuda,
+    "driver-library-mismatch": _mismatch, "driver-not-loaded": _not_loaded, "no-driver": _no_driver,
+    "container-no-gpu": _no_driver, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,
+    "flash-attn-unsupported": _flash, "bf16-unsupported": _bf16, "deepspeed-op-build": _deepspeed,
+    "nvcc-mismatch": _nvcc, "libcudart-missing": _cudart, "win-symlinks": _symlinks, "win-long-paths": _long_paths,
+    "mig-device-selection": _mig, "torch-env-mismatch": _env_mismatch,
+}
