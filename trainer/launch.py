@@ -1,0 +1,163 @@
+"""Start a training run as its own process, steer it, and list runs. Imported by the TUI: no torch here.
+
+    handle = start_run("path/to/model", "data.jsonl", "qlora-min", ["max_steps=100"], "runs", None)
+    send_control(handle.run_dir, "stop")
+    for info in list_runs("runs"): ...
+
+The child is `python -m trainer.recipe RUN_DIR` with stdout/stderr going to RUN_DIR/trainer.log. Detached, it
+survives the terminal closing and SSH dropping: on POSIX it gets its own session (no SIGHUP from the terminal); on
+Windows it is created with DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW. No fork, no symlinks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer import control
+from trainer.rundir import (
+    CONFIG,
+    LOG,
+    RunInfo,
+    default_runs_dir,
+    list_runs,
+    new_run_id,
+    read_json,
+    redact,
+    resolve_run,
+    run_status,
+    update_status,
+    write_json,
+)
+
+__all__ = [
+    "RunHandle", "RunInfo", "start_run", "resume_run", "send_control", "list_runs", "run_status", "resolve_run",
+    "default_runs_dir", "build_config",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunHandle:
+    run_id: str
+    run_dir: Path
+    pid: int
+    process: subprocess.Popen | None = None  # set for runs started by this process (foreground `train` waits on it)
+
+
+def build_config(model: str, data: str, profile_name_or_path: str | None, sets: list[str] | None,
+                 fmt: str = "auto", name: str | None = None) -> dict:
+    """The resolved run configuration written to config.json. Raises ProfileError / FileNotFoundError with
+    messages that name the problem; nothing here needs torch."""
+    from profiles.profile import Profile, load_profile
+
+    profile = load_profile(profile_name_or_path) if profile_name_or_path else Profile(name="default")
+    if sets:
+        name_before = profile.name
+        profile = profile.with_overrides(sets)
+        profile.name = name_before
+    model_s = str(model)
+    if Path(model_s).exists():
+        model_s = str(Path(model_s).resolve())
+    data_p = Path(data)
+    if not data_p.exists():
+        raise FileNotFoundError(f"data {data!r} does not exist; pass a .json/.jsonl file or a directory with "
+                                "dataset_info.json")
+    return redact({
+        "model": model_s,
+        "data": str(data_p.resolve()),
+        "format": fmt,
+        "name": name,
+        "profile": profile.to_dict(),
+        "sets": list(sets or []),
+        "created": time.time(),
+        "tunedoc": _tunedoc_version(),
+        "python": sys.executable,
+    })
+
+
+def start_run(model: str, data: str, profile_name_or_path: str | None, sets: list[str] | None,
+              runs_dir: str | os.PathLike | None, name: str | None, fmt: str = "auto",
+              python: str | None = None, detach: bool = True) -> RunHandle:
+    """Create `runs_dir/<run-id>/` with config.json and start the trainer in its own process.
+
+    Returns at once. `runs_dir` None means `default_runs_dir()`. `python` is the interpreter that trains (default:
+    this one). `detach=False` keeps the child in this terminal's process group so Ctrl-C reaches it (foreground
+    `tunedoc train`); it still logs to trainer.log and writes events."""
+    config = build_config(model, data, profile_name_or_path, sets, fmt, name)
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(model, name, root)
+    run_dir = root / run_id
+    run_dir.mkdir()
+    config["run_id"] = run_id
+    write_json(run_dir / CONFIG, config)
+    return _spawn(run_dir, [], python, detach)
+
+
+def resume_run(run_dir: str | os.PathLike, python: str | None = None, detach: bool = True) -> RunHandle:
+    """Continue a stopped, failed or killed run from its last checkpoint, in a new process."""
+    run_dir = Path(run_dir)
+    status = run_status(run_dir)
+    if status.get("status") in ("starting", "running", "paused"):
+        raise RuntimeError(f"run {run_dir.name} is still {status['status']} (pid {status.get('pid')}); "
+                           f"`tunedoc resume {run_dir.name}` un-pauses it, `tunedoc stop {run_dir.name}` stops it")
+    python = python or read_json(run_dir / CONFIG).get("python") or sys.executable
+    return _spawn(run_dir, ["--resume"], python, detach)
+
+
+def _spawn(run_dir: Path, extra: list[str], python: str | None, detach: bool) -> RunHandle:
+    python = python or sys.executable
+    control.clear(run_dir)
+    update_status(run_dir, status="starting", pid=None, started=time.time())
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    kwargs: dict = {}
+    if detach:
+        if os.name == "nt":
+            kwargs["creationflags"] = (subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
+                                       | subprocess.CREATE_NO_WINDOW)
+        else:
+            kwargs["start_new_session"] = True
+    log = open(run_dir / LOG, "ab")
+    try:
+        proc = subprocess.Popen(
+            [python, "-m", "trainer.recipe", str(run_dir), *extra],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir.parent),
+            close_fds=True, **kwargs,
+        )
+    except OSError as e:
+        update_status(run_dir, status="failed", error=f"could not start {python}: {e}")
+        raise RuntimeError(f"could not start the trainer with {python}: {e}") from e
+    finally:
+        log.close()
+    return RunHandle(run_id=run_dir.name, run_dir=run_dir, pid=proc.pid, process=proc)
+
+
+def send_control(run_dir: str | os.PathLike, action: str) -> Path:
+    """Ask a run to save | pause | resume | stop. Raises RuntimeError when the run is not active (the request
+    would otherwise sit unread), ValueError for an unknown action."""
+    run_dir = Path(run_dir)
+    status = run_status(run_dir)
+    if status.get("status") not in ("starting", "running", "paused"):
+        extra = f" ({status['error']})" if status.get("error") else ""
+        hint = f"; `tunedoc train --resume {run_dir.name}` continues it" if status.get("status") != "completed" else ""
+        raise RuntimeError(f"run {run_dir.name} is {status.get('status')}{extra}, not running: nothing to "
+                           f"{action}{hint}")
+    return control.request(run_dir, action)
+
+
+def _tunedoc_version() -> str:
+    try:
+        from tunedoc import __version__
+
+        return __version__
+    except Exception:  # pragma: no cover
+        return "?"
