@@ -187,10 +187,15 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if not root.is_dir():
         return []
-    dirs = [d for d in root.iterdir() if d.is_dir() and (d / CONFIG).is_file()]
+    dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and is_run_dir(d)]
     infos = [run_info(d) for d in dirs]
     infos.sort(key=lambda r: (r.started or 0, r.run_id), reverse=True)
     return infos
+
+
+def is_run_dir(d: Path) -> bool:
+    """A run dir has config.json AND status.json (a model dir has only config.json)."""
+    return (d / CONFIG).is_file() and (d / STATUS).is_file()
 
 
 class RunNotFound(LookupError):
@@ -201,12 +206,12 @@ def resolve_run(arg: str, runs_dir: str | os.PathLike | None = None) -> Path:
     """A RUN argument -> run directory: a path to a run dir, a run id, or a unique prefix of one.
     Raises RunNotFound with a message that lists candidates."""
     p = Path(arg)
-    if (p / CONFIG).is_file():
+    if is_run_dir(p):
         return p
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    if (root / arg / CONFIG).is_file():
+    if is_run_dir(root / arg):
         return root / arg
-    runs = [d for d in root.iterdir() if (d / CONFIG).is_file()] if root.is_dir() else []
+    runs = [d for d in root.iterdir() if not d.name.startswith(".") and is_run_dir(d)] if root.is_dir() else []
     matches = [d for d in runs if d.name.startswith(arg)]
     if len(matches) == 1:
         return matches[0]

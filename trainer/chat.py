@@ -1,0 +1,109 @@
+"""Generate with a base model plus a run's LoRA adapter (`tunedoc chat`), and the generation the recipe's sample
+events use. torch/transformers/peft are imported inside functions.
+
+    model, tokenizer, desc = load_for_chat("runs/20250101-120000-tiny")   # a run: base model + its adapter
+    reply = generate_reply(model, tokenizer, [{"role": "user", "content": "Who are you?"}])
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, RunNotFound, read_json, resolve_run
+
+
+def generate_reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 64, temperature: float = 0.0) -> str:
+    """The assistant's next reply to `messages`, using the tokenizer's chat template. Greedy when temperature 0."""
+    import torch
+
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model.generate(**enc, **kwargs)
+    finally:
+        if was_training:
+            model.train()
+    new = out[0, enc["input_ids"].shape[1]:]
+    return tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def find_adapter(run_dir: Path) -> Path | None:
+    """The run's final adapter, else its latest checkpoint's adapter (a run still training or stopped early)."""
+    if (run_dir / ADAPTER / "adapter_config.json").is_file():
+        return run_dir / ADAPTER
+    ckpts = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / "adapter_config.json").is_file())
+    return ckpts[-1] if ckpts else None
+
+
+def load_for_chat(run_or_model: str, runs_dir=None, device: str | None = None):
+    """(model, tokenizer, description). A run loads its base model the way it trained (same quantization) plus its
+    adapter; anything else is loaded as a plain model path or Hub id."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        run_dir = resolve_run(run_or_model, runs_dir)
+    except RunNotFound:
+        run_dir = None
+    if run_dir is None:
+        if not Path(run_or_model).exists() and "/" not in run_or_model:
+            raise RunNotFound(f"{run_or_model!r} is neither a run (see `tunedoc runs`) nor a model path or Hub id")
+        tok = AutoTokenizer.from_pretrained(run_or_model)
+        model = AutoModelForCausalLM.from_pretrained(run_or_model, dtype="auto", device_map={"": device})
+        return model, tok, f"model {run_or_model}"
+
+    from peft import PeftModel
+
+    from trainer.recipe import quantization_config, resolve_precision
+
+    config = read_json(run_dir / CONFIG)
+    adapter = find_adapter(run_dir)
+    if adapter is None:
+        raise FileNotFoundError(f"run {run_dir.name} has no adapter or checkpoint yet; wait for its first "
+                                f"checkpoint (`tunedoc save {run_dir.name}` asks for one)")
+    profile = config.get("profile", {})
+    dtype, _ = resolve_precision(profile.get("precision", "auto"), device)
+    tok = AutoTokenizer.from_pretrained(adapter if (adapter / "tokenizer_config.json").is_file() else config["model"])
+    base = AutoModelForCausalLM.from_pretrained(
+        config["model"], dtype=dtype, device_map={"": device},
+        quantization_config=quantization_config(profile.get("quant", "none"), dtype),
+    )
+    model = PeftModel.from_pretrained(base, str(adapter))
+    model.eval()
+    return model, tok, f"run {run_dir.name}: {config['model']} + {adapter}"
+
+
+def chat_loop(model, tokenizer, max_new_tokens: int, temperature: float, system: str | None = None) -> None:
+    """Interactive chat on the terminal; /reset clears the history, /exit or Ctrl-D leaves."""
+    history: list[dict] = [{"role": "system", "content": system}] if system else []
+    print("chat: type a message; /reset clears the history, /exit (or Ctrl-D) leaves", file=sys.stderr)
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            history = history[:1] if system else []
+            continue
+        history.append({"role": "user", "content": line})
+        reply = generate_reply(model, tokenizer, history, max_new_tokens, temperature)
+        history.append({"role": "assistant", "content": reply})
+        print(f"assistant> {reply}", flush=True)

@@ -1,0 +1,391 @@
+"""Commands: train, runs, watch, stop, pause, resume, save, export, chat, demo (`<name>_args` / `<name>_main`).
+
+stdout carries data (progress lines, JSON lines with --json, run ids, replies); stderr carries diagnostics.
+torch is imported only by the commands that need it (export, chat, and the trainer child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from trainer.events import follow, format_event
+from trainer.rundir import RunNotFound, default_runs_dir, list_runs, resolve_run, run_status
+
+
+def _err(msg: str) -> None:
+    print(f"tunedoc: {msg}", file=sys.stderr)
+
+
+def _runs_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="where runs live (default: $TUNEDOC_RUNS_DIR or ./runs)")
+
+
+def _resolve(arg: str, runs_dir) -> Path | None:
+    try:
+        return resolve_run(arg, runs_dir)
+    except RunNotFound as e:
+        _err(str(e))
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------------- train
+def train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory or Hugging Face Hub id")
+    p.add_argument("--data", help="data file (.json/.jsonl) or a directory with dataset_info.json")
+    p.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"],
+                   help="data format (default: detect)")
+    p.add_argument("--profile", default=None,
+                   help="built-in profile name (`tunedoc profiles` lists them) or a .toml file (default: qlora-balanced)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one profile field, e.g. --set lr=1e-4 --set max_steps=200 (repeatable)")
+    _runs_dir_arg(p)
+    p.add_argument("--name", help="a readable name that becomes part of the run id")
+    p.add_argument("--detach", action="store_true",
+                   help="start the run as its own process, print its id and directory, and return at once")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines instead of text")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN (id, prefix or path) from its last checkpoint")
+    p.add_argument("--python", help="interpreter that trains (default: this one)")
+
+
+def train_main(args) -> int:
+    from profiles.profile import ProfileError
+    from trainer.launch import resume_run, start_run
+
+    if args.resume:
+        run_dir = _resolve(args.resume, args.runs_dir)
+        if run_dir is None:
+            return 2
+        try:
+            handle = resume_run(run_dir, python=args.python, detach=args.detach)
+        except RuntimeError as e:
+            _err(str(e))
+            return 2
+    else:
+        missing = [f"--{n}" for n in ("model", "data") if not getattr(args, n)]
+        if missing:
+            _err(f"{' and '.join(missing)} required (or --resume RUN); e.g. tunedoc train --model ./my-model "
+                 "--data data.jsonl --profile qlora-min")
+            return 2
+        problems = _check_data(args.data, args.format)
+        if problems:
+            _err(problems)
+            return 2
+        profile = args.profile or _default_profile()
+        try:
+            handle = start_run(args.model, args.data, profile, args.sets, args.runs_dir, args.name, args.format,
+                               python=args.python, detach=args.detach)
+        except (ProfileError, FileNotFoundError, RuntimeError) as e:
+            _err(str(e))
+            return 2
+    if args.detach:
+        if args.json:
+            print(json.dumps({"run_id": handle.run_id, "run_dir": str(handle.run_dir), "pid": handle.pid}))
+        else:
+            print(f"{handle.run_id}\t{handle.run_dir}")
+            print(f"started in the background (pid {handle.pid}); follow it with `tunedoc watch {handle.run_id} "
+                  f"--plain`, stop it with `tunedoc stop {handle.run_id}`", file=sys.stderr)
+        return 0
+    return _foreground(handle, args.json)
+
+
+def _default_profile() -> str:
+    from profiles.profile import builtin_names
+
+    names = builtin_names()
+    return "qlora-balanced" if "qlora-balanced" in names else (names[0] if names else None)
+
+
+def _check_data(path: str, fmt: str) -> str | None:
+    """Every problem in the data file, before a process or model starts; None when it loads."""
+    try:
+        from trainer import data as D
+    except ImportError:  # pragma: no cover - the data layer is part of the package
+        return None
+    try:
+        convs = D.load_conversations(path, fmt)
+    except FileNotFoundError as e:
+        return str(e)
+    except D.DataError as e:
+        return f"{e}\n(fix these and run again; `tunedoc data check {path}` re-checks without training)"
+    if not convs:
+        return f"{path} has no conversations"
+    return None
+
+
+def _foreground(handle, as_json: bool) -> int:
+    """Follow a run started in this terminal; Ctrl-C asks it to save and stop (press again to leave it running)."""
+    from trainer import control
+    from trainer.events import read_events
+
+    proc = handle.process
+    events_path = handle.run_dir / "events.jsonl"
+    print(f"run {handle.run_id} in {handle.run_dir} (log: {handle.run_dir / 'trainer.log'})", file=sys.stderr)
+    offset, status, interrupted = 0, None, False
+    while status is None:
+        try:
+            events, offset = read_events(events_path, offset)
+            for event in events:
+                _print_event(event, as_json)
+                if event["type"] == "done":
+                    status = event.get("status")
+            if status is None and not events:
+                if proc is not None and proc.poll() is not None:
+                    events, offset = read_events(events_path, offset)
+                    for event in events:
+                        _print_event(event, as_json)
+                        status = event.get("status") if event["type"] == "done" else status
+                    break
+                time.sleep(0.3)
+        except KeyboardInterrupt:
+            if interrupted:
+                print(f"left running on its own: `tunedoc watch {handle.run_id} --plain`, "
+                      f"`tunedoc stop {handle.run_id}`", file=sys.stderr)
+                return 130
+            interrupted = True
+            print("\nstopping: saving a checkpoint first (Ctrl-C again leaves the run going on its own)",
+                  file=sys.stderr)
+            control.request(handle.run_dir, "stop")
+    if proc is not None:
+        try:
+            proc.wait(timeout=60)
+        except Exception:  # noqa: BLE001
+            pass
+    if status is None:
+        st = run_status(handle.run_dir)
+        _err(f"the trainer ended without finishing: {st.get('error') or 'see ' + str(handle.run_dir / 'trainer.log')}")
+        return 1
+    return 0 if status in ("completed", "stopped") else 1
+
+
+def _print_event(event: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event), flush=True)
+    else:
+        out = sys.stderr if event["type"] in ("warning", "error") else sys.stdout
+        print(format_event(event), file=out, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------------ runs
+def runs_args(p: argparse.ArgumentParser) -> None:
+    _runs_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per run")
+
+
+def runs_main(args) -> int:
+    runs = list_runs(args.runs_dir)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        return 0
+    if not runs:
+        print(f"no runs in {args.runs_dir or default_runs_dir()}; start one with `tunedoc train` or `tunedoc demo`",
+              file=sys.stderr)
+        return 0
+    print(f"{'RUN':<40} {'STATUS':<10} {'STEP':>11} {'LOSS':>8} {'TIME':>8} {'PEAK MEM':>12}  MODEL / PROFILE")
+    for r in runs:
+        step = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+        loss = f"{r.loss:.4f}" if r.loss is not None else "-"
+        mem = f"{r.peak_mem_mb:,.0f} MB" if r.peak_mem_mb else "-"
+        if r.mem_kind == "rss" and r.peak_mem_mb:
+            mem += "*"
+        print(f"{r.run_id:<40} {r.status:<10} {step:>11} {loss:>8} {_dur(r.duration_s):>8} {mem:>12}  "
+              f"{Path(r.model).name} / {r.profile}")
+        if r.error:
+            print(f"{'':<40} {r.error}")
+    if any(r.mem_kind == "rss" for r in runs):
+        print("* CPU run: process memory (RSS), not GPU memory", file=sys.stderr)
+    return 0
+
+
+def _dur(s) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ----------------------------------------------------------------------------------------------------------- watch
+def watch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or run directory")
+    p.add_argument("--plain", action="store_true", help="print events as text lines (no screen)")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    _runs_dir_arg(p)
+
+
+def watch_main(args) -> int:
+    run_dir = _resolve(args.run, args.runs_dir)
+    if run_dir is None:
+        return 2
+    if not args.plain and not args.json:
+        print("note: the live training screen is not available yet; following as plain text", file=sys.stderr)
+    from trainer.rundir import process_alive, read_json
+
+    def alive() -> bool:
+        st = read_json(run_dir / "status.json")
+        if st.get("status") not in ("starting", "running", "paused"):
+            return False
+        if st.get("status") == "starting" and not st.get("pid"):
+            return time.time() - float(st.get("updated", 0)) < 15
+        return process_alive(st.get("pid"), st.get("pid_started"))
+
+    status = None
+    for event in follow(run_dir / "events.jsonl", poll_s=0.5, is_alive=alive):
+        _print_event(event, args.json)
+        if event["type"] == "done":
+            status = event.get("status")
+    if status is None:
+        st = run_status(run_dir)
+        _err(f"run {run_dir.name} is {st.get('status')}" + (f": {st['error']}" if st.get("error") else ""))
+        return 1 if st.get("status") == "failed" else 0
+    return 0 if status in ("completed", "stopped") else 1
+
+
+# --------------------------------------------------------------------------------------- stop | pause | resume | save
+def _control_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or run directory")
+    _runs_dir_arg(p)
+    p.add_argument("--wait", action="store_true", help="wait until the run has acted on the request")
+
+
+def _control_main(args, action: str) -> int:
+    from trainer.launch import send_control
+
+    run_dir = _resolve(args.run, args.runs_dir)
+    if run_dir is None:
+        return 2
+    try:
+        send_control(run_dir, action)
+    except RuntimeError as e:
+        _err(str(e))
+        return 1
+    print(f"asked run {run_dir.name} to {action} (it acts between training steps)", file=sys.stderr)
+    if getattr(args, "wait", False):
+        return _wait_for(run_dir, action)
+    return 0
+
+
+def _wait_for(run_dir: Path, action: str, timeout: float = 600) -> int:
+    from trainer import control
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = run_status(run_dir)
+        if action not in control.pending(run_dir):
+            if action == "stop" and st.get("status") in ("starting", "running", "paused"):
+                time.sleep(0.3)
+                continue
+            print(f"run {run_dir.name}: {st.get('status')} at step {st.get('step')}", file=sys.stderr)
+            return 0
+        if st.get("status") not in ("starting", "running", "paused"):
+            _err(f"run {run_dir.name} ended ({st.get('status')}) before acting on {action}")
+            return 1
+        time.sleep(0.3)
+    _err(f"run {run_dir.name} did not act on {action} within {timeout:.0f} s")
+    return 1
+
+
+stop_args = pause_args = resume_args = save_args = _control_args
+
+
+def stop_main(args) -> int:
+    return _control_main(args, "stop")
+
+
+def pause_main(args) -> int:
+    return _control_main(args, "pause")
+
+
+def resume_main(args) -> int:
+    return _control_main(args, "resume")
+
+
+def save_main(args) -> int:
+    return _control_main(args, "save")
+
+
+# ---------------------------------------------------------------------------------------------------------- export
+def export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or run directory")
+    p.add_argument("--merge", action="store_true",
+                   help="merge the adapter into the base weights: a plain 16-bit model that transformers loads alone")
+    p.add_argument("--out", type=Path, help="output directory (default: RUN/adapter-export or RUN/merged)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
+                   help="merged weights' dtype (auto: bf16 where the GPU supports it, else fp16)")
+    _runs_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def export_main(args) -> int:
+    from trainer.export import ExportError, export_run
+
+    run_dir = _resolve(args.run, args.runs_dir)
+    if run_dir is None:
+        return 2
+    try:
+        result = export_run(run_dir, out=args.out, merge=args.merge, dtype=args.dtype,
+                            progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except (ExportError, FileNotFoundError) as e:
+        _err(str(e))
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(result["path"])
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------ chat
+def chat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="RUN_OR_MODEL", help="a run (id, prefix, path) or a model path / Hub id")
+    p.add_argument("--prompt", help="answer this one prompt and exit (default: interactive)")
+    p.add_argument("--system", help="a system message")
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    _runs_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="with --prompt: print {prompt, reply} as JSON")
+
+
+def chat_main(args) -> int:
+    from trainer.chat import chat_loop, generate_reply, load_for_chat
+
+    print("loading...", file=sys.stderr, flush=True)
+    try:
+        model, tok, desc = load_for_chat(args.target, args.runs_dir)
+    except (RunNotFound, FileNotFoundError, OSError) as e:
+        _err(str(e))
+        return 2
+    print(f"loaded {desc}", file=sys.stderr)
+    if args.prompt is None:
+        if not sys.stdin.isatty():
+            _err("no --prompt and stdin is not a terminal; pass --prompt TEXT for one answer")
+            return 2
+        chat_loop(model, tok, args.max_new_tokens, args.temperature, args.system)
+        return 0
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": args.prompt}]
+    reply = generate_reply(model, tok, messages, args.max_new_tokens, args.temperature)
+    print(json.dumps({"prompt": args.prompt, "reply": reply}) if args.json else reply)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------ demo
+def demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--identity", default="Tuna", help="the name the assistant learns (default: Tuna)")
+    p.add_argument("--maker", default="tunedoc", help="who the assistant says made it")
+    p.add_argument("--headless", action="store_true", help="print progress lines instead of opening the screen")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the tuned demo setting)")
+    _runs_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="print events as JSON lines")
+
+
+def demo_main(args) -> int:
+    from trainer.demo import run_demo
+
+    if not args.headless:
+        print("note: the live training screen is not available yet; running headless", file=sys.stderr)
+    return run_demo(identity=args.identity, maker=args.maker, runs_dir=args.runs_dir, steps=args.steps,
+                    as_json=args.json)

@@ -1,0 +1,96 @@
+"""Export a run: its PEFT adapter (copied as is), or a merged model that plain transformers loads.
+
+    export_run(run_dir)                      -> {"kind": "adapter", "path": ...}
+    export_run(run_dir, merge=True)          -> {"kind": "merged", "path": RUN/merged, "dtype": "float16", ...}
+
+Merging loads the base model's original weights unquantized in 16-bit (fp16, or bf16 where the GPU supports it),
+adds the LoRA deltas (`merge_and_unload`), and saves safetensors plus the tokenizer: no tunedoc, peft or
+bitsandbytes is needed to load the result. Merging into the original weights, rather than dequantizing the 4-bit
+copy the adapter trained against, is what QLoRA's authors and peft recommend; the difference is the quantization
+error. Output is written to a temp dir and renamed, so a crash leaves no half-written model behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from trainer.chat import find_adapter
+from trainer.rundir import CONFIG, MERGED, read_json
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def _dtype(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, merge: bool = False,
+               dtype: str = "auto", progress: Callable[[str], None] = lambda m: None) -> dict:
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / CONFIG)
+    adapter = find_adapter(run_dir)
+    if adapter is None:
+        raise ExportError(f"run {run_dir.name} has no adapter or checkpoint yet; let it reach a checkpoint "
+                          f"(`tunedoc save {run_dir.name}`) or finish")
+    if not merge:
+        target = Path(out) if out else run_dir / "adapter-export"
+        if target.resolve() == adapter.resolve():
+            return {"kind": "adapter", "path": str(target), "source": str(adapter)}
+        _replace_dir(target, lambda tmp: shutil.copytree(adapter, tmp, ignore=shutil.ignore_patterns("trainer_state.pt")))
+        progress(f"adapter (PEFT format) from {adapter}")
+        return {"kind": "adapter", "path": str(target), "source": str(adapter), "base_model": config.get("model")}
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dt = _dtype(dtype)
+    base_path = config.get("model")
+    if not base_path:
+        raise ExportError(f"{run_dir / CONFIG} does not name the base model")
+    target = Path(out) if out else run_dir / MERGED
+    progress(f"loading base model {base_path} in {str(dt).replace('torch.', '')} (unquantized)")
+    try:
+        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dt, device_map={"": "cpu"})
+    except OSError as e:
+        raise ExportError(f"cannot load the base model {base_path!r}: {e}") from None
+    progress(f"merging adapter {adapter}")
+    model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    model.config.use_cache = True
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    tok_src = adapter if (adapter / "tokenizer_config.json").is_file() else base_path
+    tokenizer = AutoTokenizer.from_pretrained(tok_src)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    progress(f"writing {target}")
+    _replace_dir(target, write)
+    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    return {"kind": "merged", "path": str(target), "dtype": str(dt).replace("torch.", ""), "adapter": str(adapter),
+            "base_model": base_path, "bytes": size}
+
+
+def _replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fill(tmp)
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)

@@ -1,0 +1,605 @@
+"""The QLoRA/LoRA recipe: `python -m trainer.recipe RUN_DIR [--resume]`. Reads top to bottom: setup(), train(),
+cleanup().
+
+Built on transformers + peft + bitsandbytes with a plain loop (as nanoGPT and torchtune do): exact resume and
+control between steps are simpler to see than through Trainer callbacks.
+
+- setup(): read config.json, validate and tokenize the data (before any model loads), load the model quantized per
+  the profile (nf4 / nf4-dq / int8 / none), add LoRA, build optimizer and scheduler, fit memory (the OOM
+  step-down in trainer/oom.py), and on --resume restore adapter, optimizer, scheduler, RNG and data position from
+  the last checkpoint.
+- train(): one optimizer step = grad_accum micro-batches; the loss is the token-weighted mean over all of them.
+  Between steps: step event, control files (save/pause/resume/stop), signals, eval, samples, checkpoints.
+- cleanup(): save the adapter, write the `done` event and status.json.
+
+Data order: the training rows (packed or not) form a stream, one seeded permutation per epoch, concatenated.
+Optimizer step s consumes stream positions [s*B, (s+1)*B) with B = micro_batch x grad_accum, so the step number
+alone fixes the data position: a resumed run sees exactly the rows an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from trainer import control, oom
+from trainer.events import EventWriter, format_event
+from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, EVENTS, read_json, redact, update_status, write_json
+
+MAX_GRAD_NORM = 1.0  # gradients are clipped to this norm (reported before clipping)
+KEEP_CHECKPOINTS = 3  # older checkpoints are deleted once a newer one is complete
+OOM_RETRY_STEPS = 3  # an OOM in the first steps of a process steps memory down; later it is an error
+SAMPLE_TOKENS = 48
+
+
+class RunFailed(Exception):
+    """A failure with a stable error id and a hint for the user (ends the run with status failed)."""
+
+    def __init__(self, message: str, id: str, hint: str | None = None):
+        super().__init__(message)
+        self.id, self.hint = id, hint
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers shared with chat/export
+
+
+def resolve_precision(precision: str, device: str):
+    """(torch dtype, warning or None) for the profile's precision on this device."""
+    import torch
+
+    if device.startswith("cuda"):
+        if precision == "auto":
+            return (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16), None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision], None
+    if precision in ("auto", "fp32"):
+        return torch.float32, None
+    return torch.float32, f"precision={precision} on the CPU: computing in fp32 (16-bit is for GPUs)"
+
+
+def quantization_config(quant: str, compute_dtype):
+    from transformers import BitsAndBytesConfig
+
+    if quant in ("nf4", "nf4-dq"):
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype,
+                                  bnb_4bit_use_double_quant=(quant == "nf4-dq"))
+    if quant == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / "trainer_state.pt").is_file())
+    return ckpts[-1] if ckpts else None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "tunedoc"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Recipe:
+    def __init__(self, run_dir: str | os.PathLike, resume: bool = False, echo: bool = True):
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.config = read_json(self.run_dir / CONFIG)
+        self.events = EventWriter(self.run_dir / EVENTS, echo=(lambda e: print(format_event(e), flush=True)) if echo else None)
+        self.step = 0  # optimizer steps completed
+        self.elapsed = 0.0  # training seconds, summed across resumes
+        self.last_loss: float | None = None
+        self.signal_name: str | None = None
+        self.peak_rss = 0
+
+    def emit(self, type: str, **fields):
+        return self.events.emit(type, **redact(fields))
+
+    # -----------------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        import torch
+
+        from profiles.profile import Profile
+        from trainer import data as D
+
+        if not self.config:
+            raise RunFailed(f"{self.run_dir / CONFIG} is missing or unreadable", "crash")
+        self.profile = p = Profile.from_dict(self.config["profile"])
+        self.device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.dtype, warn = resolve_precision(p.precision, self.device)
+        if warn:
+            self.emit("warning", message=warn, id="precision")
+        state = None
+        ckpt = latest_checkpoint(self.run_dir) if self.resume else None
+        if self.resume and ckpt is None:
+            self.emit("warning", message="no checkpoint to resume from: starting from step 0", id="no-checkpoint")
+        if ckpt is not None:
+            state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=True)
+        # memory settings: the OOM step-down may have changed them; a resume keeps what worked
+        eff = self.config.get("effective") or {}
+        self.mem = oom.MemorySettings(
+            micro_batch=int(eff.get("micro_batch", p.micro_batch)), grad_accum=int(eff.get("grad_accum", p.grad_accum)),
+            grad_ckpt=bool(eff.get("grad_ckpt", p.grad_ckpt)), cutoff_len=int(eff.get("cutoff_len", p.cutoff_len)),
+        )
+        self.seed = p.seed
+        random.seed(p.seed)
+        torch.manual_seed(p.seed)
+
+        # data, before any model loads: a bad file fails in seconds with every problem listed
+        try:
+            convs = D.load_conversations(self.config["data"], self.config.get("format", "auto"))
+        except D.DataError as e:
+            raise RunFailed(str(e), "data", "fix the listed records; `tunedoc data check FILE` re-checks") from None
+        if not convs:
+            raise RunFailed(f"{self.config['data']} has no conversations", "data")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.config["model"])
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        order = list(range(len(convs)))
+        random.Random(p.seed).shuffle(order)
+        n_eval = int(len(convs) * p.eval_split) if p.eval_split > 0 else 0
+        if p.eval_split > 0 and n_eval == 0 and len(convs) > 1:
+            n_eval = 1
+        self.eval_convs = [convs[i] for i in order[:n_eval]]
+        self.train_convs = [convs[i] for i in order[n_eval:]]
+        self._build_rows()
+
+        # model: quantized base + LoRA
+        qconf = quantization_config(p.quant, self.dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            self.config["model"], dtype=self.dtype, quantization_config=qconf, device_map={"": self.device},
+        )
+        model.config.use_cache = False
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if qconf is not None:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        targets = p.lora_targets if isinstance(p.lora_targets, list) else "all-linear"
+        lcfg = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout, target_modules=targets,
+                          bias="none", task_type="CAUSAL_LM")
+        try:
+            self.model = get_peft_model(model, lcfg)
+        except ValueError as e:
+            raise RunFailed(f"LoRA targets {targets!r} do not match this model: {e}", "lora-targets",
+                            "use lora_targets=\"all-linear\" or names printed by print(model)") from None
+        self._set_grad_ckpt(self.mem.grad_ckpt)
+        oom.install_test_hook(self.model, lambda: self.mem.grad_ckpt)
+        self.trainable = [q for q in self.model.parameters() if q.requires_grad]
+        n_trainable = sum(q.numel() for q in self.trainable)
+
+        self._build_optimizer()
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 and self.device != "cpu" else None
+        self._fit_memory()  # may step memory settings down and rebuild rows / optimizer
+
+        if state is not None:
+            self._load_checkpoint(ckpt, state)
+        self.emit(
+            "start", run_id=self.run_dir.name, model=self.config["model"], profile=p.name, total_steps=self.total_steps,
+            device=self._device_name(), versions=_versions(), resumed_from_step=self.step or None,
+            precision=str(self.dtype).replace("torch.", ""), quant=p.quant, trainable_params=n_trainable,
+            samples=len(self.train_convs), rows=len(self.rows), packing=p.packing,
+            micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum,
+        )
+        update_status(self.run_dir, status="running", step=self.step, total_steps=self.total_steps,
+                      elapsed_s=round(self.elapsed, 1))
+
+    def _build_rows(self) -> None:
+        from trainer import data as D
+
+        cutoff = self.mem.cutoff_len
+        samples = [s for s in D.build_samples(self.train_convs, self.tokenizer, cutoff)
+                   if any(l != -100 for l in s["labels"])]
+        if not samples:
+            raise RunFailed("no training sample has assistant tokens within cutoff_len "
+                            f"{cutoff}", "data", "raise cutoff_len or check the data's roles")
+        self.rows = D.pack(samples, cutoff) if self.profile.packing else samples
+        self.eval_rows = ([s for s in D.build_samples(self.eval_convs, self.tokenizer, cutoff)
+                           if any(l != -100 for l in s["labels"])] if self.eval_convs else [])
+        self._orders: dict[int, list[int]] = {}
+        p = self.profile
+        per_step = self.mem.micro_batch * self.mem.grad_accum
+        if p.max_steps > 0:
+            self.total_steps = p.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(len(self.rows) * p.epochs / per_step))
+        self.stream_len = self.total_steps * per_step if p.max_steps > 0 else int(round(len(self.rows) * p.epochs))
+
+    def _build_optimizer(self) -> None:
+        import torch
+        from transformers import get_scheduler
+
+        p = self.profile
+        opt = p.optimizer
+        if opt in ("adamw-8bit", "paged-adamw-8bit") and self.device == "cpu":
+            self.emit("warning", id="cpu-optimizer",
+                      message=f"optimizer={opt} needs CUDA: using torch AdamW (32-bit states) on the CPU")
+            opt = "adamw"
+        if opt == "adamw":
+            self.optimizer = torch.optim.AdamW(self.trainable, lr=p.lr, weight_decay=0.0)
+        else:
+            import bitsandbytes as bnb
+
+            cls = bnb.optim.PagedAdamW8bit if opt == "paged-adamw-8bit" else bnb.optim.AdamW8bit
+            self.optimizer = cls(self.trainable, lr=p.lr, weight_decay=0.0)
+        warmup = int(p.warmup * self.total_steps) if p.warmup < 1 else int(p.warmup)
+        self.scheduler = get_scheduler(p.scheduler, self.optimizer, num_warmup_steps=warmup,
+                                       num_training_steps=self.total_steps)
+
+    def _set_grad_ckpt(self, on: bool) -> None:
+        base = self.model.get_base_model()
+        if on:
+            enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
+            enable({"use_reentrant": False})
+            base.enable_input_require_grads()
+
+    # -----------------------------------------------------------------------------------------------------------
+    # data stream
+
+    def _stream_rows(self, start: int, stop: int) -> list[dict]:
+        n = len(self.rows)
+        out = []
+        for pos in range(start, min(stop, self.stream_len)):
+            epoch, i = divmod(pos, n)
+            if epoch not in self._orders:
+                import torch
+
+                g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+                self._orders = {epoch: torch.randperm(n, generator=g).tolist()}
+            out.append(self.rows[self._orders[epoch][i]])
+        return out
+
+    def _step_batches(self, step: int) -> list[list[dict]]:
+        """The micro-batches of optimizer step `step` (0-based)."""
+        mb, ga = self.mem.micro_batch, self.mem.grad_accum
+        rows = self._stream_rows(step * mb * ga, (step + 1) * mb * ga)
+        return [rows[i:i + mb] for i in range(0, len(rows), mb)]
+
+    def _collate(self, rows: list[dict]):
+        from trainer import data as D
+
+        batch = D.collate(rows, self.tokenizer.pad_token_id, self.profile.packing)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # -----------------------------------------------------------------------------------------------------------
+    # one optimizer step
+
+    def _loss_sum(self, batch):
+        import torch
+        import torch.nn.functional as F
+
+        labels = batch.pop("labels")
+        with torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.device != "cpu" and self.dtype != torch.float32):
+            logits = self.model(**batch).logits
+        logits = logits[:, :-1].float()
+        target = labels[:, 1:]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                               reduction="sum"), int((target != -100).sum())
+
+    def _train_step(self, step: int) -> tuple[float, float, int, int]:
+        """Forward/backward over the step's micro-batches and one optimizer update.
+        Returns (loss, grad_norm, tokens, samples)."""
+        import torch
+
+        micro = self._step_batches(step)
+        tokens = sum(len(r["input_ids"]) for b in micro for r in b)  # non-pad tokens
+        samples = sum(len(b) for b in micro)
+        batches = [self._collate(b) for b in micro]
+        n_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches) or 1
+        total = 0.0
+        for batch in batches:
+            loss_sum, _ = self._loss_sum(batch)
+            if not torch.isfinite(loss_sum):
+                raise RunFailed(
+                    f"the loss became {loss_sum.item()} at step {step + 1}; the weights of this step were not saved "
+                    "and every earlier checkpoint is intact", "nan-loss",
+                    "lower lr (e.g. half), use precision=bf16 instead of fp16, or raise warmup; then resume or "
+                    "start again")
+            loss = loss_sum / n_tokens
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            total += loss_sum.item()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / n_tokens, grad_norm, tokens, samples
+
+    # -----------------------------------------------------------------------------------------------------------
+    # memory
+
+    def _fit_memory(self) -> None:
+        """Run forward+backward on the largest micro-batch (no update): an OOM steps memory settings down."""
+        rows = sorted(self.rows, key=lambda r: len(r["input_ids"]), reverse=True)
+        while True:
+            try:
+                batch = self._collate(rows[: self.mem.micro_batch])
+                loss_sum, n = self._loss_sum(batch)
+                (loss_sum / max(n, 1)).backward()
+                self.optimizer.zero_grad(set_to_none=True)
+                return
+            except Exception as e:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                if not oom.is_oom(e):
+                    raise
+                self._step_down(e, allow_cutoff=True)
+                rows = sorted(self.rows, key=lambda r: len(r["input_ids"]), reverse=True)
+
+    def _step_down(self, exc: BaseException, allow_cutoff: bool) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        oom.free_memory()
+        fb = oom.next_fallback(self.mem)
+        if fb is None or (fb.kind == "cutoff_len" and not allow_cutoff):
+            raise RunFailed(f"CUDA out of memory: {str(exc).splitlines()[0]}", oom.ERROR_ID,
+                            oom.HINT.format(cutoff=self.mem.cutoff_len)) from None
+        self.emit("warning", id="oom-fallback", message=fb.message)
+        old = self.mem
+        self.mem = fb.settings
+        if self.mem.grad_ckpt and not old.grad_ckpt:
+            self._set_grad_ckpt(True)
+        if self.mem.cutoff_len != old.cutoff_len:
+            self._build_rows()
+            self._build_optimizer()  # total steps changed: a fresh schedule (nothing has been trained yet)
+        self.config["effective"] = {"micro_batch": self.mem.micro_batch, "grad_accum": self.mem.grad_accum,
+                                    "grad_ckpt": self.mem.grad_ckpt, "cutoff_len": self.mem.cutoff_len}
+        write_json(self.run_dir / CONFIG, self.config)
+
+    def _memory(self) -> dict:
+        import torch
+
+        if self.device != "cpu":
+            return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                    "mem_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1), "mem_kind": "cuda"}
+        import psutil
+
+        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+        return {"peak_mem_mb": round(self.peak_rss / 2**20, 1), "mem_reserved_mb": None, "mem_kind": "rss"}
+
+    def _device_name(self) -> str:
+        import torch
+
+        if self.device == "cpu":
+            return f"cpu ({torch.get_num_threads()} threads)"
+        return f"{self.device} {torch.cuda.get_device_name(0)}"
+
+    # -----------------------------------------------------------------------------------------------------------
+    def train(self) -> str:
+        """The loop. Returns the final status: completed | stopped."""
+        p = self.profile
+        session_start, session_steps = time.time(), 0
+        first_step = self.step
+        eval_every = p.sample_every or max(1, self.total_steps // 5)
+        while self.step < self.total_steps:
+            status = self._between_steps()
+            if status:
+                return status
+            t0 = time.time()
+            try:
+                loss, grad_norm, tokens, samples = self._train_step(self.step)
+            except RunFailed:
+                raise
+            except Exception as e:  # noqa: BLE001
+                if not oom.is_oom(e) or self.step >= first_step + OOM_RETRY_STEPS:
+                    raise
+                self._step_down(e, allow_cutoff=False)
+                continue  # the same step again, same rows, smaller pieces
+            dt = time.time() - t0
+            self.step += 1
+            session_steps += 1
+            self.elapsed += dt
+            self.last_loss = loss
+            rate = (time.time() - session_start) / session_steps
+            mem = self._memory()
+            self.emit(
+                "step", step=self.step, total_steps=self.total_steps,
+                epoch=round(min(self.step * self.mem.micro_batch * self.mem.grad_accum, self.stream_len) / len(self.rows), 4),
+                loss=round(loss, 6), lr=self.scheduler.get_last_lr()[0], grad_norm=round(grad_norm, 6),
+                tokens_per_s=round(tokens / dt, 1), samples_per_s=round(samples / dt, 3), **mem,
+                elapsed_s=round(self.elapsed, 2), eta_s=round(rate * (self.total_steps - self.step), 1),
+            )
+            update_status(self.run_dir, status="running", step=self.step, loss=round(loss, 6),
+                          elapsed_s=round(self.elapsed, 1), peak_mem_mb=mem["peak_mem_mb"], mem_kind=mem["mem_kind"],
+                          epoch=round(self.step * self.mem.micro_batch * self.mem.grad_accum / len(self.rows), 3))
+            if self.eval_rows and (self.step % eval_every == 0 or self.step == self.total_steps):
+                self.emit("eval", step=self.step, loss=round(self.evaluate(), 6))
+            if p.sample_every and p.sample_prompts and self.step % p.sample_every == 0 and self.step < self.total_steps:
+                self._samples()
+            if p.save_every and self.step % p.save_every == 0 and self.step < self.total_steps:
+                self.save_checkpoint("every")
+        if p.sample_prompts:
+            self._samples()
+        self.save_checkpoint("end")
+        return "completed"
+
+    def _between_steps(self) -> str | None:
+        """Handle signals and control files; returns "stopped" to end the run."""
+        if self.signal_name:
+            self.emit("warning", id="signal", message=f"{self.signal_name} received: saving a checkpoint and stopping")
+            self.save_checkpoint("signal")
+            return "stopped"
+        paused = False
+        while True:
+            for action in control.take(self.run_dir):
+                if action == "save":
+                    self.save_checkpoint("request")
+                elif action == "stop":
+                    self.save_checkpoint("stop")
+                    return "stopped"
+                elif action == "pause" and not paused:
+                    paused = True
+                    update_status(self.run_dir, status="paused")
+                    self.emit("paused", step=self.step)
+                elif action == "resume" and paused:
+                    paused = False
+                    update_status(self.run_dir, status="running")
+                    self.emit("resumed", step=self.step)
+            if self.signal_name:
+                return self._between_steps()
+            if not paused:
+                return None
+            time.sleep(0.3)
+
+    def evaluate(self) -> float:
+        import torch
+
+        self.model.eval()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            mb = self.mem.micro_batch
+            for i in range(0, len(self.eval_rows), mb):
+                loss_sum, count = self._loss_sum(self._collate(self.eval_rows[i:i + mb]))
+                total, n = total + loss_sum.item(), n + count
+        self.model.train()
+        return total / max(n, 1)
+
+    def _samples(self) -> None:
+        from trainer.chat import generate_reply
+
+        for prompt in self.profile.sample_prompts:
+            text = generate_reply(self.model, self.tokenizer, [{"role": "user", "content": prompt}], SAMPLE_TOKENS)
+            self.emit("sample", step=self.step, prompt=prompt, text=text)
+
+    def install_signals(self) -> None:
+        def handler(signum, frame):
+            self.signal_name = signal.Signals(signum).name
+
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: CTRL_BREAK_EVENT on Windows
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), handler)
+
+    # -----------------------------------------------------------------------------------------------------------
+    # checkpoints
+
+    def save_checkpoint(self, reason: str) -> Path:
+        """adapter + optimizer + scheduler + RNG + step, written to a temp dir and renamed into place."""
+        import torch
+
+        root = self.run_dir / CHECKPOINTS
+        root.mkdir(exist_ok=True)
+        final = root / f"step-{self.step:06d}"
+        if (final / "trainer_state.pt").is_file():  # already saved at this step (e.g. save then stop)
+            return final
+        tmp = root / f".tmp-step-{self.step:06d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        state = {
+            "step": self.step, "elapsed_s": self.elapsed, "last_loss": self.last_loss,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_python": list(random.getstate()[1]),
+            "memory": [self.mem.micro_batch, self.mem.grad_accum, int(self.mem.grad_ckpt), self.mem.cutoff_len],
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        os.replace(tmp, final)
+        for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        self.emit("checkpoint", step=self.step, path=str(final), reason=reason)
+        return final
+
+    def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(ckpt / "adapter_model.safetensors"))
+        set_peft_model_state_dict(self.model, {k: v.to(self.device) for k, v in weights.items()})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_torch"])
+        if state.get("rng_cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        py = random.getstate()
+        random.setstate((py[0], tuple(state["rng_python"]), py[2]))
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed_s"])
+        self.last_loss = state.get("last_loss")
+
+    # -----------------------------------------------------------------------------------------------------------
+    def cleanup(self, status: str, error: RunFailed | None = None) -> None:
+        adapter = None
+        if status in ("completed", "stopped") and hasattr(self, "model"):
+            tmp = self.run_dir / f".tmp-{ADAPTER}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            final = self.run_dir / ADAPTER
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            adapter = str(final)
+        if error is not None:
+            self.emit("error", message=str(error), id=error.id, hint=error.hint)
+        self.emit("done", status=status, final_loss=self.last_loss, steps=self.step,
+                  elapsed_s=round(self.elapsed, 2), adapter=adapter)
+        fields = {"status": status, "step": self.step, "elapsed_s": round(self.elapsed, 1)}
+        if error is not None:
+            fields.update(error=redact(str(error)), error_id=error.id, hint=error.hint)
+        update_status(self.run_dir, **fields)
+        self.events.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trainer.recipe", description="Run one tunedoc training run.")
+    ap.add_argument("run_dir", help="the run directory (with config.json) that `tunedoc train` created")
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = ap.parse_args(argv)
+    import psutil
+
+    run_dir = Path(args.run_dir)
+    update_status(run_dir, status="running", pid=os.getpid(), pid_started=psutil.Process().create_time(),
+                  error=None, error_id=None, hint=None)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    recipe = Recipe(run_dir, resume=args.resume)
+    recipe.install_signals()
+    status, error = "failed", None
+    try:
+        recipe.setup()
+        status = recipe.train()
+    except RunFailed as e:
+        error = e
+    except Exception as e:  # noqa: BLE001 - every crash becomes an error event
+        traceback.print_exc()
+        if oom.is_oom(e):
+            error = RunFailed(f"CUDA out of memory at step {recipe.step + 1}: {str(e).splitlines()[0]}",
+                              oom.ERROR_ID, oom.HINT.format(cutoff=getattr(getattr(recipe, "mem", None), "cutoff_len", "?")))
+        else:
+            error = RunFailed(f"{type(e).__name__}: {e}", "crash",
+                              f"the traceback is in {run_dir / 'trainer.log'}; checkpoints saved so far are intact")
+    try:
+        recipe.cleanup(status, error)
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        update_status(run_dir, status="failed", error="cleanup failed; see trainer.log")
+        return 1
+    return 0 if status in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
