@@ -26,6 +26,10 @@ Types and their fields (fields marked ? may be absent or null):
   paused      step           (the run waits for a resume control file)
   resumed     step
   done        status ("completed" | "stopped" | "failed"), final_loss?, steps, elapsed_s, adapter? (path)
+
+A resumed run appends to the same file: a second `start` with resumed_from_step=N, then steps N+1, ... again.
+Steps after N logged before the interruption (a kill -9 between checkpoints) are superseded by the new ones;
+readers that plot the curve keep the latest event per step.
 """
 
 from __future__ import annotations
