@@ -383,9 +383,15 @@ def demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def demo_main(args) -> int:
-    from trainer.demo import run_demo
+    from trainer.demo import PROMPT, start_demo
 
     if not args.headless:
         print("note: the live training screen is not available yet; running headless", file=sys.stderr)
-    return run_demo(identity=args.identity, maker=args.maker, runs_dir=args.runs_dir, steps=args.steps,
-                    as_json=args.json)
+    print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
+          flush=True)
+    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False)
+    code = _foreground(handle, args.json)
+    if code == 0:
+        print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""
+              + (f" --runs-dir {args.runs_dir}" if args.runs_dir else ""), file=sys.stderr)
+    return code

@@ -503,7 +503,7 @@ class Recipe:
             return final
         tmp = root / f".tmp-step-{self.step:06d}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
+        self.model.save_pretrained(tmp, save_embedding_layers=False)  # base weights are frozen
         state = {
             "step": self.step, "elapsed_s": self.elapsed, "last_loss": self.last_loss,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -546,7 +546,7 @@ class Recipe:
         if status in ("completed", "stopped") and hasattr(self, "model"):
             tmp = self.run_dir / f".tmp-{ADAPTER}"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.model.save_pretrained(tmp)
+            self.model.save_pretrained(tmp, save_embedding_layers=False)
             self.tokenizer.save_pretrained(tmp)
             final = self.run_dir / ADAPTER
             shutil.rmtree(final, ignore_errors=True)
