@@ -89,6 +89,7 @@ def start_run(model: str, data: str, profile_name_or_path: str | None, sets: lis
     Returns at once. `runs_dir` None means `default_runs_dir()`. `python` is the interpreter that trains (default:
     this one). `detach=False` keeps the child in this terminal's process group so Ctrl-C reaches it (foreground
     `tunedoc train`); it still logs to trainer.log and writes events."""
+    name = redact(name) if name else name
     config = build_config(model, data, profile_name_or_path, sets, fmt, name)
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     root.mkdir(parents=True, exist_ok=True)
