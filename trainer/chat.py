@@ -13,6 +13,23 @@ from pathlib import Path
 from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, RunNotFound, read_json, resolve_run
 
 
+def quiet_libraries() -> None:
+    """Keep transformers' load-time progress bars and deprecation chatter off the user's terminal."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+
+
 def generate_reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 64, temperature: float = 0.0) -> str:
     """The assistant's next reply to `messages`, using the tokenizer's chat template. Greedy when temperature 0."""
     import torch
@@ -53,6 +70,7 @@ def load_for_chat(run_or_model: str, runs_dir=None, device: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_libraries()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         run_dir = resolve_run(run_or_model, runs_dir)

@@ -52,6 +52,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from trainer.chat import quiet_libraries
+
+    quiet_libraries()
     dt = _dtype(dtype)
     base_path = config.get("model")
     if not base_path:
