@@ -108,6 +108,9 @@ def resume_run(run_dir: str | os.PathLike, python: str | None = None, detach: bo
     if status.get("status") in ("starting", "running", "paused"):
         raise RuntimeError(f"run {run_dir.name} is still {status['status']} (pid {status.get('pid')}); "
                            f"`tunedoc resume {run_dir.name}` un-pauses it, `tunedoc stop {run_dir.name}` stops it")
+    if status.get("status") == "completed":
+        raise RuntimeError(f"run {run_dir.name} already completed all {status.get('total_steps')} steps; to train "
+                           "longer start a new run (e.g. with --set max_steps=N)")
     python = python or read_json(run_dir / CONFIG).get("python") or sys.executable
     return _spawn(run_dir, ["--resume"], python, detach)
 
