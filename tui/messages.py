@@ -1,0 +1,58 @@
+"""App-wide messages. Thread workers post these (post_message is thread-safe); only handlers touch widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+from doctor.facts import Facts, ProbeStatus
+from doctor.findings import Finding, Fix
+
+
+class ProbeFinished(Message):
+    """A doctor probe answered (or failed, with why in `status`). `generation` tells stale runs apart."""
+
+    def __init__(self, name: str, status: ProbeStatus, generation: int) -> None:
+        super().__init__()
+        self.name = name
+        self.status = status
+        self.generation = generation
+
+
+class ReportLoaded(Message):
+    def __init__(self, facts: Facts, paths: list[str]) -> None:
+        super().__init__()
+        self.facts = facts
+        self.paths = paths
+
+
+class ReportSaved(Message):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+
+class ActionFailed(Message):
+    """A background action (open/save a report, apply a fix) failed; `message` says why and what to do."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__()
+        self.what = what
+        self.message = message
+
+
+class FixOutput(Message):
+    """One line of a running fix's output."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
+class FixFinished(Message):
+    def __init__(self, finding: Finding, fix: Fix, returncode: int) -> None:
+        super().__init__()
+        self.finding = finding
+        self.fix = fix
+        self.returncode = returncode
