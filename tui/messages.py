@@ -56,3 +56,32 @@ class FixFinished(Message):
         self.finding = finding
         self.fix = fix
         self.returncode = returncode
+
+
+# --- hand-offs between screens (Models -> Profile -> Train) ----------------------------------------------------
+
+
+class ModelChosen(Message):
+    """The Models screen chose a model (a Hub id, or the local snapshot folder) for the Profile screen."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+
+
+class TrainingChoice(Message):
+    """The Profile screen's choice for the Train screen: the model as `tunedoc train --model` takes it, the profile
+    name (built-in or a TOML path) and the field overrides as `--set key=value` strings, e.g. ["micro_batch=2"]."""
+
+    def __init__(self, model: str, profile_name: str, sets: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.profile_name = profile_name
+        self.sets = list(sets)
+
+    def argv(self) -> list[str]:
+        """The same choice as `tunedoc train` arguments (data not included)."""
+        out = ["--model", self.model, "--profile", self.profile_name]
+        for s in self.sets:
+            out += ["--set", s]
+        return out
