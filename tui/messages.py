@@ -10,7 +10,7 @@ from doctor.facts import Facts, ProbeStatus
 from doctor.findings import Finding, Fix
 
 
-class ProbeFinished(Message):
+class ProbeFinished(Message, bubble=False):
     """A doctor probe answered (or failed, with why in `status`). `generation` tells stale runs apart."""
 
     def __init__(self, name: str, status: ProbeStatus, generation: int) -> None:
@@ -20,20 +20,20 @@ class ProbeFinished(Message):
         self.generation = generation
 
 
-class ReportLoaded(Message):
+class ReportLoaded(Message, bubble=False):
     def __init__(self, facts: Facts, paths: list[str]) -> None:
         super().__init__()
         self.facts = facts
         self.paths = paths
 
 
-class ReportSaved(Message):
+class ReportSaved(Message, bubble=False):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
 
 
-class ActionFailed(Message):
+class ActionFailed(Message, bubble=False):
     """A background action (open/save a report, apply a fix) failed; `message` says why and what to do."""
 
     def __init__(self, what: str, message: str) -> None:
@@ -42,7 +42,7 @@ class ActionFailed(Message):
         self.message = message
 
 
-class FixOutput(Message):
+class FixOutput(Message, bubble=False):
     """One line of a running fix's output."""
 
     def __init__(self, line: str) -> None:
@@ -50,7 +50,7 @@ class FixOutput(Message):
         self.line = line
 
 
-class FixFinished(Message):
+class FixFinished(Message, bubble=False):
     def __init__(self, finding: Finding, fix: Fix, returncode: int) -> None:
         super().__init__()
         self.finding = finding
@@ -85,3 +85,13 @@ class TrainingChoice(Message):
         for s in self.sets:
             out += ["--set", s]
         return out
+
+
+async def hand_off(app, mode: str, message: Message) -> bool:
+    """Switch the app to screen `mode` and give that screen `message`. False when the app has no such screen
+    (a test app, or a screen not built yet): the caller then says how to do the same from the command line."""
+    if mode not in {spec.name for spec in getattr(app, "screen_specs", [])}:
+        return False
+    await app.switch_mode(mode)
+    app.screen.post_message(message)
+    return True
