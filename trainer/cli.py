@@ -156,8 +156,11 @@ def _foreground(handle, as_json: bool) -> int:
         except Exception:  # noqa: BLE001
             pass
     if status is None:
-        st = run_status(handle.run_dir)
-        _err(f"the trainer ended without finishing: {st.get('error') or 'see ' + str(handle.run_dir / 'trainer.log')}")
+        log = handle.run_dir / "trainer.log"
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:] if log.exists() else []
+        code = proc.returncode if proc is not None else None
+        _err(f"the trainer process ended without finishing (exit code {code}); the end of {log}:\n"
+             + "\n".join("  " + line for line in tail))
         return 1
     return 0 if status in ("completed", "stopped") else 1
 

@@ -91,7 +91,7 @@ def start_run(model: str, data: str, profile_name_or_path: str | None, sets: lis
     `tunedoc train`); it still logs to trainer.log and writes events."""
     name = redact(name) if name else name
     config = build_config(model, data, profile_name_or_path, sets, fmt, name)
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id(model, name, root)
     run_dir = root / run_id
@@ -103,7 +103,7 @@ def start_run(model: str, data: str, profile_name_or_path: str | None, sets: lis
 
 def resume_run(run_dir: str | os.PathLike, python: str | None = None, detach: bool = True) -> RunHandle:
     """Continue a stopped, failed or killed run from its last checkpoint, in a new process."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     status = run_status(run_dir)
     if status.get("status") in ("starting", "running", "paused"):
         raise RuntimeError(f"run {run_dir.name} is still {status['status']} (pid {status.get('pid')}); "

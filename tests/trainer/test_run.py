@@ -141,13 +141,15 @@ def test_nan_loss_ends_in_an_error_event_and_keeps_checkpoints(tiny_model_dir, i
 
 @pytest.mark.slow
 def test_foreground_text_progress_and_watch_replays_history(tiny_model_dir, identity_jsonl, tmp_path):
+    # a relative --runs-dir, as users type it: the detached child must still find its run
     out = tunedoc("train", "--model", tiny_model_dir, "--data", identity_jsonl, "--profile", "qlora-min",
-                  "--runs-dir", tmp_path, *FAST, "--set", "max_steps=3")
+                  "--runs-dir", "my runs", *FAST, "--set", "max_steps=3", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "step       3/3" in out.stdout and "done: completed" in out.stdout
-    run_id = next(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    watch = tunedoc("watch", run_id, "--plain", "--runs-dir", tmp_path, timeout=60)
+    runs = tmp_path / "my runs"
+    run_id = next(p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    watch = tunedoc("watch", run_id, "--plain", "--runs-dir", runs, timeout=60)
     assert watch.returncode == 0
     assert watch.stdout.count("step ") >= 3 and "done: completed" in watch.stdout
-    table = tunedoc("runs", "--runs-dir", tmp_path, timeout=60)
+    table = tunedoc("runs", timeout=60, cwd=tmp_path, env=dict(os.environ, TUNEDOC_RUNS_DIR="my runs"))
     assert run_id in table.stdout and "completed" in table.stdout and "3/3" in table.stdout
