@@ -1,0 +1,84 @@
+"""`pip list`, `pip freeze` (incl. `name @ url` lines) and `conda list`."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from doctor.facts import Facts
+from doctor.reports.common import add_package, fill
+from doctor.reports.text import Line
+
+PIP_LIST_HEAD = re.compile(r"^Package\s+Version(\s+(Editable project location|Location|Installer))*\s*$")
+PIP_LIST_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)(\s+\S.*)?$")
+FREEZE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?\s*==\s*(\d[\w.+!-]*)\s*$")
+FREEZE_URL = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+@\s+(\S+)$")
+WHEEL = re.compile(r"/([A-Za-z0-9_.]+?)-(\d[\w.!]*(?:\+[\w.]+)?)-[\w.]+-[\w.]+-[\w.]+\.whl")
+CONDA_HEAD = re.compile(r"^#\s*Name\s+Version\s+Build\s+Channel")
+CONDA_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)\s+(\S+)(?:\s+(\S+))?\s*$")
+
+
+def parse_pip_list(lines: list[Line], facts: Facts) -> bool:
+    found = False
+    in_table = False
+    for ln in lines:
+        t = ln.text.strip()
+        if PIP_LIST_HEAD.match(t):
+            in_table, found = True, True
+            continue
+        if in_table:
+            if not t or re.match(r"^-+(\s+-+)*$", t):
+                continue
+            m = PIP_LIST_ROW.match(t)
+            if m:
+                add_package(facts, m.group(1), m.group(2))
+            else:
+                in_table = False
+    return found
+
+
+def parse_pip_freeze(lines: list[Line], facts: Facts) -> bool:
+    rows = []
+    for ln in lines:
+        t = ln.text.strip()
+        m = FREEZE.match(t)
+        if m:
+            rows.append((m.group(1), m.group(2)))
+            continue
+        m = FREEZE_URL.match(t)
+        if m:
+            url = unquote(m.group(2))
+            w = WHEEL.search(url)
+            if w:
+                rows.append((m.group(1), w.group(2)))
+            else:
+                facts.python.packages.setdefault(m.group(1).lower(), url)
+    for name, version in rows:
+        add_package(facts, name, version)
+    return len(rows) >= 2
+
+
+def parse_conda_list(lines: list[Line], facts: Facts) -> bool:
+    if not any(CONDA_HEAD.match(ln.text.strip()) for ln in lines):
+        return False
+    facts.python.is_conda = True
+    for ln in lines:
+        m = re.match(r"^#\s*packages in environment at (.+):$", ln.text.strip())
+        if m:
+            fill(facts.python, "prefix", m.group(1))
+        m = CONDA_ROW.match(ln.text.strip())
+        if not m:
+            continue
+        name, version, build, channel = m.groups()
+        if name == "pytorch":
+            add_package(facts, "torch", version)
+            if "cpu" in build:
+                facts.torch.cuda = ""
+            cm = re.search(r"cuda(\d+\.\d+)", build)
+            if cm:
+                fill(facts.torch, "cuda", cm.group(1))
+        elif name == "cpuonly":
+            facts.python.packages["cpuonly"] = version
+        else:
+            add_package(facts, name, version)
+    return True

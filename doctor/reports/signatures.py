@@ -1,0 +1,184 @@
+"""Error signatures: stable substrings of real error messages -> finding ids (a data table), and the scanner.
+
+Each row is (id, regex, condition). The regex is searched case-insensitively in each cleaned line; its named groups
+become `Signature.data`. A condition names a fact that must hold for the row to count, checked after the whole
+report was read (e.g. "No module named 'triton'" is a problem only on Windows). The sources of the strings are in
+shared/KNOWLEDGE.md PART 1.4 and the corpus in tests/doctor/corpus/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from doctor.facts import Facts, Signature
+from doctor.reports.text import Line
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    pattern: str
+    when: str | None = None  # None | "windows" | "not-windows" | "wsl" | "mig"
+
+
+R = Row
+TABLE: list[Row] = [
+    # --- GPU architecture vs the torch build
+    R("torch-arch-unsupported", r"(?P<gpu>(?:NVIDIA )?[\w .-]+?) with CUDA capability sm_(?P<sm>\d+) is not compatible "
+      r"with the current PyTorch installation"),
+    R("torch-arch-unsupported", r"Found GPU\s?(?P<index>\d+) (?P<gpu>.+?) which is of cuda capability (?P<cc>\d+\.\d+)\."
+      r".*(?:Minimum and Maximum cuda capability supported|no longer supports this GPU)"),
+    R("torch-arch-unsupported", r"Support for (?:Maxwell and Pascal|Volta|\w+) architectures? (?:is|are) removed for CUDA"),
+    R("torch-arch-unsupported", r"no kernel image is available for execution on the device"),
+    R("torch-arch-unsupported", r"CUDA error: invalid device function"),
+    # --- torch build and import
+    R("torch-cpu-build", r"Torch not compiled with CUDA enabled"),
+    R("torch-import-dll", r"\[WinError (?P<winerror>126|127|1114)\](?:[^\n]*?(?:Error loading \"?(?P<dll>[^\"]*?\.dll)|"
+      r"(?P<dll2>[\w.-]+\.dll)))?"),
+    R("torch-import-dll", r"(?P<dll>(?:libtorch\w*|libc10\w*|libcudnn\w*|libnccl|libcublas\w*|libcusparse\w*|"
+      r"libnvJitLink|libnvrtc)[\w.]*\.so[\w.]*): cannot open shared object file"),
+    R("torch-missing", r"No module named '?torch'?\s*$"),
+    R("bnb-missing", r"No module named '?bitsandbytes'?\s*$"),
+    # --- driver
+    R("driver-too-old", r"NVIDIA driver on your system is too old \(found version (?P<found_raw>\d+)\)"),
+    R("driver-too-old", r"CUDA driver version is insufficient for CUDA runtime version"),
+    R("driver-too-old", r"Error 804: forward compatibility was attempted on non supported HW"),
+    R("driver-too-old", r"the provided PTX was compiled with an unsupported toolchain"),
+    R("no-driver", r"Found no NVIDIA driver on your system"),
+    R("driver-not-loaded", r"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"),
+    R("driver-library-mismatch", r"Driver/library version mismatch"),
+    R("wsl-libcuda-path", r"Could not load library libcudnn\w*\.so[\d.]*\. Error: libcuda\.so: cannot open shared object"),
+    R("wsl-libcuda-path", r"libcuda\.so(?:\.1)?: cannot open shared object file", when="wsl"),
+    R("mig-device-selection", r"device >= 0 && device < num_gpus INTERNAL ASSERT FAILED", when="mig"),
+    # --- CUDA runtime, toolkit, cuDNN, extensions
+    R("libcudart-missing", r"(?P<lib>libcudart\.so[\d.]*): cannot open shared object file"),
+    R("libcudart-missing", r"Missing dependency: (?P<lib>libcudart\.so[\d.]*)"),
+    R("nvcc-mismatch", r"Installed CUDA version (?P<nvcc>\d+\.\d+) does not match the version torch was compiled with "
+      r"(?P<torch_cuda>\d+\.\d+)"),
+    R("nvcc-mismatch", r"The detected CUDA version \((?P<nvcc>\d+\.\d+)\) mismatches the version that was used to "
+      r"compile\s*PyTorch \((?P<torch_cuda>\d+\.\d+)\)"),
+    R("cudnn-mismatch", r"cuDNN version incompatibility: PyTorch was compiled\s+against (?P<compiled>\([\d, ]+\)) but "
+      r"(?:found runtime version|linked against) (?P<linked>\([\d, ]+\))"),
+    R("extension-abi-mismatch", r"(?P<module>flash_attn\w*|xformers\w*|vllm\w*|causal_conv1d\w*|selective_scan\w*|"
+      r"mamba_ssm\w*|apex\w*|deepspeed\w*|\w+_C)(?:\.cpython-[\w-]+|\.abi3)?\.(?:so|pyd): undefined symbol"),
+    R("flash-attn-unsupported", r"FlashAttention only supports Ampere GPUs or newer"),
+    R("flash-attn-unsupported", r"FlashAttention2? (?:has been toggled on, but it )?(?:is not supported|cannot be used)"
+      r".*(?:Turing|Volta|Ampere)"),
+    R("bf16-unsupported", r"doesn't support bf16"),
+    R("bf16-unsupported", r"Bfloat16 is only supported on GPUs with compute capability of at least 8\.?0"),
+    R("bf16-unsupported", r"bf16 .*requires.*(?:Ampere|compute capability)"),
+    R("deepspeed-op-build", r"cpu_adam(?:\.so)?: cannot open shared object file"),
+    R("deepspeed-op-build", r"Error building extension '(?P<op>cpu_adam|fused_adam|cpu_adagrad|transformer_inference|"
+      r"\w+_op)'"),
+    R("deepspeed-op-build", r"'DeepSpeedCPUAdam' object has no attribute 'ds_opt_adam'"),
+    # --- memory
+    R("cuda-oom", r"CUDA out of memory\. Tried to allocate (?P<tried>[\d.]+ [GMK]iB)"
+      r"(?: \(GPU (?P<gpu>\d+); (?P<total>[\d.]+ [GMK]iB) total capacity; (?P<alloc>[\d.]+ [GMK]iB) already allocated; "
+      r"(?P<free>[\d.]+ [GMK]iB) free)?(?:\. GPU (?P<gpu2>\d+) has a total capac\w* of (?P<total2>[\d.]+ [GMK]iB) of "
+      r"which (?P<free2>[\d.]+ [GMK]iB) is free)?"),
+    R("cuda-oom", r"(?:torch\.(?:cuda\.)?)?OutOfMemoryError: CUDA out of memory\.?\s*$"),
+    R("cuda-oom", r"CUDA error: out of memory"),
+    # --- bitsandbytes
+    R("bnb-no-gpu-binary", r"CUDA Setup failed despite (?:GPU|CUDA) being available"),
+    R("bnb-no-gpu-binary", r"bitsandbytes was compiled without GPU support"),
+    R("bnb-no-gpu-binary", r"libbitsandbytes_cpu\.(?:so|dll): undefined symbol: (?P<symbol>\w+)"),
+    R("bnb-no-gpu-binary", r"Could not find the bitsandbytes CUDA binary at (?P<path>\S+?libbitsandbytes_cuda(?P<bnb_cuda>\d+)"
+      r"\.(?:so|dll))"),
+    R("bnb-no-gpu-binary", r"Library not found: (?P<path>\S*libbitsandbytes_cuda(?P<bnb_cuda>\d+)\.(?:so|dll))"),
+    R("bnb-no-gpu-binary", r"CUDA SETUP: Loading binary (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
+    # --- Windows and platform
+    R("win-libuv", r"use_libuv was requested but PyTorch was buil[dt] without libuv support"),
+    R("win-no-nccl", r"Distributed package doesn't have NCCL built in"),
+    R("win-triton", r"No module named '?triton'?", when="windows"),
+    R("win-triton", r"Cannot find a working triton installation", when="windows"),
+    R("win-symlinks", r"cache-system uses symlinks by default .* your machine does not support them"),
+    R("win-long-paths", r"does not have Windows Long Path support enabled"),
+]
+
+COMPILED = [(row, re.compile(row.pattern, re.I)) for row in TABLE]
+# quick prefilter: every row's pattern has one of these words (lowercased)
+_UNITS = {"KiB": 1 / 1024 / 1024, "MiB": 1 / 1024, "GiB": 1.0}
+
+
+def _gib(s: str | None) -> float | None:
+    if not s:
+        return None
+    num, unit = s.split()
+    return round(float(num) * _UNITS[unit], 2)
+
+
+def _data(row: Row, m: re.Match) -> dict:
+    g = {k: v.strip() for k, v in m.groupdict().items() if v}
+    d: dict = {}
+    if row.id == "torch-arch-unsupported":
+        if "sm" in g:
+            sm = g["sm"]
+            d["capability"] = f"{sm[:-1]}.{sm[-1]}"
+        if "cc" in g:
+            d["capability"] = g["cc"]
+        if "gpu" in g:
+            d["gpu"] = g["gpu"]
+    elif row.id == "driver-too-old" and "found_raw" in g:
+        n = int(g["found_raw"])
+        d["found_version"] = n
+        d["found"] = f"{n // 1000}.{(n % 1000) // 10}"
+    elif row.id == "driver-too-old" and "804" in m.group(0):
+        d["forward_compat"] = True
+    elif row.id == "cuda-oom":
+        for key, *names in (("tried_gib", "tried"), ("total_gib", "total", "total2"), ("free_gib", "free", "free2"),
+                            ("allocated_gib", "alloc")):
+            val = next((g[n] for n in names if n in g), None)
+            if val:
+                d[key] = _gib(val)
+        if "gpu" in g or "gpu2" in g:
+            d["gpu_index"] = int(g.get("gpu") or g["gpu2"])
+    elif row.id == "extension-abi-mismatch":
+        mod = g.get("module", "")
+        d["module"] = mod
+        d["package"] = ("flash-attn" if mod.startswith("flash_attn") else mod.split("_")[0] if mod.endswith("_C")
+                        else mod.replace("_", "-"))
+    elif row.id == "torch-import-dll":
+        if g.get("winerror"):
+            d["winerror"] = int(g["winerror"])
+        dll = g.get("dll") or g.get("dll2")
+        if dll:
+            d["dll"] = re.split(r"[\\/]", dll)[-1]
+    else:
+        d.update(g)
+    return d
+
+
+def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
+    """All signature rows that match, in order; one Signature per (id, line)."""
+    out = []
+    seen: set[tuple[str, int]] = set()
+    for ln in lines:
+        t = ln.text
+        if len(t) < 10:
+            continue
+        for row, rx in COMPILED:
+            m = rx.search(t)
+            if not m or (row.id, ln.no) in seen:
+                continue
+            sid, low = row.id, t.lower()
+            if sid == "torch-import-dll" and "bitsandbytes" in low:
+                sid = "bnb-no-gpu-binary"  # a bitsandbytes DLL that does not load is bnb's problem, not torch's
+            elif sid == "torch-import-dll" and "winerror" in low and not ("torch" in low or m.groupdict().get("dll")
+                                                                          or m.groupdict().get("dll2")):
+                continue
+            seen.add((row.id, ln.no))
+            out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{ln.no}", data=_data(row, m))))
+    return out
+
+
+def holds(when: str | None, facts: Facts, text: str) -> bool:
+    if when is None:
+        return True
+    if when == "windows":
+        return facts.platform.system == "Windows"
+    if when == "wsl":
+        return bool(facts.platform.is_wsl)
+    if when == "mig":
+        return "mig" in text.lower()
+    return True
