@@ -206,8 +206,13 @@ class Recipe:
         from trainer import data as D
 
         cutoff = self.mem.cutoff_len
-        samples = [s for s in D.build_samples(self.train_convs, self.tokenizer, cutoff)
-                   if any(l != -100 for l in s["labels"])]
+        template_error = getattr(D, "TemplateError", ())
+        try:
+            samples = [s for s in D.build_samples(self.train_convs, self.tokenizer, cutoff)
+                       if any(l != -100 for l in s["labels"])]
+        except template_error as e:
+            raise RunFailed(f"the model's chat template cannot format this data: {e}", "chat-template",
+                            "use an instruct/chat model, or one whose tokenizer_config.json has a chat_template") from None
         if not samples:
             raise RunFailed("no training sample has assistant tokens within cutoff_len "
                             f"{cutoff}", "data", "raise cutoff_len or check the data's roles")
