@@ -273,8 +273,8 @@ class FakeProbe:
 
 @dataclass
 class FakeDoctorBackend:
-    """Scripted probes and findings. A finding shows once every probe of its area has answered, as real rules
-    fire only on known facts. Records what the app asked for."""
+    """Scripted probes and findings. A finding shows once every probe of its area has answered successfully, as
+    real rules fire only on known facts. Records what the app asked for."""
 
     probes: dict[str, FakeProbe] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -335,7 +335,7 @@ class FakeDoctorBackend:
         if facts.origin == "report":
             return list(self.report_findings or [])
         pool = self.after_fix if self.applied and self.after_fix is not None else self.findings
-        answered = set(facts.probes)
+        answered = {name for name, status in facts.probes.items() if status.ok}  # a failed probe knows nothing
         ready = {a for a in AREAS if all(n in answered for n, p in self.probes.items() if a in p.areas)}
         return [f for f in pool if f.area in ready]
 

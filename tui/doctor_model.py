@@ -6,7 +6,10 @@ logic is tested without a terminal and the screen stays a thin view.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from doctor.facts import Facts, ProbeStatus
 from doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
@@ -193,3 +196,23 @@ def short_gpu_name(name: str) -> str:
             rest = name[len(prefix):]
             return ("RTX " + rest) if prefix == "NVIDIA RTX " else rest
     return name
+
+
+def copy_facts(facts: Facts) -> Facts:
+    return Facts.from_dict(facts.to_dict())
+
+
+def apply_changes(dst: Any, base: Any, new: Any) -> None:
+    """Apply to `dst` what changed from `base` to `new` (a probe's copy after it ran): field by field, and key by
+    key in dicts, so probes answering in any order never overwrite each other's facts."""
+    for f in dataclasses.fields(new):
+        before, after = getattr(base, f.name), getattr(new, f.name)
+        current = getattr(dst, f.name)
+        if dataclasses.is_dataclass(after) and dataclasses.is_dataclass(before) and current is not None:
+            apply_changes(current, before, after)
+        elif isinstance(after, dict) and isinstance(before, dict) and isinstance(current, dict):
+            for key, value in after.items():
+                if before.get(key) != value:
+                    current[key] = copy.deepcopy(value)
+        elif after != before:
+            setattr(dst, f.name, copy.deepcopy(after))

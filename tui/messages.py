@@ -11,13 +11,19 @@ from doctor.findings import Finding, Fix
 
 
 class ProbeFinished(Message, bubble=False):
-    """A doctor probe answered (or failed, with why in `status`). `generation` tells stale runs apart."""
+    """A doctor probe answered (or failed, with why in `status`). `generation` tells stale runs apart.
 
-    def __init__(self, name: str, status: ProbeStatus, generation: int) -> None:
+    The probe filled `facts`, its own copy of `base`: the handler applies what changed to the screen's facts, so
+    only the event loop ever mutates them (and a cancelled probe's late answer is simply dropped)."""
+
+    def __init__(self, name: str, status: ProbeStatus, generation: int, facts: Facts | None = None,
+                 base: Facts | None = None) -> None:
         super().__init__()
         self.name = name
         self.status = status
         self.generation = generation
+        self.facts = facts
+        self.base = base
 
 
 class ReportLoaded(Message, bubble=False):

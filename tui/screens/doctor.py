@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 from doctor.facts import Facts, ProbeStatus
 from doctor.findings import AREA_TITLES, AREAS, Finding, Fix
 from tui.backends import BackendError, DoctorBackend, probe_areas
-from tui.doctor_model import SPINNER, DoctorModel
+from tui.doctor_model import SPINNER, DoctorModel, apply_changes, copy_facts
 from tui.messages import ActionFailed, FixFinished, FixOutput, ProbeFinished, ReportLoaded, ReportSaved
 from tui.widgets.area_row import AreaRow
 from tui.widgets.dialogs import ConfirmCommands, PathPrompt
@@ -115,20 +115,24 @@ class DoctorScreen(Screen):
             names = [n for n in names if n not in self.model.running()]
         generation = self.model.start(names, now, fresh)
         for name in names:
-            self.run_worker(partial(self._probe, name, generation, self.facts, self.python), thread=True,
-                            group="probes", name=f"probe:{name}:{generation}", exit_on_error=False)
+            base = copy_facts(self.facts)
+            work = partial(self._probe, name, generation, copy_facts(self.facts), base, self.python)
+            self.run_worker(work, thread=True, group="probes", name=f"probe:{name}:{generation}",
+                            exit_on_error=False)
         if self._ticker is None and names:
             self._ticker = self.set_interval(0.1, self._tick)
         self._refresh_view()
 
-    def _probe(self, name: str, generation: int, facts: Facts, python: str) -> None:
-        """In a thread: ask the backend, post the answer. Touches no widget."""
+    def _probe(self, name: str, generation: int, facts: Facts, base: Facts, python: str) -> None:
+        """In a thread: the probe fills its own copy of the facts; post it. Touches no widget."""
         status = self.backend.run_probe(name, facts, python)
-        self.post_message(ProbeFinished(name, status, generation))
+        self.post_message(ProbeFinished(name, status, generation, facts, base))
 
     def on_probe_finished(self, message: ProbeFinished) -> None:
         if self.model.finish(message.name, message.status, self.app.clock(), message.generation):
-            self.facts.probes.setdefault(message.name, message.status)
+            if message.facts is not None and message.base is not None:
+                apply_changes(self.facts, message.base, message.facts)
+            self.facts.probes[message.name] = message.status
             self._diagnose()
 
     @on(Worker.StateChanged)
@@ -153,9 +157,8 @@ class DoctorScreen(Screen):
     def _diagnose(self) -> None:
         try:
             self.model.findings = self.backend.diagnose(self.facts)
-        except Exception as e:  # noqa: BLE001 - facts still being filled by other probes; the last answer wins
-            if not self.model.running():
-                self.notify(f"the rules failed: {type(e).__name__}: {e}", severity="error", timeout=10)
+        except Exception as e:  # noqa: BLE001 - a rule bug must not take the screen down with it
+            self.notify(f"the doctor's rules failed: {type(e).__name__}: {e}", severity="error", timeout=10)
         self._refresh_view()
 
     def _tick(self) -> None:
@@ -193,8 +196,9 @@ class DoctorScreen(Screen):
         self._shown = findings
         option_list.clear_options()
         option_list.add_options([Option(finding_label(f), id=str(i)) for i, f in enumerate(findings)])
-        keep = next((i for i, f in enumerate(findings) if current and (f.id, f.area) == (current.id, current.area)),
-                    0 if findings else None)
+        # the worst finding comes first; keep the user's place only while they read one
+        keep = next((i for i, f in enumerate(findings) if self.show_details and current
+                     and (f.id, f.area) == (current.id, current.area)), 0 if findings else None)
         option_list.highlighted = keep
         if self.show_details:
             self.call_later(self._show_current)

@@ -25,7 +25,8 @@ class ConfirmCommands(ModalScreen[bool]):
     ConfirmCommands Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ConfirmCommands Button { margin-left: 2; }
     """
-    BINDINGS = [Binding("escape,n", "cancel", "Cancel"), Binding("enter", "run", "Run", show=False)]
+    # Run needs its own key (or Tab to the button): Enter on the focused Cancel button never runs anything
+    BINDINGS = [Binding("escape,n", "cancel", "Cancel"), Binding("y", "run", "Run")]
 
     def __init__(self, title: str, commands: list[str], note: str = "") -> None:
         super().__init__()
@@ -41,7 +42,7 @@ class ConfirmCommands(ModalScreen[bool]):
                 yield Static(self.note, classes="dialog-note", markup=False)
             with Horizontal():
                 yield Button("Cancel (Esc)", id="cancel", compact=True)
-                yield Button("Run (Enter)", id="run", variant="warning", compact=True)
+                yield Button("Run (y)", id="run", variant="warning", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
