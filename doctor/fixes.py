@@ -21,28 +21,42 @@ def shell_of(facts: Facts) -> str:
 
 
 def python_of(facts: Facts) -> str:
-    exe = facts.python.executable
-    if exe:
-        return exe
-    return "python" if shell_of(facts) != "bash" else "python3"
+    """The interpreter the fixes act on: the probed target Python, else `python` (what the user typed)."""
+    return facts.python.executable or "python"
+
+
+_PS_SPECIAL = set(" '\"&()$`;{}<>|,@#")
+_CMD_SPECIAL = set(" &()^|<>")
 
 
 def quote(arg: str, shell: str) -> str:
+    """Quote one argument for `shell` only when it needs it (`torch>=2.4.1` is a redirection unquoted)."""
     if shell == "bash":
         return shlex.quote(arg)
     if shell == "powershell":
-        return f'"{arg}"' if any(c in arg for c in " '&()$`;{}") else arg
-    return f'"{arg}"' if any(c in arg for c in " &()^|<>") else arg
+        if not any(c in _PS_SPECIAL for c in arg):
+            return arg
+        if "$" in arg or "`" in arg or '"' in arg:
+            return "'" + arg.replace("'", "''") + "'"  # single quotes: literal, no $ expansion
+        return f'"{arg}"'
+    return f'"{arg}"' if any(c in _CMD_SPECIAL for c in arg) else arg
 
 
 def py_cmd(facts: Facts, *args: str) -> str:
-    """`<python> -m <args>` for the target interpreter, quoted for the shell (PowerShell needs `&` to call a
-    quoted path)."""
+    """`<python> -m <args>` for the target interpreter, quoted for the shell. PowerShell calls a quoted path
+    with `&`; a full interpreter path is always quoted there."""
     shell = shell_of(facts)
     exe = python_of(facts)
-    head = quote(exe, shell)
-    if shell == "powershell" and head.startswith('"'):
-        head = f"& {head}"
+    if shell == "powershell" and ("\\" in exe or "/" in exe):
+        head = '& "' + exe + '"'
+    elif shell == "powershell":
+        head = quote(exe, shell)
+        if head[0] in "'\"":
+            head = f"& {head}"
+    elif shell == "cmd" and ("\\" in exe or " " in exe):
+        head = f'"{exe}"'
+    else:
+        head = quote(exe, shell)
     return " ".join([head, *(quote(a, shell) for a in args)])
 
 
@@ -62,7 +76,11 @@ def set_env(facts: Facts, name: str, value: str) -> str:
 def torch_install_fix(facts: Facts, version: str | None, variant: str, title: str | None = None) -> Fix:
     url = f"https://download.pytorch.org/whl/{variant}"
     spec = f"torch=={version}" if version else "torch"
-    cmds = [pip(facts, "install", "--upgrade", "--force-reinstall", spec, "--index-url", url)]
+    # the same release in another variant (2.11.0+cpu -> 2.11.0+cu128) needs --force-reinstall: pip would keep a
+    # local version that already satisfies `torch==2.11.0`
+    installed = (facts.torch.version or "").split("+")[0]
+    same = bool(version and installed == version)
+    cmds = [pip(facts, "install", "--upgrade", *(["--force-reinstall"] if same else []), spec, "--index-url", url)]
     return Fix(
         title=title or f"Install PyTorch {version or ''} built for CUDA {variant[2:-1]}.{variant[-1]} ({variant})".replace("  ", " "),
         commands=cmds,

@@ -165,9 +165,13 @@ def _no_driver(facts, data, ev):
 
 
 def _cudnn(facts, data, ev):
-    return make("cudnn-mismatch", evidence=ev, fixes=[Fix(
-        title="Remove old cuDNN/CUDA dirs from LD_LIBRARY_PATH so PyTorch uses the cuDNN it ships",
-        commands=["echo $LD_LIBRARY_PATH", "unset LD_LIBRARY_PATH"], shell="bash")])
+    if shell_of(facts) == "bash":
+        cmds = ["echo $LD_LIBRARY_PATH", "unset LD_LIBRARY_PATH"]
+        title = "Remove old cuDNN/CUDA dirs from LD_LIBRARY_PATH so PyTorch loads the cuDNN it ships"
+    else:
+        cmds = ["where.exe cudnn*.dll"] if shell_of(facts) == "cmd" else ["Get-Command cudnn*.dll -All"]
+        title = "Remove old CUDA/cuDNN bin dirs from PATH so PyTorch loads the cuDNN it ships"
+    return make("cudnn-mismatch", evidence=ev, fixes=[Fix(title=title, commands=cmds, shell=shell_of(facts))])
 
 
 def _abi(facts, data, ev):
@@ -191,8 +195,9 @@ def _bf16(facts, data, ev):
 def _deepspeed(facts, data, ev):
     return make("deepspeed-op-build", evidence=ev, fixes=[Fix(
         title="See which ops can build, then prebuild cpu_adam with a toolkit matching torch.version.cuda",
-        commands=["ds_report", "DS_BUILD_CPU_ADAM=1 " + pip(facts, "install", "--force-reinstall", "deepspeed")],
-        shell="bash")])
+        commands=["ds_report", set_env(facts, "DS_BUILD_CPU_ADAM", "1"),
+                  pip(facts, "install", "--force-reinstall", "--no-cache-dir", "deepspeed")],
+        shell=shell_of(facts), url="https://www.deepspeed.ai/tutorials/advanced-install/")])
 
 
 def _nvcc(facts, data, ev):
@@ -202,9 +207,27 @@ def _nvcc(facts, data, ev):
 
 
 def _cudart(facts, data, ev):
-    return make("libcudart-missing", evidence=ev, fixes=[Fix(
-        title="Reinstall torch with its CUDA dependencies, then rebuild extensions against it",
-        commands=[pip(facts, "install", "--force-reinstall", "torch")], shell=shell_of(facts))])
+    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    fixes = []
+    if choice.variant:
+        fixes.append(torch_install_fix(facts, choice.version, choice.variant,
+                                       title="Reinstall PyTorch with the CUDA runtime wheels it depends on"))
+    fixes.append(Fix(title="Then rebuild or reinstall the extension that wanted " + data.get("lib", "libcudart")
+                     + " against this PyTorch", commands=[], shell=shell_of(facts)))
+    return make("libcudart-missing", evidence=ev, fixes=fixes)
+
+
+def _torch_missing(facts, data, ev):
+    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    fix = torch_install_fix(facts, choice.version, choice.variant or "cu128", title="Install PyTorch")
+    fix.title += f" — {choice.why}"
+    return make("torch-missing", evidence=ev, fixes=[fix])
+
+
+def _bnb_missing(facts, data, ev):
+    return make("bnb-missing", evidence=ev, fixes=[Fix(
+        title="Install bitsandbytes", commands=[pip(facts, "install", "--upgrade", "bitsandbytes")],
+        shell=shell_of(facts), applicable=True)])
 
 
 def _symlinks(facts, data, ev):
@@ -241,5 +264,6 @@ BUILDERS = {
     "container-no-gpu": _no_driver, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,
     "flash-attn-unsupported": _flash, "bf16-unsupported": _bf16, "deepspeed-op-build": _deepspeed,
     "nvcc-mismatch": _nvcc, "libcudart-missing": _cudart, "win-symlinks": _symlinks, "win-long-paths": _long_paths,
-    "mig-device-selection": _mig, "torch-env-mismatch": _env_mismatch,
+    "mig-device-selection": _mig, "torch-env-mismatch": _env_mismatch, "torch-missing": _torch_missing,
+    "bnb-missing": _bnb_missing,
 }
