@@ -141,8 +141,10 @@ def _read_array(text: str, i: int, name: str, problems: list[Problem]) -> list[t
         try:
             obj, end = dec.raw_decode(text, i)
         except json.JSONDecodeError as e:
+            hint = " (a trailing comma before ']'?)" if text[e.pos:e.pos + 1] == "]" else ""
             problems.append(Problem(f"{name}:{e.lineno}", f"bad JSON: {e.msg} (line {e.lineno} column {e.colno}, "
-                                                          f"in record {len(out) + 1}); nothing after it was read"))
+                                                          f"in record {len(out) + 1}){hint}; nothing after it was "
+                                                          "read"))
             return out
         out.append((f"{name}:{_line_of(text, i)} (record {len(out) + 1})", obj))
         i = _skip_ws(text, end)
@@ -229,7 +231,8 @@ def _alpaca(rec: dict, where: str, schema: Schema, problems: list[Problem]) -> l
                 if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
                     problems.append(Problem(where, f"{hist_key}[{i}] must be [instruction, response], two texts"))
                     continue
-                msgs += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+                msgs += [{"role": "user", "content": pair[0], "_at": f"{hist_key}[{i}][0]"},
+                         {"role": "assistant", "content": pair[1], "_at": f"{hist_key}[{i}][1]"}]
     prompt_key, query_key, resp_key = c("prompt", "instruction"), c("query", "input"), c("response", "output")
     prompt = _text(rec.get(prompt_key), where, prompt_key, problems, required=False)
     query = _text(rec.get(query_key), where, query_key, problems, required=False)
@@ -245,7 +248,8 @@ def _alpaca(rec: dict, where: str, schema: Schema, problems: list[Problem]) -> l
         response = _text(response, where, resp_key, problems)
     if response is None:
         return []
-    msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": response}]
+    msgs += [{"role": "user", "content": user, "_at": f"{prompt_key}+{query_key}"},
+             {"role": "assistant", "content": response, "_at": resp_key}]
     return msgs
 
 

@@ -3,7 +3,8 @@
 Packed rows carry position_ids that restart at 0 for each sample. collate(packing=True) passes position_ids and
 no attention_mask: transformers (masking_utils.find_packed_sequence_indices, used by the sdpa, eager and flex
 attention paths of Llama-style models) then builds a block-diagonal causal mask from the position_ids, so attention
-never crosses a sample boundary. tests/trainer/test_data.py proves the logits of a packed row equal those of its
+never crosses a sample boundary. It does so only without a KV cache: run the model with use_cache=False (as training
+does; with a cache, position_ids are ignored for masking and samples would see each other). tests/trainer/test_data.py proves the logits of a packed row equal those of its
 samples run one by one.
 """
 from __future__ import annotations
