@@ -1,11 +1,63 @@
 """Rules: pure functions from Facts to Findings.
 
-    findings = evaluate(facts)
+    findings = evaluate(facts)   # errors first, then warnings, info, ok; within a severity in AREAS order
 
 Unknown facts (None) never fire a rule, so the TUI can evaluate partial facts while probes still run. Error
 signatures found in pasted logs (facts.signatures, ids from the catalog) become findings too, merged with a probed
-finding of the same id so nothing is reported twice. The id catalog, with severities and explanations, is
-`doctor.rules.catalog.CATALOG`.
+finding of the same id so nothing is reported twice. An area with a problem does not also show its `ok` line.
+
+The id catalog (`doctor.rules.catalog.CATALOG` has the explanations; a rule may lower or raise a severity where the
+facts say so, e.g. `nvcc-mismatch` is `info` when nothing installed compiles CUDA code, `win-libuv` is `info` as a
+multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-version compatibility applies):
+
+    id                       severity area      meaning
+    no-driver                error    driver    No NVIDIA driver found
+    container-no-gpu         error    driver    This container was started without GPU access
+    driver-not-loaded        error    driver    The NVIDIA driver is installed but not loaded
+    driver-library-mismatch  error    driver    NVIDIA driver and library versions do not match
+    driver-too-old           error    driver    The NVIDIA driver is too old for this PyTorch build
+    wsl-linux-driver         error    driver    A Linux NVIDIA driver is installed inside WSL
+    wsl-libcuda-path         error    driver    WSL2: libcuda is not found under /usr/lib/wsl/lib
+    driver-ok                ok       driver    NVIDIA driver
+    no-gpu                   warning  gpu       No NVIDIA GPU on this machine
+    mig-device-selection     warning  gpu       MIG is enabled: select one MIG instance
+    device-order             warning  gpu       CUDA and nvidia-smi number the GPUs differently
+    bf16-unsupported         warning  gpu       This GPU has no bf16: train in fp16
+    flash-attn-unsupported   warning  gpu       FlashAttention 2 does not support this GPU or platform
+    gpu-ok                   ok       gpu       GPU
+    nvcc-missing             info     cuda      No CUDA toolkit (nvcc): only needed to build CUDA extensions
+    nvcc-mismatch            warning  cuda      The CUDA toolkit differs from PyTorch's CUDA
+    libcudart-missing        error    cuda      The CUDA runtime library (libcudart) cannot be loaded
+    cuda-ok                  ok       cuda      CUDA toolkit
+    torch-missing            error    torch     PyTorch is not installed in the target Python
+    torch-cpu-build          error    torch     PyTorch is a CPU-only build on a machine with an NVIDIA GPU
+    torch-import-dll         error    torch     PyTorch fails to import: a DLL or shared library does not load
+    torch-import-error       error    torch     PyTorch crashes or fails on import
+    torch-arch-unsupported   error    torch     This PyTorch build has no kernels for this GPU
+    torch-cuda-unavailable   error    torch     PyTorch is built with CUDA but cannot use the GPU
+    torch-cuda-op-failed     error    torch     A tiny CUDA operation failed
+    torch-env-mismatch       warning  torch     pip and python are different interpreters
+    cudnn-mismatch           error    torch     cuDNN version mismatch
+    extension-abi-mismatch   error    torch     A compiled extension was built against another PyTorch
+    cuda-oom                 error    torch     CUDA out of memory
+    deepspeed-op-build       error    torch     A DeepSpeed op failed to build
+    torch-ok                 ok       torch     PyTorch
+    bnb-missing              warning  bnb       bitsandbytes is not installed: no 4-bit QLoRA
+    bnb-no-gpu-binary        error    bnb       bitsandbytes loaded no CUDA library
+    bnb-too-old              error    bnb       This bitsandbytes cannot work here
+    bnb-import-error         error    bnb       bitsandbytes fails to import
+    bnb-quant-failed         error    bnb       bitsandbytes 4-bit quantization failed on the GPU
+    bnb-ok                   ok       bnb       bitsandbytes
+    win-libuv                warning  platform  torch.distributed on Windows: libuv is not built in
+    win-no-nccl              warning  platform  Windows has no NCCL: multi-GPU needs gloo or WSL2
+    win-triton               warning  platform  Triton is Linux-only: install triton-windows
+    win-symlinks             warning  platform  This Windows user cannot create symlinks: the HF cache duplicates files
+    win-long-paths           warning  platform  Windows long paths are disabled
+    platform-ok              ok       platform  Platform
+    hf-disk-low              warning  hf        Little free disk for models
+    hf-endpoint              info     hf        Hugging Face mirror in use
+    hf-offline               info     hf        HF_HUB_OFFLINE is set: no downloads
+    hf-ok                    ok       hf        Hugging Face
 """
 
 from __future__ import annotations
@@ -34,7 +86,7 @@ def evaluate(facts: Facts) -> list[Finding]:
     out = [f for f in found.values() if not (f.severity == "ok" and f.area in bad_areas)]
     sev = {s: i for i, s in enumerate(SEVERITIES)}
     area = {a: i for i, a in enumerate(AREAS)}
-    return sorted(out, key=lambda f: (area.get(f.area, 99), sev.get(f.severity, 9)))
+    return sorted(out, key=lambda f: (sev.get(f.severity, 9), area.get(f.area, 99)))
 
 
 def _add(found: dict[str, Finding], f: Finding) -> None:

@@ -156,6 +156,13 @@ def _not_loaded(facts, data, ev):
         shell="bash")])
 
 
+def _container(facts, data, ev):
+    return make("container-no-gpu", evidence=ev, fixes=[Fix(
+        title="Start the container with GPU access (NVIDIA Container Toolkit on the host)",
+        commands=["docker run --gpus all ..."], shell="bash",
+        url="https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html")])
+
+
 def _no_driver(facts, data, ev):
     if facts.platform.in_container or data.get("container"):
         return make("container-no-gpu", evidence=ev, fixes=[Fix(
@@ -261,7 +268,7 @@ BUILDERS = {
     "win-libuv": _libuv, "win-no-nccl": _nccl, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
     "bnb-too-old": _bnb_old, "torch-import-dll": _dll, "wsl-libcuda-path": _wsl_libcuda,
     "driver-library-mismatch": _mismatch, "driver-not-loaded": _not_loaded, "no-driver": _no_driver,
-    "container-no-gpu": _no_driver, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,
+    "container-no-gpu": _container, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,
     "flash-attn-unsupported": _flash, "bf16-unsupported": _bf16, "deepspeed-op-build": _deepspeed,
     "nvcc-mismatch": _nvcc, "libcudart-missing": _cudart, "win-symlinks": _symlinks, "win-long-paths": _long_paths,
     "mig-device-selection": _mig, "torch-env-mismatch": _env_mismatch, "torch-missing": _torch_missing,
