@@ -21,7 +21,7 @@ from pathlib import Path
 
 from doctor.facts import Facts, merge
 from doctor.reports import envinfo, packages, signatures, smi, tools
-from doctor.reports.common import cuda_from_local, fill, known
+from doctor.reports.common import add_gpu, cuda_from_local, fill
 from doctor.reports.text import Line, clean_lines, decode, joined
 
 __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
@@ -71,14 +71,20 @@ WIN_PATH = re.compile(r"\b[A-Z]:\\(?:[^\\\s\"']+\\)+|\[WinError \d+\]|\\Scripts\
 POSIX_SITE = re.compile(r"(/home/|/usr/(?:local/)?lib/python|/opt/conda|/root/|/workspace/)[^\s\"']*")
 TRACE = re.compile(r"^Traceback \(most recent call last\):|^\s*File \"[^\"]+\", line \d+")
 PY_FROM_PATH = re.compile(r"[Pp]ython(3\.\d+)[/\\](?:site|dist)-packages|[/\\][Pp]ython3(\d{2})[/\\]")
+FOUND_GPU = re.compile(r"Found GPU\s?(\d+) (.+?) which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)")
 ARCH_LIST = re.compile(r"current PyTorch install supports CUDA capabilities ((?:(?:sm|compute)_\d+\w?\s*)+)")
 TORCH_IN_TEXT = re.compile(r"\btorch(?:==|\s+|-)(\d+\.\d+\.\d+(?:\+(?:cu\d+|cpu))?)\b")
 
 
 def _trace_facts(lines: list[Line], facts: Facts) -> bool:
-    """What a traceback or log reveals about the machine: the OS from its paths, Python, torch's CUDA build."""
+    """What a traceback or log reveals about the machine: the OS from its paths, Python, torch's CUDA build, GPUs
+    torch warned about. True when it is a traceback or such a log."""
     text = joined(lines)
     is_trace = any(TRACE.match(ln.text) for ln in lines)
+    for m in FOUND_GPU.finditer(text):
+        is_trace = True
+        if not facts.gpus or not any(g.index == int(m.group(1)) for g in facts.gpus):
+            add_gpu(facts, m.group(2), int(m.group(1)), compute_capability=m.group(3))
     if WIN_PATH.search(text):
         fill(facts.platform, "system", "Windows")
     elif POSIX_SITE.search(text) and is_trace:
@@ -107,8 +113,6 @@ def _apply_signature_facts(facts: Facts) -> None:
             name = re.sub(r"^.*?\b(NVIDIA|GeForce|Tesla|Quadro)\b", r"\1", d["gpu"])
             if not facts.gpus or not any(g.name == name for g in facts.gpus):
                 if not facts.gpus:
-                    from doctor.reports.common import add_gpu
-
                     add_gpu(facts, name, int(d.get("index", 0)), compute_capability=d["capability"])
             for g in facts.gpus or []:
                 if g.name == name:
@@ -196,12 +200,13 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
     found = signatures.scan(lines, source)
     low = text.lower()
     # a signature whose condition needs facts (Windows, WSL, MIG) is checked once all facts are in
+    early = (None, "mig", "outside-range")
     for row, sig in found:
-        if row.when in (None, "mig") and signatures.holds(row.when, facts, low):
+        if row.when in early and signatures.holds(row.when, facts, low, sig):
             facts.signatures.append(sig)
     _apply_signature_facts(facts)
     for row, sig in found:
-        if row.when not in (None, "mig") and signatures.holds(row.when, facts, low):
+        if row.when not in early and signatures.holds(row.when, facts, low, sig):
             facts.signatures.append(sig)
     if is_trace or facts.signatures:
         kinds.append("traceback")

@@ -158,8 +158,10 @@ def parse_env_block(lines: list[Line], facts: Facts) -> bool:
 
 
 UNSLOTH_TORCH = re.compile(r"Torch: (?P<torch>[\w.+]+)\. +CUDA: (?P<cc>\d+\.\d+)\. +CUDA Toolkit: (?P<cuda>[\w.]+)")
-UNSLOTH_GPU = re.compile(r"(?:\\\\|\\)\s+/\|\s+(?:GPU: )?(?P<name>.+?)\. Num GPUs = (?P<n>\d+)\. Max memory: "
-                         r"(?P<mem>[\d.]+) GB\. Platform: (?P<platform>\w+)")
+UNSLOTH_GPU = re.compile(r"(?:\\\\|\\)\s+/\|\s+(?:GPU: )?(?P<name>.+?)\.(?: Num GPUs = (?P<n>\d+)\.)? Max memory: "
+                         r"(?P<mem>[\d.]+) GB\. Platform(?::| =) (?P<platform>\w+)")
+# older banners (2024): "Pytorch: 2.3.0+cu121. CUDA = 6.1. CUDA Toolkit = 12.1."
+UNSLOTH_TORCH_OLD = re.compile(r"Pytorch: (?P<torch>[\w.+]+)\. +CUDA = (?P<cc>\d+\.\d+)\. +CUDA Toolkit = (?P<cuda>[\w.]+)")
 COMFY_DEVICE = re.compile(r"^Device: cuda:(?P<i>\d+) (?P<name>.+?) : (?:cudaMallocAsync|native|native_cuda)")
 COMFY_VRAM = re.compile(r"^Total VRAM (?P<mb>\d+) MB")
 TORCH_VERSION_LINE = re.compile(r"^\s*(?:pytorch|torch) version\s*[:=]\s*(?P<v>\d+\.\d+(?:\.\d+)?(?:\+\w+)?)\s*$", re.I)
@@ -169,7 +171,7 @@ def parse_banners(lines: list[Line], facts: Facts) -> list[str]:
     """Unsloth's start-up banner and ComfyUI's start-up log; returns the kinds found."""
     kinds = []
     for ln in lines:
-        m = UNSLOTH_TORCH.search(ln.text)
+        m = UNSLOTH_TORCH.search(ln.text) or UNSLOTH_TORCH_OLD.search(ln.text)
         if m:
             add_package(facts, "torch", m.group("torch"))
             facts.torch.import_ok = True

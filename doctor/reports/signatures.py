@@ -19,7 +19,7 @@ from doctor.reports.text import Line
 class Row:
     id: str
     pattern: str
-    when: str | None = None  # None | "windows" | "not-windows" | "wsl" | "mig"
+    when: str | None = None  # None | "windows" | "wsl" | "mig" | "outside-range"
 
 
 R = Row
@@ -27,8 +27,10 @@ TABLE: list[Row] = [
     # --- GPU architecture vs the torch build
     R("torch-arch-unsupported", r"(?P<gpu>(?:NVIDIA )?[\w .-]+?) with CUDA capability sm_(?P<sm>\d+) is not compatible "
       r"with the current PyTorch installation"),
-    R("torch-arch-unsupported", r"Found GPU\s?(?P<index>\d+) (?P<gpu>.+?) which is of cuda capability (?P<cc>\d+\.\d+)\."
-      r".*(?:Minimum and Maximum cuda capability supported|no longer supports this GPU)"),
+    # torch's capability warnings: old ("no longer supports this GPU"), 2.8+ ("Minimum and Maximum ... (7.0) - (12.0)",
+    # which also fires for sm_121 on a build with sm_120 kernels: benign), 2.10+ ("compute capability (CC) 7.0")
+    R("torch-arch-unsupported", r"Found GPU\s?(?P<index>\d+) (?P<gpu>.+?) which is of (?:cuda|compute) capability "
+      r"(?:\(CC\) )?(?P<cc>\d+\.\d+)", when="outside-range"),
     R("torch-arch-unsupported", r"Support for (?:Maxwell and Pascal|Volta|\w+) architectures? (?:is|are) removed for CUDA"),
     R("torch-arch-unsupported", r"no kernel image is available for execution on the device"),
     R("torch-arch-unsupported", r"CUDA error: invalid device function"),
@@ -46,7 +48,7 @@ TABLE: list[Row] = [
     R("driver-too-old", r"Error 804: forward compatibility was attempted on non supported HW"),
     R("driver-too-old", r"the provided PTX was compiled with an unsupported toolchain"),
     R("no-driver", r"Found no NVIDIA driver on your system"),
-    R("driver-not-loaded", r"NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"),
+    R("driver-not-loaded", r"NVIDIA-SMI has failed because it couldn.t communicate with the NVIDIA driver"),
     R("driver-library-mismatch", r"Driver/library version mismatch"),
     R("wsl-libcuda-path", r"Could not load library libcudnn\w*\.so[\d.]*\. Error: libcuda\.so: cannot open shared object"),
     R("wsl-libcuda-path", r"libcuda\.so(?:\.1)?: cannot open shared object file", when="wsl"),
@@ -86,7 +88,7 @@ TABLE: list[Row] = [
     R("bnb-no-gpu-binary", r"Could not find the bitsandbytes CUDA binary at (?P<path>\S+?libbitsandbytes_cuda(?P<bnb_cuda>\d+)"
       r"\.(?:so|dll))"),
     R("bnb-no-gpu-binary", r"Library not found: (?P<path>\S*libbitsandbytes_cuda(?P<bnb_cuda>\d+)\.(?:so|dll))"),
-    R("bnb-no-gpu-binary", r"CUDA SETUP: Loading binary (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
+    R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
     # --- Windows and platform
     R("win-libuv", r"use_libuv was requested but PyTorch was buil[dt] without libuv support"),
     R("win-no-nccl", r"Distributed package doesn't have NCCL built in"),
@@ -172,9 +174,24 @@ def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
     return out
 
 
-def holds(when: str | None, facts: Facts, text: str) -> bool:
+RANGE = re.compile(r"Minimum and Maximum cuda capability supported by this version of PyTorch is\s*"
+                   r"\((\d+)\.(\d+)\)\s*-\s*\((\d+)\.(\d+)\)", re.I)
+
+
+def holds(when: str | None, facts: Facts, text: str, sig: Signature | None = None) -> bool:
     if when is None:
         return True
+    if when == "outside-range":
+        # the 2.8+ warning names the range; a GPU inside it (same major as a built arch, not older than the
+        # minimum) runs by binary compatibility, e.g. GB10 sm_121 on sm_120 kernels
+        m = RANGE.search(text)
+        cc = (sig.data.get("capability") if sig else None) or ""
+        if not m or not re.match(r"^\d+\.\d+$", cc):
+            return True
+        lo = (int(m.group(1)), int(m.group(2)))
+        hi_major = int(m.group(3))
+        major, minor = (int(x) for x in cc.split("."))
+        return not ((major, minor) >= lo and major <= hi_major)
     if when == "windows":
         return facts.platform.system == "Windows"
     if when == "wsl":
