@@ -294,3 +294,59 @@ def test_stats_padding_waste_vs_packing():
     assert st["padding"]["pad_to_cutoff"] == {"rows": 4, "waste": 0.5}
     assert st["padding"]["packing"] == {"rows": 2, "waste": 0.0}
     assert sum(b["count"] for b in st["histogram"]) == 4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tunedoc data check
+
+
+def test_data_check_lists_every_problem_and_exits_1():
+    out = tunedoc("data", "check", HERE / "bad.jsonl")
+    assert out.returncode == 1, out.stderr
+    for line in ("bad.jsonl:2", "bad.jsonl:3", "bad.jsonl:4", "bad.jsonl:5", "bad.jsonl:6", "bad.jsonl:7",
+                 "bad.jsonl:8"):
+        assert line in out.stdout
+    assert "bad.jsonl:1" not in out.stdout and "bad.jsonl:9" not in out.stdout
+
+
+def test_data_check_json_with_the_models_tokenizer(tiny_model_dir, identity_jsonl, tiny_tokenizer):
+    out = tunedoc("data", "check", identity_jsonl, "--model", tiny_model_dir, "--cutoff-len", "24", "--json")
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    convs = D.load_conversations(identity_jsonl)
+    samples = D.build_samples(convs, tiny_tokenizer, 24)
+    assert rep["ok"] and rep["conversations"] == len(convs) and rep["formats"] == {"openai": len(convs)}
+    assert rep["roles"] == {"user": len(convs), "assistant": len(convs)}
+    st = rep["lengths"]
+    assert st["unit"] == "tokens" and st["max"] == max(s["length"] for s in samples)
+    assert st["truncated"] == sum(s["length"] > 24 for s in samples) > 0
+    assert sum(b["count"] for b in st["histogram"]) == len(convs)
+    roomy = json.loads(tunedoc("data", "check", identity_jsonl, "--model", tiny_model_dir, "--cutoff-len", "256",
+                               "--json").stdout)["lengths"]
+    assert roomy["truncated"] == 0
+    assert roomy["padding"]["packing"]["waste"] < 0.1 < 0.5 < roomy["padding"]["pad_to_cutoff"]["waste"]
+    assert roomy["padding"]["packing"]["rows"] == len(D.pack(D.build_samples(convs, tiny_tokenizer, 256), 256))
+
+
+def test_data_check_without_a_model_estimates_and_says_so():
+    out = tunedoc("data", "check", HERE / "llamafactory", "--cutoff-len", "8")
+    assert out.returncode == 0, out.stderr
+    assert "2 conversations" in out.stdout and "estimated tokens" in out.stdout and "--model" in out.stdout
+    assert "2 of 2 samples are longer than cutoff_len 8" in out.stdout
+    rep = json.loads(tunedoc("data", "check", HERE / "llamafactory", "--json").stdout)
+    assert rep["lengths"]["tokenizer"] is None and rep["formats"] == {"alpaca": 1, "sharegpt": 1}
+
+
+def test_data_check_bad_arguments_exit_2_with_the_fix(tmp_path):
+    missing = tunedoc("data", "check", tmp_path / "nope.jsonl")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and not missing.stdout
+    no_model = tunedoc("data", "check", HERE / "openai.jsonl", "--model", tmp_path / "no-model")
+    assert no_model.returncode == 2 and "does not exist" in no_model.stderr
+
+
+def test_data_check_imports_no_torch():
+    code = ("import sys; from tunedoc.cli import main; rc = main(['data', 'check', sys.argv[1], '--json']); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(HERE / "alpaca.json")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr

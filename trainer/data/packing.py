@@ -69,17 +69,32 @@ def collate(batch: list[dict], pad_id: int, packing: bool) -> dict:
     return out
 
 
+def _nice(x: float) -> int:
+    """The smallest 1, 2 or 5 times a power of ten that is >= x."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= x:
+                return m * step
+        step *= 10
+
+
 def _histogram(lengths: list[int], cutoff_len: int, bins: int) -> list[dict]:
-    """Equal-width bins from 0 to max(longest, cutoff_len): [{"lo", "hi", "count"}]; hi exclusive, the last
-    bin inclusive."""
+    """About `bins` bins of a round width covering min..max: [{"lo", "hi", "count"}], lo inclusive, hi exclusive.
+    cutoff_len is always a bin edge when it lies inside the range, so truncated samples have bins of their own."""
     if not lengths:
         return []
-    top = max(max(lengths), 1)
-    width = max(1, math.ceil(top / bins))
-    counts = [0] * bins
+    lo, hi = min(lengths), max(lengths)
+    width = _nice((hi - lo + 1) / bins)
+    edges = [lo // width * width]
+    while edges[-1] <= hi:
+        edges.append(edges[-1] + width)
+    if lo < cutoff_len <= hi and cutoff_len not in edges:
+        edges = sorted(edges + [cutoff_len])
+    out = [{"lo": a, "hi": b, "count": 0} for a, b in zip(edges, edges[1:])]
     for n in lengths:
-        counts[min(n // width, bins - 1)] += 1
-    return [{"lo": b * width, "hi": (b + 1) * width, "count": c} for b, c in enumerate(counts)]
+        out[bisect.bisect_right(edges, n) - 1]["count"] += 1
+    return out
 
 
 def length_stats(lengths: list[int], cutoff_len: int, *, bins: int = 10, packed_rows: int | None = None) -> dict:
