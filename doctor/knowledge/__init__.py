@@ -191,44 +191,65 @@ def arch_supports(arch_list: list[str], cc: str) -> bool:
     return False
 
 
-def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "Linux") -> TorchChoice:
-    """The newest known torch wheel that has kernels for `cc` and runs on a driver supporting `driver_cuda`.
+def min_torch() -> str:
+    """The oldest torch release tunedoc's stack (transformers 5) accepts; fixes never suggest an older one."""
+    return load("torch")["tunedoc"]["min_torch"]
 
-    Prefers a variant the driver already supports; when none has kernels for this GPU, picks the variant the GPU
-    needs and says which driver it wants."""
-    releases = sorted(load("torch")["release"], key=lambda r: vkey(r["version"]), reverse=True)
-    order = {"cu130": 0, "cu129": 1, "cu128": 2, "cu126": 3, "cu124": 4, "cu121": 5, "cu118": 6}
+
+def _cuda_of(variant: str) -> str:
+    d = variant[2:]
+    return f"{d[:-1]}.{d[-1]}"
+
+
+def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "Linux") -> TorchChoice:
+    """The torch wheel to install for a GPU of compute capability `cc` on a driver supporting `driver_cuda`.
+
+    Only releases tunedoc can use (>= min_torch()) whose arch list runs `cc`. Among them the newest release that
+    runs on this driver wins: fully (variant CUDA <= driver CUDA; cu128 preferred) or else through CUDA minor-version
+    compatibility (same CUDA major; the lowest such variant). When the driver is too old for the GPU itself (an RTX
+    50 needs CUDA 12.8) or for every candidate, the choice names the driver it needs (`driver_needed`)."""
+    floor = vkey(min_torch())
+    releases = sorted((r for r in load("torch")["release"] if vkey(r["version"]) >= floor),
+                      key=lambda r: vkey(r["version"]), reverse=True)
+    preference = ["cu128", "cu126", "cu130", "cu129", "cu124", "cu121", "cu118"]
     candidates = []
     for rel in releases:
-        for variant in sorted(rel["variants"], key=lambda v: order.get(v, 9)):
+        for variant in sorted(rel["variants"], key=lambda v: preference.index(v) if v in preference else 9):
             arch = torch_arch_list(rel["version"], variant, system) or []
             if cc and not arch_supports(arch, cc):
                 continue
             candidates.append((rel, variant))
     if not candidates:
-        return TorchChoice(None, None, None, f"no known PyTorch wheel has kernels for compute capability {cc}")
+        return TorchChoice(None, None, None, f"no PyTorch >= {min_torch()} wheel has kernels for compute "
+                                             f"capability {cc}")
 
-    def cuda_of(variant: str) -> str:
-        d = variant[2:]
-        return f"{d[:-1]}.{d[-1]}"
+    def choice(rel, variant, why, need=None):
+        return TorchChoice(rel["latest"], variant, f"{TORCH_INDEX}/{variant}", why, driver_needed=need)
 
-    # CUDA 12.8 is the widely deployed, best tested choice; 13.x needs a 580+ driver
-    preference = ["cu128", "cu126", "cu130", "cu129", "cu124", "cu121", "cu118"]
-    if driver_cuda:
-        fitting = [(r, v) for r, v in candidates if vkey(cuda_of(v)) <= vkey(driver_cuda)]
-        if fitting:
-            rel, variant = min(fitting, key=lambda c: (preference.index(c[1]) if c[1] in preference else 9,
-                                                       [-x for x in vkey(c[0]["version"])]))
-            return TorchChoice(rel["latest"], variant, f"{TORCH_INDEX}/{variant}",
-                               f"torch {rel['latest']} {variant}: has kernels for this GPU"
-                               + (f" (compute capability {cc})" if cc else "")
-                               + f" and runs on this driver (CUDA {driver_cuda})")
-    rel, variant = min(candidates, key=lambda c: (preference.index(c[1]) if c[1] in preference else 9,
-                                                  [-x for x in vkey(c[0]["version"])]))
-    need = min_driver(cuda_of(variant), system)
-    why = f"torch {rel['latest']} {variant}" + (f" has kernels for compute capability {cc}" if cc else "")
-    return TorchChoice(rel["latest"], variant, f"{TORCH_INDEX}/{variant}", why,
-                       driver_needed=need if driver_cuda else None)
+    gpu_txt = f" has kernels for this GPU (compute capability {cc})" if cc else ""
+    gpu_floor = (family_of(cc) or {}).get("min_cuda") if cc else None
+    if driver_cuda and not (gpu_floor and vkey(driver_cuda) < vkey(gpu_floor)):
+        dv = vkey(driver_cuda)
+        for rel in releases:
+            mine = [v for r, v in candidates if r is rel]
+            full = [v for v in mine if vkey(_cuda_of(v)) <= dv]
+            if full:
+                return choice(rel, full[0], f"torch {rel['latest']} {full[0]}{gpu_txt} and runs on this driver "
+                                            f"(CUDA {driver_cuda})")
+            compat = sorted((v for v in mine if vkey(_cuda_of(v))[:1] == dv[:1]), key=lambda v: vkey(_cuda_of(v)))
+            if compat:
+                return choice(rel, compat[0], f"torch {rel['latest']} {compat[0]}{gpu_txt} and runs on this driver "
+                                              f"(CUDA {driver_cuda}) through CUDA minor-version compatibility; a "
+                              f"driver >= {min_driver(_cuda_of(compat[0]), system)} gives full support")
+    rel, variant = candidates[0]
+    for r, v in candidates:  # newest release, preferred variant
+        if r is candidates[0][0] and preference.index(v) < preference.index(variant):
+            variant = v
+    need_cuda = max([_cuda_of(variant)] + ([gpu_floor] if gpu_floor else []), key=vkey)
+    need = min_driver(need_cuda, system) if driver_cuda else None
+    why = f"torch {rel['latest']} {variant}{gpu_txt}" + (
+        f"; it needs a driver for CUDA {need_cuda} (>= {need})" if need else "")
+    return choice(rel, variant, why, need)
 
 
 # --- bitsandbytes -----------------------------------------------------------------------------------------------

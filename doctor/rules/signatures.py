@@ -70,7 +70,8 @@ def _driver_old(facts, data, ev):
         choice = K.best_torch_install(cc, found, facts.platform.system or "Linux")
         if choice.variant and not choice.driver_needed:
             fx = torch_install_fix(facts, choice.version, choice.variant,
-                                   title=f"Or keep the driver and install a PyTorch built for CUDA <= {found}")
+                                   title="Or keep this driver and install a PyTorch that runs on it")
+            fx.title += f" — {choice.why}"
             fixes.append(fx)
     return make("driver-too-old", title=title, evidence=ev, fixes=fixes)
 

@@ -160,8 +160,10 @@ def test_best_torch_install_only_returns_pairs_that_exist():
                 assert c.index_url == f"https://download.pytorch.org/whl/{c.variant}"
                 if cc:
                     assert K.arch_supports(K.torch_arch_list(c.version, c.variant, system), cc), (cc, dc, c)
-                if dc and not c.driver_needed:
-                    assert K.vkey(c.variant[2:]) <= K.vkey(dc.replace(".", "")), (cc, dc, c)
+                assert K.vkey(c.version) >= K.vkey(K.min_torch()), (cc, dc, c)  # transformers 5 needs torch 2.6
+                if dc and not c.driver_needed:  # runs on this driver: fully, or within the same CUDA major
+                    cuda = f"{c.variant[2:-1]}.{c.variant[-1]}"
+                    assert K.vkey(cuda) <= K.vkey(dc) or K.vkey(cuda)[0] == K.vkey(dc)[0], (cc, dc, c)
 
 
 @pytest.mark.parametrize("cc, driver_cuda, system, variant, driver_needed", [
@@ -169,7 +171,9 @@ def test_best_torch_install_only_returns_pairs_that_exist():
     ("12.0", "12.4", "Linux", "cu128", "570.86.10"),  # RTX 50 needs cu128: driver update named
     ("12.0", "12.4", "Windows", "cu128", "571.96"),
     ("6.1", "12.8", "Linux", "cu126", None),  # Pascal: cu128 dropped sm_61
-    ("8.6", "12.2", "Linux", "cu121", None),  # an old driver gets a build it runs
+    ("8.6", "12.2", "Linux", "cu126", None),  # a 535 driver runs cu126 by minor-version compatibility
+    ("8.6", "11.4", "Linux", "cu118", None),  # a 470 driver: cu118, never a torch older than 2.6
+    ("7.0", "12.8", "Linux", "cu126", None),  # Volta: dropped from cu128 in 2.11, still in cu126
     ("8.9", "13.0", "Linux", "cu128", None),
 ])
 def test_best_torch_install(cc, driver_cuda, system, variant, driver_needed):
@@ -180,7 +184,7 @@ def test_best_torch_install(cc, driver_cuda, system, variant, driver_needed):
 
 
 def test_best_torch_install_for_a_kepler_gpu_says_none_fits():
-    c = K.best_torch_install("3.5", "11.4", "Linux")
+    c = K.best_torch_install("3.5", "11.4", "Linux")  # Kepler
     assert c.variant is None and c.version is None and "3.5" in c.why
 
 
@@ -215,3 +219,9 @@ def test_variant_of():
     assert K.variant_of("2.7.1", "12.6") == "cu126"
     assert K.variant_of("2.13.0+cpu", None) is None
     assert K.variant_of(None, None) is None
+
+
+def test_best_torch_install_never_goes_below_tunedocs_floor():
+    assert K.best_torch_install("8.6", "11.4", "Linux").version == "2.7.1"  # newest with cu118
+    assert K.best_torch_install("7.0", "12.8", "Linux").version == "2.11.0"
+    assert "minor-version" in K.best_torch_install("8.6", "12.2", "Linux").why

@@ -153,8 +153,9 @@ def test_cpu_torch_on_a_gpu_box_linux():
 def test_cpu_torch_on_a_gpu_box_with_an_old_driver_gets_a_build_it_runs():
     fs = evaluate(box(gpus=[gpu("NVIDIA GeForce RTX 3090", "8.6", 24576)], driver="535.54.03", driver_cuda="12.2",
                       torch="2.11.0+cpu"))
+    # a 535 driver (CUDA 12.2) runs cu126 wheels by minor-version compatibility; never a torch < 2.6
     assert all_commands(one(fs, "torch-cpu-build")) == [
-        f"{PY} -m pip install --upgrade torch==2.5.1 --index-url {CU}/cu121"]
+        f"{PY} -m pip install --upgrade --force-reinstall torch==2.11.0 --index-url {CU}/cu126"]
 
 
 def test_cpu_torch_on_windows_powershell_quotes_the_interpreter():
@@ -365,8 +366,9 @@ def test_driver_too_old_signature_offers_a_torch_for_the_driver():
                          line="The NVIDIA driver on your system is too old (found version 11040)."))
     f = one(fs, "driver-too-old")
     assert "11.4" in f.title and not f.fixes[0].applicable
-    # the driver supports CUDA 11.4: a cu118 build would need a newer one, so only the driver fix stands
-    assert len(f.fixes) == 1
+    # or keep the driver (CUDA 11.4): a cu118 build runs on it by minor-version compatibility
+    assert f.fixes[1].applicable
+    assert f.fixes[1].commands == [f"python -m pip install --upgrade torch==2.7.1 --index-url {CU}/cu118"]
 
 
 def test_libuv_signature_on_windows():
