@@ -157,11 +157,11 @@ def parse_env_block(lines: list[Line], facts: Facts) -> bool:
     return True
 
 
-UNSLOTH_TORCH = re.compile(r"Torch: (?P<torch>[\w.+]+)\. +CUDA: (?P<cc>\d+\.\d+)\. +CUDA Toolkit: (?P<cuda>[\w.]+)")
+UNSLOTH_TORCH = re.compile(r"Torch: (?P<torch>[\w.+]+)\. +CUDA: (?P<cc>\d+\.\d+)\. +CUDA Toolkit: (?P<cuda>\d+\.\d+)")
 UNSLOTH_GPU = re.compile(r"(?:\\\\|\\)\s+/\|\s+(?:GPU: )?(?P<name>.+?)\.(?: Num GPUs = (?P<n>\d+)\.)? Max memory: "
                          r"(?P<mem>[\d.]+) GB\. Platform(?::| =) (?P<platform>\w+)")
 # older banners (2024): "Pytorch: 2.3.0+cu121. CUDA = 6.1. CUDA Toolkit = 12.1."
-UNSLOTH_TORCH_OLD = re.compile(r"Pytorch: (?P<torch>[\w.+]+)\. +CUDA = (?P<cc>\d+\.\d+)\. +CUDA Toolkit = (?P<cuda>[\w.]+)")
+UNSLOTH_TORCH_OLD = re.compile(r"Pytorch: (?P<torch>[\w.+]+)\. +CUDA = (?P<cc>\d+\.\d+)\. +CUDA Toolkit = (?P<cuda>\d+\.\d+)")
 COMFY_DEVICE = re.compile(r"^Device: cuda:(?P<i>\d+) (?P<name>.+?) : (?:cudaMallocAsync|native|native_cuda)")
 COMFY_VRAM = re.compile(r"^Total VRAM (?P<mb>\d+) MB")
 TORCH_VERSION_LINE = re.compile(r"^\s*(?:pytorch|torch) version\s*[:=]\s*(?P<v>\d+\.\d+(?:\.\d+)?(?:\+\w+)?)\s*$", re.I)

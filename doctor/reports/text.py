@@ -14,6 +14,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|
 QUOTE = re.compile(r"^(?:[ \t]*>[ \t]?)+")
 FENCE = re.compile(r"^\s*(```|~~~)[\w+-]*\s*$")
 COMPOSE = re.compile(r"^[\w.-]+(?:-\d+)?\s+\|\s")  # "orpheus-fastapi     | ..." (docker compose logs)
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})  # pasted through chat/CSDN
 HTML_TAG = re.compile(r"^\s*</?(details|summary|pre|code)\b[^>]*>(.*?)(</summary>)?\s*$", re.I)
 
 
@@ -40,7 +41,8 @@ def clean_lines(text: str) -> list[Line]:
         m = HTML_TAG.match(line)
         if m:
             line = m.group(2) or ""
-        out.append(Line(i, line.rstrip().replace("\u00a0", " ")))
+        line = line.rstrip().replace("\u00a0", " ").translate(QUOTES)
+        out.append(Line(i, line))
     return out
 
 

@@ -55,7 +55,7 @@ def parse_bnb(lines: list[Line], facts: Facts) -> bool:
             section = "packages"
             continue
         if section == "packages":
-            pm = re.match(r"^([\w.-]+): (\S+)$", s)
+            pm = re.match(r"^([\w.-]+): (.+)$", s)
             if pm and raw.startswith((" ", "\t")):
                 if known(pm.group(2)):
                     add_package(facts, pm.group(1), pm.group(2))

@@ -56,7 +56,7 @@ def test_report_reaches_the_threads_diagnosis(entry):
 @pytest.mark.skipif(importlib.util.find_spec("doctor.cli") is None, reason="doctor.cli is not in the tree yet")
 def test_cli_from_file_json_reaches_the_diagnosis():
     path = CORPUS / "pytorch-150733-rtx5090d-cu126.txt"
-    proc = subprocess.run([sys.executable, "-m", "tunedoc.cli", "doctor", "--from", str(path), "--json"],
+    proc = subprocess.run([sys.executable, "-c", "import sys; from tunedoc.cli import main; sys.exit(main(sys.argv[1:]))", "doctor", "--from", str(path), "--json"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr  # an error finding stands
     out = json.loads(proc.stdout)
