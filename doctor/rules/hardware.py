@@ -69,13 +69,18 @@ def driver_rules(facts: Facts):
         expected = _gpu_expected(facts)
         if expected is False:
             return out  # the gpu area says "no GPU"; no driver is expected
+        # an NVIDIA device seen on the PCI bus without a driver is an error; where the bus cannot be read (Windows,
+        # WSL, some containers) the GPU may simply not exist, so it is a warning that says both ways forward
+        unsure = {} if expected else dict(severity="warning")
         if p.in_container:
-            out.append(make("container-no-gpu", evidence=_driver_evidence(facts), fixes=[Fix(
+            out.append(make("container-no-gpu", evidence=_driver_evidence(facts), **unsure, fixes=[Fix(
                 title="Start the container with GPU access (NVIDIA Container Toolkit on the host)",
                 commands=["docker run --gpus all --env NVIDIA_DRIVER_CAPABILITIES=compute,utility ..."], shell="bash",
                 url="https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html")]))
         elif expected or p.is_wsl or p.system == "Windows":
-            out.append(make("no-driver", evidence=_driver_evidence(facts),
+            title = None if expected else ("No NVIDIA driver found: if this machine has an NVIDIA GPU, install the "
+                                           "driver; without one, training runs on the CPU (demo and tiny models only)")
+            out.append(make("no-driver", title=title, evidence=_driver_evidence(facts), **unsure,
                             fixes=[driver_fix(facts, K.min_driver("12.8", p.system or "Linux"),
                                               "Driver 570+ supports CUDA 12.8 (every current GPU incl. RTX 50).")]))
         return out

@@ -237,10 +237,18 @@ def test_wsl_without_driver_asks_for_the_windows_driver():
     fs = evaluate(box(is_wsl=True, torch="2.7.1+cu128", torch_cuda="12.8"))
     f = one(fs, "no-driver")
     assert "Windows" in f.fixes[0].title and f.fixes[0].commands == []
+    # WSL cannot see the PCI bus: maybe there is no NVIDIA GPU at all, so not an error
+    assert f.severity == "warning" and "CPU" in f.title
+
+
+def test_windows_without_driver_or_known_gpu_is_a_warning_with_a_cpu_torch():
+    fs = evaluate(box(system="Windows", distro=None, exe=WIN_PY, torch="2.11.0+cpu"))
+    assert not ids(fs, "error"), [(f.id, f.severity) for f in fs]
+    assert one(fs, "no-driver").severity == "warning"
 
 
 @pytest.mark.parametrize("platform, pci, want", [
-    (dict(in_container=True, container_kind="docker"), None, "container-no-gpu"),
+    (dict(in_container=True, container_kind="docker"), 1, "container-no-gpu"),
     (dict(), 1, "no-driver"),
 ])
 def test_gpu_without_a_driver_is_an_error(platform, pci, want):
@@ -249,6 +257,14 @@ def test_gpu_without_a_driver_is_an_error(platform, pci, want):
     fs = evaluate(f)
     assert want in ids(fs, "error")
     assert "no-gpu" not in ids(fs)
+
+
+def test_container_without_driver_and_unknown_bus_is_a_warning():
+    f = box(torch="2.7.1+cu128", torch_cuda="12.8", in_container=True, container_kind="docker")
+    f.platform.pci_nvidia_devices = None
+    fs = evaluate(f)
+    assert one(fs, "container-no-gpu").severity == "warning" and not ids(fs, "error")
+    assert "--gpus all" in all_commands(one(fs, "container-no-gpu"))[0]
 
 
 @pytest.mark.parametrize("nvml_error, smi, want", [
