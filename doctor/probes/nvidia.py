@@ -1,6 +1,6 @@
 """NVIDIA driver and GPU probes: NVML through nvidia-ml-py (in-process), then `nvidia-smi`.
 
-As nitop does, each NVML failure class gets its own name, so the rules can explain it: library_not_found (no
+As nvitop does, each NVML failure class gets its own name, so the rules can explain it: library_not_found (no
 driver installed), driver_not_loaded (kernel module not answering), lib_rm_mismatch (user-space library and kernel
 module from different driver versions), no_permission, function_not_found (old driver), unknown.
 """

@@ -16,7 +16,7 @@ CHILD = Path(__file__).resolve().parent.parent / "child"
 
 
 def probe_python(facts: Facts, python: str, timeout: float = 20) -> ProbeStatus:
-    res = run_command([python, "-I", str(CHILD / "pyenv_probe.py")], timeout=timeout)
+    res = run_command([python, str(CHILD / "pyenv_probe.py")], timeout=timeout)
     st = ProbeStatus("python", exit_code=res.returncode, timed_out=res.timed_out)
     facts.python.executable = python
     if res.error:
@@ -46,7 +46,7 @@ def probe_python(facts: Facts, python: str, timeout: float = 20) -> ProbeStatus:
 
 def probe_torch_bnb(facts: Facts, python: str, timeout: float = 60) -> tuple[ProbeStatus, ProbeStatus]:
     """One child imports torch once and answers for torch, then bitsandbytes (one JSON line each)."""
-    res = run_command([python, "-I", str(CHILD / "torch_probe.py"), "torch", "bnb"], timeout=timeout)
+    res = run_command([python, str(CHILD / "torch_probe.py"), "torch", "bnb"], timeout=timeout)
     parts = {}
     for line in res.stdout.splitlines():
         line = line.strip()

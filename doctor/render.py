@@ -1,0 +1,242 @@
+"""The doctor's text output: a flutter-doctor style summary, grouped by area, with details under `-v`.
+
+    render(facts, findings, verbose=False, console=None)   # prints to a Rich console (stdout by default)
+    summary_line(facts, findings) -> str                    # the last line: ready, or what to fix first
+
+Colour comes from Rich and switches off when stdout is not a terminal; where stdout cannot encode ✓ (a Windows
+cp1252 console) the markers fall back to ASCII. Everything printed here is data: diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+from doctor.facts import Facts, ProbeStatus
+from doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
+
+MARKS = {"ok": "✓", "warning": "!", "error": "✗", "info": "i", "none": "-"}
+ASCII_MARKS = {"ok": "+", "warning": "!", "error": "x", "info": "i", "none": "-"}
+STYLES = {"ok": "green", "warning": "yellow", "error": "bold red", "info": "cyan", "none": "dim"}
+
+
+def can_encode(stream, text: str = "✓✗•") -> bool:
+    enc = getattr(stream, "encoding", None) or "ascii"
+    try:
+        text.encode(enc)
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+def make_console(file=None, force_plain: bool = False) -> Console:
+    file = file or sys.stdout
+    # not a terminal (a pipe, a file, CI): no colour and no wrapping, so lines stay whole for grep and copy
+    tty = not force_plain and hasattr(file, "isatty") and file.isatty()
+    return Console(file=file, highlight=False, soft_wrap=not tty, no_color=True if force_plain else None,
+                   force_terminal=False if force_plain else None)
+
+
+def render(facts: Facts, findings: list[Finding], verbose: bool = False, console: Console | None = None,
+           ascii_only: bool | None = None) -> None:
+    console = console or make_console()
+    if ascii_only is None:
+        ascii_only = not can_encode(console.file)
+    if ascii_only:
+        console = _AsciiConsole(console)
+    marks = ASCII_MARKS if ascii_only else MARKS
+    bullet = "-" if ascii_only else "•"
+    by_area: dict[str, list[Finding]] = {a: [] for a in AREAS}
+    for f in findings:
+        by_area.setdefault(f.area, []).append(f)
+    sev_rank = {s: i for i, s in enumerate(SEVERITIES)}
+
+    title = "Doctor summary" if verbose else "Doctor summary (details and fixes: tunedoc doctor -v)"
+    if facts.origin == "report":
+        title += f" — from {', '.join(facts.sources) or 'a report'}"
+    console.print(Text(title, style="bold"))
+    for area in by_area:
+        items = sorted(by_area[area], key=lambda f: sev_rank.get(f.severity, 9))
+        name = AREA_TITLES.get(area, area)
+        if not items:
+            reason = _no_finding_reason(facts, area)
+            _line(console, marks, "none", f"{name}: {reason}", indent=0)
+            continue
+        problems = [f for f in items if f.severity in ("error", "warning")]
+        if len(items) == 1 and not verbose and items[0].severity in ("ok", "info"):
+            _line(console, marks, items[0].severity, _with_area(name, items[0].title), indent=0)
+            continue
+        if len(items) == 1 and not problems:
+            _line(console, marks, items[0].severity, _with_area(name, items[0].title), indent=0)
+            _details(console, items[0], verbose, bullet, indent=4)
+            continue
+        head = problems[0].severity if problems else items[0].severity
+        if len(items) == 1:
+            _line(console, marks, head, _with_area(name, items[0].title), indent=0)
+            _details(console, items[0], verbose, bullet, indent=4)
+            continue
+        _line(console, marks, head, name, indent=0)
+        for f in items:
+            _line(console, marks, f.severity, f.title, indent=4)
+            _details(console, f, verbose, bullet, indent=8)
+    if verbose:
+        _probes(console, facts, marks)
+    console.print()
+    worst = min((f.severity for f in findings), key=lambda s: sev_rank.get(s, 9), default="ok")
+    console.print(Text(summary_line(facts, findings), style=STYLES.get(worst, "") + " bold"))
+
+
+class _AsciiConsole:
+    """Prints through a Rich console, turning ✓ ✗ • — into ASCII for consoles that cannot encode them."""
+
+    def __init__(self, console: Console):
+        self._console = console
+        self.file = console.file
+
+    def print(self, *objects, **kwargs) -> None:
+        fixed = []
+        for o in objects:
+            if isinstance(o, Text):
+                o = o.copy()
+                o.plain = ascii_safe(o.plain)
+            elif isinstance(o, str):
+                o = ascii_safe(o)
+            fixed.append(o)
+        self._console.print(*fixed, **kwargs)
+
+
+def _with_area(area_title: str, title: str) -> str:
+    """'PyTorch 2.7.0+cu128' stays as is; 'No token' becomes 'Hugging Face: No token'."""
+    return title if area_title.lower().split()[0] in title.lower() else f"{area_title}: {title}"
+
+
+def _line(console: Console, marks: dict, severity: str, text: str, indent: int) -> None:
+    t = Text(" " * indent)
+    t.append(f"[{marks.get(severity, '?')}]" if indent == 0 else f"{marks.get(severity, '?')}",
+             style=STYLES.get(severity, ""))
+    t.append(" " + text)
+    console.print(t)
+
+
+def _details(console: Console, f: Finding, verbose: bool, bullet: str, indent: int) -> None:
+    if not verbose:
+        return
+    pad = " " * indent
+    if f.detail:
+        console.print(Text(pad + f.detail, style="dim"))
+    for e in f.evidence:
+        console.print(Text(f"{pad}{bullet} {e}", style="dim"))
+    for fix in f.fixes:
+        console.print(Text(f"{pad}Fix: {fix.title}", style="bold"))
+        if fix.commands:
+            # a copyable block: the commands alone on their lines, nothing before them but spaces
+            for cmd in fix.commands:
+                console.print(Text(f"{pad}    {cmd}", style="cyan"), soft_wrap=True)
+            if fix.shell != "bash":
+                console.print(Text(f"{pad}    ({fix.shell})", style="dim"))
+        if fix.url:
+            console.print(Text(f"{pad}    {fix.url}", style="dim underline"), soft_wrap=True)
+
+
+def _probes(console: Console, facts: Facts, marks: dict) -> None:
+    if not facts.probes:
+        return
+    console.print()
+    console.print(Text("Probes", style="bold"))
+    from doctor.run import PROBES
+
+    order = {n: i for i, n in enumerate([*PROBES, "bnb"])}
+    for name, st in sorted(facts.probes.items(), key=lambda kv: order.get(kv[0], 99)):
+        sev = "ok" if st.ok and not st.error else ("info" if st.ok else "warning")
+        text = f"{name}: {'done' if st.ok else 'failed'}"
+        if st.elapsed_s is not None:
+            text += f" in {st.elapsed_s:.2f} s"
+        if st.error:
+            text += f" — {st.error}"
+        if st.exit_code not in (None, 0):
+            text += f" (exit code {st.exit_code})"
+        if st.timed_out:
+            text += " (timed out)"
+        _line(console, marks, sev, text, indent=4)
+        if st.stderr_tail and not st.ok:
+            for ln in st.stderr_tail.splitlines()[-5:]:
+                console.print(Text("        " + ln, style="dim"))
+
+
+def _no_finding_reason(facts: Facts, area: str) -> str:
+    """Why an area has no line: not probed (a report that does not mention it), or a probe that failed."""
+    from doctor.run import PROBE_AREAS
+
+    if area == "driver" and facts.driver.present is False and facts.origin != "report":
+        return "none installed (no NVML library, no nvidia-smi)"
+    failed = [f"{n}: {st.error}" for n, st in facts.probes.items()
+              if n in PROBE_AREAS and area in PROBE_AREAS[n] and st.error]
+    if failed:
+        return "nothing to check (" + "; ".join(failed) + ")"
+    if facts.origin == "report":
+        return "not in the report"
+    return "nothing to report"
+
+
+def _count_areas(findings: list[Finding], severity: str) -> list[str]:
+    areas = []
+    for f in findings:
+        if f.severity == severity and f.area not in areas:
+            areas.append(f.area)
+    return areas
+
+
+def ready_gpu(facts: Facts) -> str | None:
+    """'RTX 4090, 24 GB' for the first GPU, from NVML/nvidia-smi facts or else torch's device list."""
+    name, mb = None, None
+    if facts.gpus:
+        name, mb = facts.gpus[0].name, facts.gpus[0].memory_total_mb
+    elif facts.torch.devices:
+        d = facts.torch.devices[0]
+        name, mb = d.get("name"), d.get("total_mb")
+    if not name:
+        return None
+    name = name.replace("NVIDIA ", "").replace("GeForce ", "")
+    more = f" (+{len(facts.gpus) - 1} more)" if facts.gpus and len(facts.gpus) > 1 else ""
+    return f"{name}, {round(mb / 1024)} GB{more}" if mb else name + more
+
+
+def summary_line(facts: Facts, findings: list[Finding]) -> str:
+    errors = _count_areas(findings, "error")
+    warnings = _count_areas(findings, "warning")
+    titles = lambda areas: ", ".join(AREA_TITLES.get(a, a) for a in areas)  # noqa: E731
+    if errors:
+        first = next(f for f in findings if f.severity == "error")
+        n = len(errors)
+        nxt = first.fixes[0].title if first.fixes else first.title
+        return (f"Doctor found issues in {n} categor{'y' if n == 1 else 'ies'} ({titles(errors)}): fix the ✗ lines "
+                f"first. Next step: {nxt} (tunedoc doctor -v shows the commands).")
+    gpu = ready_gpu(facts)
+    if warnings:
+        first = next(f for f in findings if f.severity == "warning")
+        if first.id == "no-gpu" and len(warnings) == 1:
+            nxt = first.fixes[0].commands[0] if first.fixes and first.fixes[0].commands else "tunedoc demo"
+            return (f"No NVIDIA GPU here: tunedoc can run its CPU demo ({nxt}); fine-tuning real models needs "
+                    f"an NVIDIA GPU.")
+        n = len(warnings)
+        lead = f"Ready to train on {gpu}, with" if gpu else "No errors, but"
+        nxt = first.fixes[0].title if first.fixes else first.title
+        return (f"{lead} warnings in {n} categor{'y' if n == 1 else 'ies'} ({titles(warnings)}). "
+                f"Next step: {nxt}.")
+    if gpu:
+        return f"Ready to train on {gpu}."
+    if facts.origin == "report":
+        return "No problem found in the report."
+    return "No problem found."
+
+
+def ascii_safe(text: str) -> str:
+    table = {"✓": "+", "✗": "x", "•": "-", "—": "-", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "×": "x",
+             "…": "...", "“": '"', "”": '"', "‘": "'", "’": "'"}
+    text = "".join(table.get(c, c) for c in text)
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+__all__ = ["render", "summary_line", "make_console", "can_encode", "ready_gpu", "ProbeStatus"]
