@@ -103,7 +103,7 @@ class ProfileScreen(Screen):
         table = DataTable(id="profiles", cursor_type="row", zebra_stripes=False)
         table.border_title = "Profiles"
         yield table
-        with VerticalScroll(id="detail"):
+        with VerticalScroll(id="profile-detail"):
             yield Static("", id="description", markup=False)
             yield StackedBar(id="breakdown")
             yield Static("", id="knobs")
@@ -117,12 +117,12 @@ class ProfileScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#profiles", DataTable)
-        for key, label in (("mark", ""), ("name", "profile"), ("bar", "use of the card"), ("est", "estimate"),
+        for key, label in (("mark", ""), ("name", "profile"), ("bar", "use of free VRAM"), ("est", "estimate"),
                            ("room", "headroom"), ("setup", "setup")):
             table.add_column(label, key=key)
         self.base = self.backend.profiles()
-        self.query_one("#detail").border_title = "Breakdown"
-        self.query_one("#model", Input).focus()
+        self.query_one("#profile-detail").border_title = "Breakdown"
+        table.focus()  # not the model input: digits switch screens, letters are this screen's keys
         self.run_worker(self._probe_gpu, thread=True, group="gpu", name="gpu", exit_on_error=False)
         self._render_all()
 
@@ -378,10 +378,12 @@ class ProfileScreen(Screen):
             return
         status.set_class(False, "-error")
         if self.model is None:
-            status.update("no model yet: type one above, or choose one on the Models screen")
+            status.update("no model yet: m to type one, or choose one on the Models screen (2)")
             return
         m = self.model
-        params = f" · {m.params / 1e9:.2f} B parameters" if m.params else ""
+        params = ""
+        if m.params:
+            params = f" · {m.params / 1e9:.2f} B parameters" if m.params >= 1e8 else f" · {m.params / 1e6:.1f} M parameters"
         status.update(f"{m.model_type}{params} · from config.json alone, no weights needed")
 
     def _bar_width(self) -> int:
@@ -416,7 +418,7 @@ class ProfileScreen(Screen):
         return [mark, label, usage_bar(est.total_gb, self.gpu.free_gb, budget, width), total, room, setup]
 
     def _render_detail(self) -> None:
-        detail = self.query_one("#detail")
+        detail = self.query_one("#profile-detail")
         result = self.results.get(self.current or "")
         self.set_class(result is not None, "-has-detail")
         if self.current is None or result is None:

@@ -44,7 +44,7 @@ def usage_bar(used: float, capacity: float, budget: float, width: int) -> Text:
         elif i == mark:
             text.append("│", style="dim")
         else:
-            text.append("░", style="dim")
+            text.append("·", style="dim")
     return text
 
 
@@ -88,7 +88,7 @@ class StackedBar(Widget):
                 used = end
         if used < width:
             mark = round(self.budget / scale * width) if self.capacity else width
-            free = "".join("│" if i == mark else "░" for i in range(used, width))
+            free = "".join("│" if i == mark else "·" for i in range(used, width))
             bar.append(free, style="dim")
         lines = [bar]
         for row in self._legend_rows(parts, width):

@@ -1,0 +1,157 @@
+"""What the Models screen calls: the models engine (models.hub, models.download, models.cache) and a fit summary,
+plus the state of one download as the screen shows it. No Textual, no torch.
+
+    backend = ModelsBackend()                                  # real: HF_ENDPOINT, the HF cache, this GPU
+    backend = ModelsBackend(gpu=lambda: GpuProbe(GpuChoice("RTX 4090", 24.0, 24.0)))   # tests: a fixed GPU
+
+Every method but `endpoint` and `cache_dir` blocks (network, disk): call it from a thread worker. Failures are
+`models.errors.HubError` (kind, message, hint), shown as they are.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from models.errors import HubError
+from tui.profile_backend import GpuProbe, probe_with_doctor
+
+
+class ModelsBackend:
+    def __init__(self, gpu: Callable[[], GpuProbe] | None = None, cache: str | Path | None = None) -> None:
+        self._gpu_probe = gpu or probe_with_doctor
+        self._gpu: GpuProbe | None = None
+        self._lock = threading.Lock()
+        self.cache = cache  # None: HF_HUB_CACHE / HF_HOME as huggingface_hub resolves them
+
+    def endpoint(self) -> str:
+        from models.hub import endpoint
+
+        return endpoint()
+
+    def cache_dir(self) -> Path:
+        from models.hub import cache_dir
+
+        return Path(self.cache) if self.cache else cache_dir()
+
+    def search(self, query: str, limit: int = 30):
+        from models.hub import search
+
+        return search(query, limit=limit)
+
+    def info(self, repo: str):
+        from models.hub import info
+
+        return info(repo)
+
+    def gpu(self) -> GpuProbe:
+        with self._lock:  # probe once per app: NVML is quick, nvidia-smi is not always
+            if self._gpu is None:
+                try:
+                    self._gpu = self._gpu_probe()
+                except Exception as e:  # noqa: BLE001 - the fit is a bonus
+                    self._gpu = GpuProbe(None, f"the GPU probe failed: {e}")
+            return self._gpu
+
+    def fit_summary(self, mi) -> str:
+        """One line: which built-in profiles fit this machine's GPU for `mi` (a models.hub.ModelInfo)."""
+        if not any(f.name == "config.json" for f in mi.files):
+            return "no config.json in this repo: the memory estimate needs one"
+        if mi.supported is False:
+            return f"architecture {mi.model_type!r} is not one the estimator knows"
+        from models.hub import fetch_json
+        from profiles.archs import UnsupportedArchitecture
+        from profiles.fit import fit
+
+        try:
+            config = fetch_json(mi.repo, "config.json", mi.sha, endpoint_url=mi.endpoint)
+        except HubError as e:
+            return f"could not read config.json: {e.message}"
+        probe = self.gpu()
+        if probe.gpu is None:
+            return f"no GPU to fit on ({probe.error}); the Profile screen takes a VRAM size"
+        g = probe.gpu
+        try:
+            results = fit(config, g.free_gb, gpu=g.name)
+        except (UnsupportedArchitecture, ValueError, KeyError) as e:
+            return f"no estimate: {e}"
+        where = f"{g.name or 'GPU'} ({g.free_gb:.1f} GiB free)"
+        fits = [r for r in results if r.fits]
+        if not fits:
+            return f"nothing fits {where} as is; the Profile screen shows what would"
+        return f"on {where}: " + ", ".join(f"{r.profile.name} {r.estimate.total_gb:.1f} GiB" for r in fits)
+
+    def plan(self, repo: str):
+        from models.download import plan
+
+        return plan(repo, cache=self.cache)
+
+    def download(self, the_plan, on_progress, cancel: threading.Event) -> Path:
+        from models.download import download
+
+        return download(the_plan.repo, on_progress=on_progress, cancel=cancel, cache=self.cache, the_plan=the_plan)
+
+    def list_cache(self):
+        from models.cache import list_cache
+
+        return list_cache(cache=self.cache)
+
+    def remove(self, repo: str) -> int:
+        from models.cache import remove
+
+        return remove(repo, cache=self.cache)
+
+
+@dataclass
+class DownloadState:
+    """One download as the screen shows it; updated only on the event loop, from messages."""
+
+    repo: str
+    status: str = "planning"  # planning | downloading | done | failed | cancelled
+    files: dict[str, list[int]] = field(default_factory=dict)  # name -> [done, total]
+    done: int = 0
+    total: int = 0
+    speed_bps: float = 0.0
+    eta_s: float | None = None
+    files_done: int = 0
+    files_total: int = 0
+    error: HubError | None = None
+    path: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("planning", "downloading")
+
+    def planned(self, the_plan) -> None:
+        self.status = "downloading"
+        self.files = {f.name: [f.size if f.complete else f.present, f.size] for f in the_plan.files}
+        self.total = the_plan.total_bytes
+        self.done = the_plan.present_bytes
+        self.files_total = len(the_plan.files)
+        self.files_done = sum(1 for f in the_plan.files if f.complete)
+
+    def update(self, pr) -> None:
+        """Apply a models.download.Progress."""
+        self.files[pr.file] = [pr.file_done, pr.file_total]
+        self.done, self.total = pr.done, pr.total
+        self.speed_bps, self.eta_s = pr.speed_bps, pr.eta_s
+        self.files_done, self.files_total = pr.files_done, pr.files_total
+
+    def finish(self, path: str | None, error: HubError | None) -> None:
+        self.path, self.error = path, error
+        if error is None:
+            self.status = "done"
+            self.done = self.total
+            for f in self.files.values():
+                f[0] = f[1]
+            self.files_done = self.files_total
+        else:
+            self.status = "cancelled" if error.kind == "cancelled" else "failed"
+
+
+__all__ = ["DownloadState", "ModelsBackend"]
