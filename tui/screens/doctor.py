@@ -94,6 +94,13 @@ class DoctorScreen(Screen):
             self.run_probes(self.backend.probe_names(), fresh=True)
         self.query_one("#findings", OptionList).focus()
 
+    def on_unmount(self) -> None:
+        # quitting must not wait for a hung probe: kill its child process so its thread returns
+        if self.model.running():
+            self.backend.cancel()
+        if self._fix_stop is not None:
+            self._fix_stop.set()
+
     def on_resize(self) -> None:
         self.set_class(self.size.width >= WIDE, "-wide")
         self.set_class(self.size.height < TALL, "-short")
@@ -212,9 +219,11 @@ class DoctorScreen(Screen):
         finding = self.current_finding()
         if finding is not detail.finding:
             await detail.show(finding)
+        self.refresh_bindings()
 
     @on(OptionList.OptionHighlighted, "#findings")
     def _highlighted(self) -> None:
+        self.refresh_bindings()
         if self.show_details:
             self.call_later(self._show_current)
 
