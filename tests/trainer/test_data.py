@@ -350,3 +350,23 @@ def test_data_check_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code, str(HERE / "alpaca.json")], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_tool_descriptions_reach_the_template_and_bad_ones_are_reported(tmp_path, template_tokenizer):
+    f = tmp_path / "tools.jsonl"
+    tools = [{"name": "weather", "parameters": {"city": "string"}}]
+    turns = [{"from": "human", "value": "Weather?"}, {"from": "gpt", "value": "Sunny."}]
+    f.write_text(json.dumps({"conversations": turns, "tools": json.dumps(tools)}) + "\n"
+                 + json.dumps({"conversations": turns, "tools": "[{oops"}) + "\n")
+    (msg,) = problems_of(f)
+    assert msg.startswith("tools.jsonl:2: 'tools' is not valid JSON")
+    f.write_text(json.dumps({"conversations": turns, "tools": json.dumps(tools)}) + "\n")
+    (conv,) = D.load_conversations(f)
+    assert conv.tools == tools
+    from trainer.tiny import CHAT_TEMPLATE
+
+    tok = template_tokenizer("{%- if tools %}{{- '<|im_start|>system\\nTools: ' + (tools | tojson) + '<|im_end|>\\n' }}"
+                             "{%- endif %}" + CHAT_TEMPLATE)
+    s = D.tokenize(conv, tok, 512)
+    assert '"weather"' in tok.decode(s["input_ids"])
+    assert supervised_text(s, tok) == ["Sunny.<|im_end|>"]

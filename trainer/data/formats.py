@@ -64,11 +64,13 @@ class DataError(ValueError):
 class Conversation:
     """A normalized conversation. messages: [{"role": system|user|assistant|tool, "content": str}], at most one
     system message (first), then user/tool and assistant turns alternating, ending with an assistant turn.
-    source: where it came from ("file.jsonl:12"). format: the format it was read as."""
+    source: where it came from ("file.jsonl:12"). format: the format it was read as. tools: the tool (function)
+    descriptions the record offers, passed to the chat template, or None."""
 
     messages: list[dict]
     source: str = ""
     format: str = ""
+    tools: list | None = None
 
 
 @dataclass
@@ -302,6 +304,26 @@ def _chat(rec: dict, where: str, schema: Schema, problems: list[Problem]) -> lis
     return msgs
 
 
+def _tools(rec: dict, where: str, schema: Schema, problems: list[Problem]) -> list | None:
+    """The record's tool descriptions: a list, or a JSON string of one (LLaMA-Factory's "tools" column)."""
+    key = schema.col("tools", "tools")
+    value = rec.get(key) if key else None
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            problems.append(Problem(where, f"{key!r} is not valid JSON: {e.msg} at column {e.colno}"))
+            return None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        problems.append(Problem(where, f"{key!r} must be a list of tool descriptions"))
+        return None
+    return value
+
+
 def check_order(msgs: list[dict], where: str, problems: list[Problem]) -> None:
     """Roles in order and texts not empty: [system] then (user|tool, assistant)*, ending with assistant."""
     if not msgs:
@@ -339,11 +361,12 @@ def to_conversation(rec: object, where: str, schema: Schema, problems: list[Prob
         return None
     before = len(problems)
     msgs = _alpaca(rec, where, schema, problems) if schema.format == "alpaca" else _chat(rec, where, schema, problems)
+    tools = _tools(rec, where, schema, problems) if schema.format != "alpaca" else None
     if len(problems) == before:
         check_order(msgs, where, problems)
     if len(problems) > before:
         return None
-    return Conversation([{"role": m["role"], "content": m["content"]} for m in msgs], where, schema.format)
+    return Conversation([{"role": m["role"], "content": m["content"]} for m in msgs], where, schema.format, tools)
 
 
 def load_file(path: Path, fmt: str, problems: list[Problem], schema: Schema | None = None) -> list[Conversation]:

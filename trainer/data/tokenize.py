@@ -16,9 +16,10 @@ class TemplateError(ValueError):
     """The tokenizer cannot format conversations (no chat template, or a template that rejects the roles)."""
 
 
-def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool, tools: list | None = None) -> str:
     try:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
     except ValueError as e:
         if "chat_template" in str(e) or "chat template" in str(e):
             raise TemplateError(f"the tokenizer has no chat template ({e}); use an instruct/chat model or a "
@@ -30,16 +31,16 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str
         raise
 
 
-def assistant_spans(messages: list[dict], tokenizer) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(messages: list[dict], tokenizer, tools: list | None = None) -> tuple[str, list[tuple[int, int]]]:
     """(full text, [(start, end)]): character spans of each assistant turn's text and end-of-turn token."""
-    full = _render(tokenizer, messages, False)
+    full = _render(tokenizer, messages, False, tools)
     spans: list[tuple[int, int]] = []
     search_from = 0
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        prefix = _render(tokenizer, messages[:i], True)
-        upto = _render(tokenizer, messages[: i + 1], False)
+        prefix = _render(tokenizer, messages[:i], True, tools)
+        upto = _render(tokenizer, messages[: i + 1], False, tools)
         content = m["content"].strip()
         if full.startswith(upto) and upto.startswith(prefix):
             start, end = len(prefix), len(upto.rstrip())
@@ -62,8 +63,8 @@ def assistant_spans(messages: list[dict], tokenizer) -> tuple[str, list[tuple[in
 def tokenize(conv: Conversation, tokenizer, cutoff_len: int) -> dict:
     """{"input_ids", "labels", "length"}: labels are the ids on assistant tokens and IGNORE (-100) elsewhere.
     Sequences longer than cutoff_len are cut at the end; "length" keeps the untruncated token count."""
-    messages = conv.messages if isinstance(conv, Conversation) else conv
-    text, spans = assistant_spans(messages, tokenizer)
+    messages, tools = (conv.messages, conv.tools) if isinstance(conv, Conversation) else (conv, None)
+    text, spans = assistant_spans(messages, tokenizer, tools)
     try:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError:
