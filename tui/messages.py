@@ -101,3 +101,42 @@ async def hand_off(app, mode: str, message: Message) -> bool:
     await app.switch_mode(mode)
     app.screen.post_message(message)
     return True
+
+
+# --- a run being watched (Train and Runs screens) ----------------------------------------------------------------
+
+
+class RunEvents(Message, bubble=False):
+    """A batch of new events (and trainer.log lines) from a watched run, posted by tui.tail.EventTailer.
+    `generation` tells a stale tailer (the screen switched runs) apart; `lag_s` is now minus the newest event's time."""
+
+    def __init__(self, generation: int, events: list[dict], log_lines: list[str], lag_s: float | None) -> None:
+        super().__init__()
+        self.generation = generation
+        self.events = events
+        self.log_lines = log_lines
+        self.lag_s = lag_s
+
+
+class RunStatusRead(Message, bubble=False):
+    """The run's status.json as trainer.launch.run_status corrects it (a dead process reads as failed).
+    Latest value wins: a newer one replaces one still queued."""
+
+    def __init__(self, generation: int, status: dict) -> None:
+        super().__init__()
+        self.generation = generation
+        self.status = status
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunStatusRead) and message.generation == self.generation
+
+
+class HardwareSampled(Message, bubble=False):
+    """A GPU (NVML) or process (psutil) sample for the Train screen's hardware panel. Latest value wins."""
+
+    def __init__(self, sample) -> None:
+        super().__init__()
+        self.sample = sample
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HardwareSampled)

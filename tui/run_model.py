@@ -1,0 +1,162 @@
+"""What the Train and Runs screens know about one run, folded from its events. No Textual here.
+
+    view = RunView()
+    view.apply(events)           # any batch, any size, in file order; re-applying a resumed run's events is fine
+    view.losses()                # [(step, loss)] sorted, latest event per step (a resume supersedes old steps)
+
+The screens render from this; the tailer thread never touches it (only the event loop does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_LOG = 500  # log lines kept for the log tail
+MAX_SAMPLES = 20
+
+
+@dataclass
+class LogLine:
+    t: float | None
+    level: str  # "info" | "warning" | "error" | "log" (a trainer.log line)
+    text: str
+
+
+@dataclass
+class RunView:
+    start: dict[str, Any] = field(default_factory=dict)  # the latest start event
+    steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> latest step event
+    evals: dict[int, float] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # newest last
+    log: list[LogLine] = field(default_factory=list)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    done: dict[str, Any] | None = None
+    paused: bool = False
+    last_error: dict[str, Any] | None = None
+    warnings: int = 0
+    errors: int = 0
+    first_t: float | None = None
+    last_t: float | None = None
+    n_events: int = 0
+
+    def apply(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fold `events` in; returns the warning and error events among them (for notifications)."""
+        alerts = []
+        for e in events:
+            self.n_events += 1
+            t = e.get("t")
+            if isinstance(t, (int, float)):
+                self.first_t = t if self.first_t is None else self.first_t
+                self.last_t = t
+            kind = e.get("type")
+            if kind == "start":
+                self.start = e
+                self.done = None
+                self.paused = False
+                resumed = e.get("resumed_from_step")
+                if resumed:  # steps after the checkpoint were redone: drop the stale ones
+                    for s in [s for s in self.steps if s > resumed]:
+                        del self.steps[s]
+                self._log(e, "info", _start_line(e))
+            elif kind == "step" and isinstance(e.get("step"), int):
+                self.steps[e["step"]] = e
+            elif kind == "eval" and isinstance(e.get("step"), int) and _isnum(e.get("loss")):
+                self.evals[e["step"]] = float(e["loss"])
+                self._log(e, "info", f"eval at step {e['step']}: loss {e['loss']:.4f}")
+            elif kind == "sample":
+                self.samples.append(e)
+                del self.samples[:-MAX_SAMPLES]
+            elif kind == "checkpoint":
+                self.checkpoints.append(e)
+                self._log(e, "info", f"checkpoint at step {e.get('step')} ({e.get('reason', '')}): {e.get('path')}")
+            elif kind == "warning":
+                self.warnings += 1
+                self._log(e, "warning", f"warning: {e.get('message')}")
+                alerts.append(e)
+            elif kind == "error":
+                self.errors += 1
+                self.last_error = e
+                hint = f" ({e['hint']})" if e.get("hint") else ""
+                self._log(e, "error", f"error: {e.get('message')}{hint}")
+                alerts.append(e)
+            elif kind == "paused":
+                self.paused = True
+                self._log(e, "info", f"paused at step {e.get('step')}")
+            elif kind == "resumed":
+                self.paused = False
+                self._log(e, "info", f"resumed at step {e.get('step')}")
+            elif kind == "done":
+                self.done = e
+                self.paused = False
+                self._log(e, "error" if e.get("status") == "failed" else "info",
+                          f"done: {e.get('status')} after {e.get('steps')} steps, final loss "
+                          f"{_fmt(e.get('final_loss'))}")
+        return alerts
+
+    def add_log_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.log.append(LogLine(None, "log", line))
+        del self.log[:-MAX_LOG]
+
+    def _log(self, e: dict[str, Any], level: str, text: str) -> None:
+        self.log.append(LogLine(e.get("t"), level, text))
+        del self.log[:-MAX_LOG]
+
+    # --- derived values --------------------------------------------------------------------------------------
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.steps[max(self.steps)] if self.steps else {}
+
+    def losses(self) -> list[tuple[int, float]]:
+        return [(s, float(e["loss"])) for s, e in sorted(self.steps.items()) if _isnum(e.get("loss"))]
+
+    def eval_losses(self) -> list[tuple[int, float]]:
+        return sorted(self.evals.items())
+
+    def lrs(self) -> list[tuple[int, float]]:
+        return [(s, float(e["lr"])) for s, e in sorted(self.steps.items()) if _isnum(e.get("lr"))]
+
+    @property
+    def total_steps(self) -> int | None:
+        return self.start.get("total_steps")
+
+    @property
+    def peak_mem_mb(self) -> float | None:
+        peaks = [e["peak_mem_mb"] for e in self.steps.values() if _isnum(e.get("peak_mem_mb"))]
+        return max(peaks) if peaks else None
+
+    def mean_tokens_per_s(self) -> float | None:
+        vals = [float(e["tokens_per_s"]) for e in self.steps.values() if _isnum(e.get("tokens_per_s"))]
+        return sum(vals) / len(vals) if vals else None
+
+    def state(self) -> str:
+        """running | paused | completed | stopped | failed | waiting (no start event yet)."""
+        if self.done is not None:
+            return str(self.done.get("status") or "completed")
+        if self.paused:
+            return "paused"
+        return "running" if self.start else "waiting"
+
+
+def _isnum(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    return f"{x:.{digits}f}" if _isnum(x) else "-"
+
+
+def _start_line(e: dict[str, Any]) -> str:
+    resumed = f", resumed from step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
+    return (f"start: {e.get('model')} with {e.get('profile')} on {e.get('device')}, "
+            f"{e.get('total_steps')} steps{resumed}")
+
+
+def duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = int(s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
