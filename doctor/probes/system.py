@@ -52,11 +52,12 @@ def probe_platform(facts: Facts) -> None:
         p.distro = platform.platform()
         p.in_container = False
         p.long_paths_enabled = _win_long_paths()
-        p.symlinks_supported = _can_symlink()
     elif p.system == "Darwin":
         p.distro = f"macOS {platform.mac_ver()[0]}"
         p.in_container = False
         p.pci_nvidia_devices = 0
+    # tried everywhere (cheap): Windows without Developer Mode, or a Linux temp dir on a FAT/NTFS mount, says no
+    p.symlinks_supported = _can_symlink()
     p.shell = _shell(p.system)
 
 
