@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 _live: set[subprocess.Popen] = set()
+_cancelled: set[int] = set()  # pids killed by cancel_all()
 _lock = threading.Lock()
 
 
@@ -21,6 +22,7 @@ class Result:
     stderr: str = ""
     timed_out: bool = False
     error: str | None = None  # could not start: not found, permission
+    cancelled: bool = False  # killed by cancel_all() (the user stopped the probes), not by a crash or timeout
 
     @property
     def stderr_tail(self) -> str:
@@ -44,11 +46,16 @@ def run_command(argv: list[str], timeout: float = 30, env: dict | None = None) -
         _live.add(proc)
     try:
         out, err = proc.communicate(timeout=timeout)
-        return Result(proc.returncode, _dec(out), _dec(err))
+        return Result(proc.returncode, _dec(out), _dec(err), cancelled=_was_cancelled(proc))
     except subprocess.TimeoutExpired:
         kill_tree(proc)
-        out, err = proc.communicate()
-        return Result(proc.returncode, _dec(out), _dec(err), timed_out=True)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild that left the process group still holds the pipes
+            proc.kill()
+            out, err = b"", b""
+        cancelled = _was_cancelled(proc)
+        return Result(proc.returncode, _dec(out), _dec(err), timed_out=not cancelled, cancelled=cancelled)
     finally:
         with _lock:
             _live.discard(proc)
@@ -71,8 +78,17 @@ def cancel_all() -> None:
     """Kill every probe child still running (the TUI's cancel)."""
     with _lock:
         procs = list(_live)
+        _cancelled.update(p.pid for p in procs)
     for p in procs:
         kill_tree(p)
+
+
+def _was_cancelled(proc: subprocess.Popen) -> bool:
+    with _lock:
+        if proc.pid in _cancelled:
+            _cancelled.discard(proc.pid)
+            return True
+    return False
 
 
 def _dec(b: bytes | None) -> str:

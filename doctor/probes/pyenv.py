@@ -19,6 +19,9 @@ def probe_python(facts: Facts, python: str, timeout: float = 20) -> ProbeStatus:
     res = run_command([python, str(CHILD / "pyenv_probe.py")], timeout=timeout)
     st = ProbeStatus("python", exit_code=res.returncode, timed_out=res.timed_out)
     facts.python.executable = python
+    if res.cancelled:
+        st.ok, st.error = False, "cancelled before it answered"
+        return st
     if res.error:
         st.ok, st.error = False, f"cannot run the target Python {python}: {res.error}"
         return st
@@ -59,6 +62,11 @@ def probe_torch_bnb(facts: Facts, python: str, timeout: float = 60) -> tuple[Pro
     ts = ProbeStatus("torch", exit_code=res.returncode, timed_out=res.timed_out, stderr_tail=res.stderr_tail or None)
     bs = ProbeStatus("bnb", exit_code=res.returncode, timed_out=res.timed_out, stderr_tail=res.stderr_tail or None)
     t, b = facts.torch, facts.bnb
+    if res.cancelled:  # the user stopped it: nothing is known, and nothing is claimed
+        ts.ok = bs.ok = False
+        ts.error = bs.error = "cancelled before it answered"
+        ts.timed_out = bs.timed_out = False
+        return ts, bs
     if res.error:
         ts.ok = bs.ok = False
         ts.error = bs.error = f"cannot run the target Python {python}: {res.error}"
