@@ -154,4 +154,73 @@ class DownloadState:
             self.status = "cancelled" if error.kind == "cancelled" else "failed"
 
 
-__all__ = ["DownloadState", "ModelsBackend"]
+class FakeModelsBackend:
+    """Scripted Hub and cache for pilot and snapshot tests. A download reports `progress` (a list of
+    models.download.Progress), then waits for `release()` when `hold` is set, then ends with `download_error` or
+    the snapshot path. Records what the screen asked for."""
+
+    def __init__(self, hits=(), infos=None, cached=(), fit="on RTX 4090 (22.5 GiB free): qlora-min 5.1 GiB",
+                 search_error: HubError | None = None, info_errors=None, plan_files=(), progress=(),
+                 hold: bool = False, download_error: HubError | None = None,
+                 endpoint: str = "https://huggingface.co") -> None:
+        self.hits, self.infos, self.cached = list(hits), dict(infos or {}), list(cached)
+        self.fit, self.search_error, self.info_errors = fit, search_error, dict(info_errors or {})
+        self.plan_files, self.progress, self.hold = list(plan_files), list(progress), hold
+        self.download_error, self._endpoint = download_error, endpoint
+        self._release = threading.Event()
+        self.searched: list[str] = []
+        self.downloaded: list[str] = []
+        self.removed: list[str] = []
+        self.cancelled = threading.Event()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def cache_dir(self) -> Path:
+        return Path("/home/ana/.cache/huggingface/hub")
+
+    def search(self, query: str, limit: int = 30):
+        self.searched.append(query)
+        if self.search_error:
+            raise self.search_error
+        return [h for h in self.hits if query.lower() in h.id.lower()]
+
+    def info(self, repo: str):
+        if repo in self.info_errors:
+            raise self.info_errors[repo]
+        return self.infos[repo]
+
+    def fit_summary(self, mi) -> str:
+        return self.fit
+
+    def plan(self, repo: str):
+        from models.download import DownloadPlan, PlannedFile
+
+        return DownloadPlan(repo, None, "0" * 40, self._endpoint, self.cache_dir(),
+                            files=[PlannedFile(n, size, None, n) for n, size in self.plan_files])
+
+    def download(self, the_plan, on_progress, cancel: threading.Event) -> Path:
+        self.downloaded.append(the_plan.repo)
+        for pr in self.progress:
+            on_progress(pr)
+        if self.hold:
+            while not self._release.wait(0.02):
+                if cancel.is_set():
+                    self.cancelled.set()
+                    raise HubError("cancelled", f"download of {the_plan.repo} cancelled", "")
+        if self.download_error:
+            raise self.download_error
+        return the_plan.storage / "snapshots" / the_plan.sha
+
+    def list_cache(self):
+        return [c for c in self.cached if c.repo not in self.removed]
+
+    def remove(self, repo: str) -> int:
+        self.removed.append(repo)
+        return next((c.size for c in self.cached if c.repo == repo), 0)
+
+
+__all__ = ["DownloadState", "FakeModelsBackend", "ModelsBackend"]

@@ -1,0 +1,235 @@
+"""The Profile screen: pilot tests with a scripted GPU and real config.json files, and snapshots at 80x24/120x40.
+
+The estimates are the real profiles engine (pure arithmetic on config.json); only the GPU probe and the config
+loader are scripted. Update snapshots with `--snapshot-update`, then LOOK at the SVGs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Static
+
+from profiles.archs import ConfigNotFound
+from tui.app import make_app
+from tui.messages import ModelChosen, TrainingChoice
+from tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
+from tui.screens import ScreenSpec
+
+CONFIGS = Path(__file__).resolve().parents[1] / "profiles" / "configs"
+RTX4090 = GpuProbe(GpuChoice("NVIDIA GeForce RTX 4090", 22.5, 24.0, "probe"))
+NO_GPU = GpuProbe(None, "NVML: driver not loaded (nvidia.ko is not loaded)")
+SPECS = [ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen")]
+WITH_TRAIN = SPECS + [ScreenSpec("train", "Train", "4", "tests.tui.test_profile_screen:RecordingTrainScreen")]
+
+
+class RecordingTrainScreen(Screen):
+    """Stands in for the Train screen: records the TrainingChoice it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[TrainingChoice] = []
+
+    def on_training_choice(self, message: TrainingChoice) -> None:
+        self.received.append(message)
+
+
+def load(name: str) -> dict:
+    if name == "missing/model":
+        raise ConfigNotFound("missing/model: no such model on the Hub (or it is private: log in with "
+                             "`tunedoc login`); check the id, e.g. Qwen/Qwen2.5-7B")
+    return json.loads((CONFIGS / f"{name}.json").read_text())
+
+
+def app_with(probe: GpuProbe = RTX4090, screens=SPECS):
+    backend = ProfileBackend(probe=lambda: probe, load_config=load)
+    return make_app(profile_backend=backend, start="profile", screens=screens, clock=lambda: 0.0)
+
+
+async def choose_model(pilot, model: str = "qwen2.5-7b") -> None:
+    await pilot.press("m", *model, "enter")
+    await settle(pilot)
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def text(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def rows(app) -> list[str]:
+    table = app.screen.query_one("#profiles", DataTable)
+    return [str(r.key.value) for r in table.ordered_rows]
+
+
+async def test_profiles_ranked_for_the_gpu_with_breakdown():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        assert "RTX 4090" in text(app, "#gpu") and "22.5 GiB free" in text(app, "#gpu")
+        await choose_model(pilot)
+        screen = app.screen
+        assert "qwen2 · 7.62 B parameters" in text(app, "#model-status")
+        order = rows(app)
+        assert sorted(order) == ["lora-16bit", "lora-8bit", "qlora-balanced", "qlora-long", "qlora-min"]
+        fits = [screen.results[n].fits for n in order]
+        assert fits == sorted(fits, reverse=True)  # everything that fits comes first
+        assert screen.results["lora-16bit"].fits is False  # 7B in 16 bit cannot fit in 22.5 GiB
+        assert screen.results["qlora-min"].fits is True
+        # the first row (best fit) is selected and its breakdown and trade-offs are shown
+        assert screen.current == order[0]
+        assert screen.query_one("#profile-detail").border_title.startswith(order[0])
+        assert "fits with" in text(app, "#verdict")
+        assert "LoRA rank" in text(app, "#tradeoffs")
+        bar = str(screen.query_one("#breakdown").render())
+        assert "activations" in bar and "CUDA context" in bar
+        # the non-fitting one says by how much and what would make it fit
+        table = screen.query_one("#profiles", DataTable)
+        table.move_cursor(row=order.index("lora-16bit"))
+        await pilot.pause()
+        assert "over the budget" in text(app, "#verdict")
+
+
+async def test_keys_adjust_cutoff_batch_rank_and_the_estimate_follows():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await choose_model(pilot)
+        screen = app.screen
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("qlora-balanced"))
+        await pilot.pause()
+        before = screen.results["qlora-balanced"]
+        p0 = before.profile
+        await pilot.press("C")
+        after = screen.results["qlora-balanced"]
+        assert after.profile.cutoff_len == 2 * p0.cutoff_len
+        assert after.estimate.total_gb > before.estimate.total_gb
+        assert screen.query_one("#sets", Input).value == f"cutoff_len={2 * p0.cutoff_len}"
+        await pilot.press("B")  # double the micro-batch, the effective batch stays
+        p = screen.results["qlora-balanced"].profile
+        assert p.micro_batch == 2 * p0.micro_batch and p.effective_batch == p0.effective_batch
+        await pilot.press("R")
+        p = screen.results["qlora-balanced"].profile
+        assert p.lora_r == 2 * p0.lora_r and p.lora_alpha / p.lora_r == p0.lora_alpha / p0.lora_r
+        assert "qlora-balanced*" in str(screen.query_one("#profiles", DataTable).get_row("qlora-balanced")[1])
+        assert rows(app)[0] == "qlora-long"  # rows do not jump while adjusting
+        await pilot.press("x")
+        assert screen.results["qlora-balanced"].profile == p0
+        assert screen.query_one("#sets", Input).value == ""
+
+
+async def test_typed_overrides_update_as_you_type_and_bad_values_are_named():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await choose_model(pilot)
+        screen = app.screen
+        name = screen.current
+        base_total = screen.results[name].estimate.total_gb
+        await pilot.press("s", *"lora_r=128")
+        assert screen.results[name].profile.lora_r == 128
+        assert screen.results[name].estimate.total_gb > base_total
+        await pilot.press(*" quant=nf3")
+        verdict = text(app, "#verdict")
+        assert "quant='nf3' is not valid" in verdict and "nf4-dq" in verdict
+        assert screen.results[name].profile.quant != "nf3"
+        await pilot.press(*" cutoff")
+        assert "write key=value" in text(app, "#verdict")
+
+
+async def test_no_gpu_asks_for_vram_or_a_gpu_name():
+    app = app_with(NO_GPU)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert "driver not loaded" in text(app, "#gpu")
+        assert screen.has_class("-gpu-edit") and isinstance(screen.focused, Input)
+        await pilot.press(*"banana", "enter")
+        assert "no GPU named 'banana'" in text(app, "#gpu")
+        screen.query_one("#gpu-input", Input).value = ""
+        await pilot.press(*"12", "enter")
+        assert screen.gpu.free_gb == 12 and not screen.has_class("-gpu-edit")
+        await choose_model(pilot)
+        assert screen.results["qlora-min"].fits and not screen.results["lora-16bit"].fits
+        fit_12 = {n for n, r in screen.results.items() if r.fits}
+        await pilot.press("g")
+        screen.query_one("#gpu-input", Input).value = ""
+        await pilot.press(*"A100 80GB", "enter")
+        assert screen.gpu.name and "A100" in screen.gpu.name and screen.gpu.free_gb == 80
+        fit_80 = {n for n, r in screen.results.items() if r.fits}
+        assert fit_12 < fit_80 and "lora-8bit" in fit_80  # the bigger card fits more
+        await pilot.press("f")  # lora-16bit's suggested change (smaller micro-batch) makes it fit the 80 GB card
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("lora-16bit"))
+        await pilot.pause()
+        await pilot.press("f")
+        assert screen.results["lora-16bit"].fits
+
+
+async def test_model_errors_are_shown_with_the_fix():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await choose_model(pilot, "missing/model")
+        status = text(app, "#model-status")
+        assert "no such model on the Hub" in status and "tunedoc login" in status
+        assert app.screen.results == {}
+
+
+async def test_model_chosen_elsewhere_loads_and_continue_hands_the_choice_to_train():
+    app = app_with(screens=WITH_TRAIN)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        app.screen.post_message(ModelChosen("llama-3.1-8b"))
+        await settle(pilot)
+        screen = app.screen
+        assert screen.query_one("#model", Input).value == "llama-3.1-8b"
+        assert screen.model.model_type == "llama"
+        name = screen.current
+        await pilot.press("C", "t")
+        await pilot.pause(0.2)
+        assert app.current_mode == "train"
+        [choice] = app.screen.received  # the screen importlib built (pytest may import this file under another name)
+        cutoff = screen.results[name].profile.cutoff_len
+        assert (choice.model, choice.profile_name, choice.sets) == ("llama-3.1-8b", name, [f"cutoff_len={cutoff}"])
+        assert choice.argv() == ["--model", "llama-3.1-8b", "--profile", name, "--set", f"cutoff_len={cutoff}"]
+
+
+async def test_without_a_train_screen_continue_says_the_command():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await choose_model(pilot)
+        await pilot.press("t")
+        await pilot.pause()
+        assert app.current_mode == "profile"
+        notes = [n.message for n in app._notifications]
+        assert any(f"tunedoc train --model qwen2.5-7b --profile {app.screen.current}" in n for n in notes)
+
+
+# --- snapshots -------------------------------------------------------------------------------------------------
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_snapshot_fit_on_a_4090(snap_compare, size):
+    async def run_before(pilot):
+        await settle(pilot)
+        await choose_model(pilot)
+        await pilot.press("down")
+        await pilot.pause()
+
+    assert snap_compare(app_with(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_snapshot_no_gpu_typed_vram_and_override(snap_compare, size):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press(*"16", "enter")
+        await choose_model(pilot, "llama-3.1-8b")
+        await pilot.press("C")
+        await pilot.pause()
+
+    assert snap_compare(app_with(NO_GPU), terminal_size=size, run_before=run_before)
