@@ -9,6 +9,7 @@ cp1252 console) the markers fall back to ASCII. Everything printed here is data:
 
 from __future__ import annotations
 
+import re
 import sys
 
 from rich.console import Console
@@ -108,8 +109,10 @@ class _AsciiConsole:
 
 
 def _with_area(area_title: str, title: str) -> str:
-    """'PyTorch 2.7.0+cu128' stays as is; 'No token' becomes 'Hugging Face: No token'."""
-    return title if area_title.lower().split()[0] in title.lower() else f"{area_title}: {title}"
+    """'PyTorch 2.7.0+cu128' and 'No NVIDIA GPU' stay as they are; 'Model cache ...' becomes 'Hugging Face: Model
+    cache ...' (the area's last word, as a whole word, tells whether the title already names its area)."""
+    word = area_title.split()[-1]
+    return title if re.search(rf"\b{re.escape(word)}\b", title, re.I) else f"{area_title}: {title}"
 
 
 def _line(console: Console, marks: dict, severity: str, text: str, indent: int) -> None:
