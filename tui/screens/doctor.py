@@ -85,7 +85,7 @@ class DoctorScreen(Screen):
         log = RichLog(id="log", wrap=True, markup=False, max_lines=2000)
         log.border_title = "Fix output"
         yield log
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.app.report_paths:

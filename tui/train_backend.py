@@ -1,0 +1,105 @@
+"""What the Train and Runs screens call: start, steer, list and read runs; check data; sample hardware.
+
+No torch, no transformers: the data check and export run `tunedoc` in a child process (timeout, JSON back).
+Tests construct `TrainBackend(runs_dir=FIXTURES, alive={...}, hardware=FakeHardware(...))` so that recorded runs
+read as live and snapshots do not depend on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from trainer import launch
+from trainer.rundir import ACTIVE, RunInfo, default_runs_dir, list_runs, read_json, run_info, run_status
+from tui.gpu_monitor import HardwareMonitor, HardwareSample
+
+DATA_CHECK_TIMEOUT_S = 180
+
+
+class TrainBackend:
+    def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None, *,
+                 alive: set[str] | None = None, hardware: Any = None, python: str | None = None,
+                 poll_s: float = 0.2) -> None:
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.attach = Path(attach) if attach is not None else None  # the run the Train screen opens on
+        self.alive = alive  # tests: run ids whose status.json is taken as is (no liveness check)
+        self._hardware = hardware
+        self.python = python or sys.executable
+        self.poll_s = poll_s
+
+    # --- reading runs ----------------------------------------------------------------------------------------
+    def status(self, run_dir: Path) -> dict[str, Any]:
+        if self.alive is not None and Path(run_dir).name in self.alive:
+            return read_json(Path(run_dir) / "status.json")
+        return run_status(run_dir)
+
+    def runs(self) -> list[RunInfo]:
+        infos = list_runs(self.runs_dir)
+        if self.alive is not None:
+            for info in infos:
+                if info.run_id in self.alive:
+                    st = read_json(Path(info.run_dir) / "status.json")
+                    info.status, info.error = st.get("status", info.status), None
+        return infos
+
+    def info(self, run_dir: Path) -> RunInfo:
+        return run_info(run_dir)
+
+    def config(self, run_dir: Path) -> dict[str, Any]:
+        return read_json(Path(run_dir) / "config.json")
+
+    def is_active(self, status: dict[str, Any]) -> bool:
+        return status.get("status") in ACTIVE
+
+    # --- starting and steering -------------------------------------------------------------------------------
+    def start(self, model: str, data: str, profile: str | None, sets: list[str], name: str | None) -> launch.RunHandle:
+        """A detached run (it outlives this app). Raises ProfileError/FileNotFoundError/RuntimeError with messages
+        that name the problem."""
+        return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
+
+    def control(self, run_dir: Path, action: str) -> Path:
+        return launch.send_control(run_dir, action)
+
+    def export_argv(self, run_dir: Path, merge: bool = False) -> list[str]:
+        argv = [self.python, "-m", "tunedoc", "export", str(run_dir)]
+        return argv + (["--merge"] if merge else [])
+
+    def check_data(self, path: str, model: str | None = None, cutoff_len: int | None = None,
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> dict[str, Any]:
+        """`tunedoc data check --json` in a child process (the tokenizer may need transformers). Returns its report,
+        or {"ok": False, "problems": [...]} saying why the check itself failed."""
+        argv = [self.python, "-m", "tunedoc", "data", "check", path, "--json"]
+        if model:
+            argv += ["--model", model]
+        if cutoff_len:
+            argv += ["--cutoff-len", str(cutoff_len)]
+        try:
+            proc = run(argv, capture_output=True, text=True, timeout=DATA_CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "problems": [{"where": path, "message": f"the data check took over "
+                                               f"{DATA_CHECK_TIMEOUT_S}s; run `tunedoc data check {path}` to see why"}]}
+        try:
+            return json.loads(proc.stdout)
+        except ValueError:
+            why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            return {"ok": False, "problems": [{"where": path, "message": why.removeprefix("tunedoc: ")}]}
+
+    # --- hardware --------------------------------------------------------------------------------------------
+    def sample_hardware(self, pid: int | None) -> HardwareSample:
+        if self._hardware is None:
+            self._hardware = HardwareMonitor()
+        return self._hardware.sample(pid)
+
+
+class FakeHardware:
+    """A fixed reading (tests, snapshots)."""
+
+    def __init__(self, sample: HardwareSample) -> None:
+        self._sample = sample
+
+    def sample(self, pid: int | None) -> HardwareSample:
+        return self._sample
