@@ -42,3 +42,13 @@ def test_unknown_command_is_a_clear_error():
     out = subprocess.run([sys.executable, "-m", "tunedoc", "doctr"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "unknown command 'doctr'" in out.stderr
+
+
+def test_every_command_has_help_that_names_it():
+    from tunedoc.cli import COMMANDS
+
+    for name in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "tunedoc", name, "--help"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, f"tunedoc {name} --help failed: {out.stderr[-500:]}"
+        assert f"usage: tunedoc {name}" in out.stdout
