@@ -415,7 +415,9 @@ class ModelsScreen(Screen):
             self.notify(f"tunedoc fit --model {repo}", title="No Profile screen here: run", timeout=10)
 
     def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        search = self.query_one("#search", Input)
+        search.focus()
+        search.select_all()  # typing replaces the last query
 
     def action_back_to_table(self) -> None:
         self.query_one("#cache" if self.has_class("-cache") else "#results", DataTable).focus()

@@ -1,0 +1,289 @@
+"""The Models screen: pilot tests with a scripted Hub (FakeModelsBackend), one download through the real models
+engine against tests/models/fakehub.py, and snapshots at 80x24/120x40 (update with --snapshot-update, then LOOK).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from models.cache import CachedModel, CachedRevision
+from models.download import Progress
+from models.errors import HubError, gated_error
+from models.hub import ModelHit, ModelInfo, RepoFileEntry
+from tui.app import make_app
+from tui.models_backend import FakeModelsBackend, ModelsBackend
+from tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
+from tui.screens import ScreenSpec
+from tui.widgets.dialogs import ConfirmCommands
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from fakehub import FakeHub, FakeRepo, tiny_llama_files  # noqa: E402
+
+GB = 1_000_000_000
+RTX4090 = GpuProbe(GpuChoice("NVIDIA GeForce RTX 4090", 22.5, 24.0, "probe"))
+SPECS = [ScreenSpec("models", "Models", "2", "tui.screens.models:ModelsScreen"),
+         ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen")]
+
+HITS = [
+    ModelHit("Qwen/Qwen2.5-7B-Instruct", downloads=2_400_000, license="apache-2.0", gated=False,
+             size_bytes=int(15.2 * GB), model_type="qwen2", supported=True),
+    ModelHit("Qwen/Qwen2.5-0.5B", downloads=910_000, license="apache-2.0", gated=False,
+             size_bytes=int(0.99 * GB), model_type="qwen2", supported=True),
+    ModelHit("meta-llama/Llama-3.1-8B", downloads=5_100_000, license="llama3.1", gated="manual",
+             size_bytes=int(16.1 * GB), model_type="llama", supported=True),
+    ModelHit("state-spaces/mamba-qwen-2.8b", downloads=1200, license="apache-2.0", gated=False,
+             size_bytes=int(5.6 * GB), model_type="mamba", supported=False),
+]
+FILES = [RepoFileEntry("model-00001-of-00004.safetensors", int(3.95 * GB)),
+         RepoFileEntry("model-00002-of-00004.safetensors", int(3.86 * GB)),
+         RepoFileEntry("model-00003-of-00004.safetensors", int(3.86 * GB)),
+         RepoFileEntry("model-00004-of-00004.safetensors", int(3.56 * GB)),
+         RepoFileEntry("config.json", 663), RepoFileEntry("tokenizer.json", 7_031_645)]
+INFO = ModelInfo("Qwen/Qwen2.5-7B-Instruct", "a09a35458c702b33eeacc393d103063234e8bc28", None,
+                 "https://huggingface.co", files=FILES, license="apache-2.0", gated=False, model_type="qwen2",
+                 downloads=2_400_000, params=7_615_616_512, supported=True)
+CACHED = [CachedModel("Qwen/Qwen2.5-0.5B", int(0.99 * GB), "/home/ana/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B",
+                      [CachedRevision("060db6499f32faf8b98477b0a26969ef7d8b9987", ["main"], int(0.99 * GB), 9, "")],
+                      last_used=None),
+          CachedModel("org/half-done", 200_000_000, "/home/ana/.cache/huggingface/hub/models--org--half-done",
+                      [], incomplete_bytes=800_000_000)]
+
+
+def progress(done: int) -> Progress:
+    return Progress(file="model-00001-of-00004.safetensors", file_done=done, file_total=int(3.95 * GB),
+                    done=done + int(3.86 * GB), total=int(15.23 * GB), speed_bps=48_200_000,
+                    eta_s=(15.23 * GB - done - 3.86 * GB) / 48_200_000, files_done=1, files_total=5)
+
+
+def fake(**kw) -> FakeModelsBackend:
+    base = dict(hits=HITS, infos={"Qwen/Qwen2.5-7B-Instruct": INFO}, cached=CACHED,
+                info_errors={"meta-llama/Llama-3.1-8B": gated_error("meta-llama/Llama-3.1-8B",
+                                                                     "https://huggingface.co", False)},
+                plan_files=[(f.name, f.size) for f in FILES if f.size], progress=[progress(1_200_000_000)])
+    base.update(kw)
+    return FakeModelsBackend(**base)
+
+
+def app_with(backend, screens=SPECS):
+    return make_app(models_backend=backend, profile_backend=ProfileBackend(probe=lambda: RTX4090),
+                    start="models", screens=screens, clock=lambda: 0.0)
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def search(pilot, query: str = "qwen") -> None:
+    if type(pilot.app.focused).__name__ == "Input":  # still in the box after a failed search
+        pilot.app.screen.action_focus_search()
+    else:
+        await pilot.press("slash")
+    await pilot.press(*query, "enter")
+    await settle(pilot)
+
+
+def info_text(app) -> str:
+    return str(app.screen.query_one("#info", Static).render())
+
+
+def models_screen(app):
+    from tui.screens.models import ModelsScreen
+
+    return next(s for s in app._screen_stacks["models"] if isinstance(s, ModelsScreen))
+
+
+async def test_search_results_and_detail_with_files_and_fit():
+    backend = fake()
+    app = app_with(backend)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        assert "https://huggingface.co" in str(app.screen.query_one("#endpoint", Static).render())
+        await search(pilot)
+        table = app.screen.query_one("#results", DataTable)
+        assert backend.searched == ["qwen"]
+        assert [r.key.value for r in table.ordered_rows] == [
+            "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-0.5B", "state-spaces/mamba-qwen-2.8b"]
+        assert "3 results for 'qwen'" in table.border_title
+        row = [str(c) for c in table.get_row("state-spaces/mamba-qwen-2.8b")]
+        assert row[1] == "5.6 GB" and "✗ mamba" in row[5]  # the estimator does not know this architecture
+        await settle(pilot)
+        text = info_text(app)
+        assert "7.62 B params" in text and "license apache-2.0" in text
+        assert "6 files, 15.2 GB" in text and "model-00001-of-00004.safetensors" in text
+        assert "fit: on RTX 4090 (22.5 GiB free): qlora-min 5.1 GiB" in text
+
+
+async def test_gated_and_network_errors_show_their_fix():
+    backend = fake(search_error=HubError("network", "could not reach https://huggingface.co",
+                                         "set HF_ENDPOINT to a mirror, e.g. `export HF_ENDPOINT=https://hf-mirror.com`"))
+    app = app_with(backend)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await search(pilot)
+        assert "could not reach" in info_text(app) and "fix: set HF_ENDPOINT" in info_text(app)
+        backend.search_error = None
+        await search(pilot, "llama")
+        text = info_text(app)
+        assert "is gated" in text and "accept the license at https://huggingface.co/meta-llama/Llama-3.1-8B" in text
+
+
+async def test_download_keeps_going_on_another_screen_and_can_be_cancelled():
+    backend = fake(hold=True)
+    app = app_with(backend)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await search(pilot)
+        await pilot.press("d")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if backend.downloaded:
+                break
+        screen = app.screen
+        [state] = screen.downloads
+        assert state.status == "downloading" and state.done == 1_200_000_000 + int(3.86 * GB)
+        lines = str(screen.query_one("#downloads").render())
+        assert "33%" in lines and "48.2 MB/s" in lines and "1/5 files" in lines
+        assert "model-00001-of-00004.safetensors" in lines  # the file in flight has its own bar
+        # the download is an app-level worker: switching screens does not stop it
+        assert all(w.node is app for w in app.workers if w.group == "downloads")
+        await pilot.press("3")
+        await pilot.pause(0.1)
+        assert app.current_mode == "profile"
+        backend.release()
+        await pilot.pause(0.3)
+        await pilot.press("2")
+        await pilot.pause(0.1)
+        assert state.status == "done" and state.done == state.total
+        assert "✓ Qwen/Qwen2.5-7B-Instruct" in str(screen.query_one("#downloads").render())
+        # a second one, cancelled: the partial files stay for a resume
+        backend._release.clear()
+        await pilot.press("d")
+        await pilot.pause(0.2)
+        await pilot.press("x")
+        await settle(pilot)
+        assert backend.cancelled.is_set() and screen.downloads[0].status == "cancelled"
+        assert "d downloads it again and resumes" in str(screen.query_one("#downloads").render())
+
+
+async def test_cache_listing_and_delete_after_confirmation():
+    backend = fake()
+    app = app_with(backend)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        table = app.screen.query_one("#cache", DataTable)
+        assert table.display and "2 models" in table.border_title
+        assert "800.0 MB of partial downloads" not in info_text(app)  # first row: the complete one
+        assert "990.0 MB on disk" in info_text(app)
+        await pilot.press("delete")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmCommands)
+        await pilot.press("escape")  # cancelled: nothing deleted
+        await pilot.pause()
+        assert backend.removed == []
+        await pilot.press("delete")
+        await pilot.pause()
+        assert "tunedoc models rm Qwen/Qwen2.5-0.5B" in str(app.screen.query_one(".dialog-commands").render())
+        await pilot.click("#run")
+        await settle(pilot)
+        assert backend.removed == ["Qwen/Qwen2.5-0.5B"]
+        assert [r.key.value for r in app.screen.query_one("#cache", DataTable).ordered_rows] == ["org/half-done"]
+
+
+async def test_choose_continues_to_the_profile_screen():
+    backend = fake()
+    app = app_with(backend)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        assert app.current_mode == "profile"
+        from textual.widgets import Input
+
+        assert app.screen.query_one("#model", Input).value == "Qwen/Qwen2.5-0.5B"
+
+
+async def test_real_download_from_the_fake_hub_with_progress(tmp_path, monkeypatch):
+    """The real models engine behind the screen: search, then a throttled download whose progress the screen
+    shows, into an isolated HF cache."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    repos = [FakeRepo("org/tiny", tiny_llama_files(600_000), downloads=500, params={"F32": 150_000})]
+    with FakeHub(repos) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.throttle_bps = 1_500_000  # about 0.4 s for the weights: several progress updates
+        seen = []
+        app = app_with(ModelsBackend(gpu=lambda: RTX4090))
+        async with app.run_test(size=(100, 34), message_hook=seen.append) as pilot:
+            await settle(pilot)
+            assert hub.url in str(app.screen.query_one("#endpoint", Static).render())
+            await search(pilot, "tiny")
+            assert "fit: on NVIDIA GeForce RTX 4090" in info_text(app)
+            await pilot.press("d")
+            screen = app.screen
+            for _ in range(300):
+                await pilot.pause(0.02)
+                if screen.downloads[0].status not in ("planning", "downloading"):
+                    break
+            state = screen.downloads[0]
+            assert state.status == "done", state.error
+            assert state.total == sum(f.size for f in repos[0].files.values() if not f.name.endswith(".bin"))
+            updates = [m for m in seen if type(m).__name__ == "DownloadEvent" and m.kind == "progress"]
+            assert len(updates) >= 3 and updates[-1].value.done == state.total
+            snapshot = Path(state.path)
+            assert (snapshot / "model.safetensors").read_bytes() == repos[0].files["model.safetensors"].data
+            assert not (snapshot / "pytorch_model.bin").exists()  # safetensors preferred
+            await pilot.press("l")
+            await settle(pilot)
+            assert [r.key.value for r in screen.query_one("#cache", DataTable).ordered_rows] == ["org/tiny"]
+
+
+# --- snapshots -------------------------------------------------------------------------------------------------
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_snapshot_results_and_detail(snap_compare, size):
+    async def run_before(pilot):
+        await search(pilot)
+        await settle(pilot)
+
+    assert snap_compare(app_with(fake()), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_snapshot_download_in_progress(snap_compare, size):
+    backend = fake(hold=True)
+
+    async def run_before(pilot):
+        await search(pilot)
+        await pilot.press("d")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if backend.downloaded:
+                break
+        await pilot.pause(0.1)
+
+    try:
+        assert snap_compare(app_with(backend), terminal_size=size, run_before=run_before)
+    finally:
+        backend.release()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+def test_snapshot_gated_error(snap_compare, size):
+    async def run_before(pilot):
+        await search(pilot, "llama")
+        await settle(pilot)
+
+    assert snap_compare(app_with(fake()), terminal_size=size, run_before=run_before)
