@@ -156,7 +156,10 @@ def _stream(argv: list[str], on_line: Callable[[str], None], stop: threading.Eve
 
 
 def report_document(facts: Facts, findings: list[Finding]) -> dict:
-    return {"tool": "tunedoc", "facts": facts.to_dict(), "findings": [f.to_dict() for f in findings]}
+    """The shape of `tunedoc doctor --json` / `--save` (the fake backend writes it unredacted)."""
+    from tunedoc import __version__
+
+    return {"version": __version__, "facts": facts.to_dict(), "findings": [f.to_dict() for f in findings]}
 
 
 # --- the real doctor ---------------------------------------------------------------------------------------------
@@ -217,13 +220,19 @@ class RealDoctorBackend:
             raise BackendError(f"could not read {', '.join(paths)}: {e}") from None
 
     def save_report(self, facts: Facts, findings: list[Finding], path: str) -> Path:
+        """The same file as `tunedoc doctor --save`: facts and findings, redacted, written atomically."""
         try:
-            from doctor.redact import redact_facts
-        except ImportError:
-            raise BackendError("cannot save: the redaction module (doctor.redact) is missing, and tunedoc never "
-                               "writes an unredacted report") from None
-        redacted = redact_facts(facts)
-        return write_report(redacted, self.diagnose(redacted), path)
+            from doctor.cli import save, to_payload
+        except ImportError as e:
+            raise BackendError(f"cannot save: {e}; tunedoc never writes an unredacted report") from None
+        out = Path(path).expanduser()
+        if out.is_dir():
+            out = out / "tunedoc-report.json"
+        try:
+            save(to_payload(facts, findings), str(out))
+        except OSError as e:
+            raise BackendError(f"cannot write {out}: {e.strerror or e}; choose a writable path") from None
+        return out
 
     def apply_fix(self, fix: Fix, python: str, on_line: Callable[[str], None], stop: threading.Event) -> int:
         return run_fix_commands(fix, python, on_line, stop)

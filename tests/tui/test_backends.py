@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+from pathlib import Path
 import threading
 
 import pytest
@@ -113,3 +115,18 @@ def test_probe_answers_merge_without_overwriting_each_other():
     assert (main.driver.version, main.torch.version) == ("570.86.10", "2.7.0+cu128")
     assert set(main.probes) == {"nvml", "torch"}
     assert json.loads(main.to_json())["driver"]["version"] == "570.86.10"
+
+
+def test_saved_report_is_redacted_and_reads_back(tmp_path):
+    home = str(Path.home())
+    facts = Facts()
+    facts.python.executable = f"{home}/venv/bin/python"
+    facts.platform.hostname = socket.gethostname()
+    findings = [Finding("torch-cpu-build", "error", "torch", "CPU build", evidence=[f"{home}/venv/lib/torch"])]
+    backend = RealDoctorBackend()
+    out = backend.save_report(facts, findings, str(tmp_path))
+    text = out.read_text()
+    assert out.name == "tunedoc-report.json"
+    assert home not in text and f"\"{socket.gethostname()}\"" not in text
+    assert json.loads(text)["findings"][0]["id"] == "torch-cpu-build"
+    assert backend.load_report([str(out)]).python.executable is not None
