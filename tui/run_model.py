@@ -9,8 +9,11 @@ The screens render from this; the tailer thread never touches it (only the event
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from trainer.events import format_event
 
 MAX_LOG = 500  # log lines kept for the log tail
 MAX_SAMPLES = 20
@@ -39,6 +42,8 @@ class RunView:
     first_t: float | None = None
     last_t: float | None = None
     n_events: int = 0
+    log_count: int = 0  # lines ever appended (the screen shows the ones after those it has shown)
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     def apply(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Fold `events` in; returns the warning and error events among them (for notifications)."""
@@ -58,50 +63,68 @@ class RunView:
                 if resumed:  # steps after the checkpoint were redone: drop the stale ones
                     for s in [s for s in self.steps if s > resumed]:
                         del self.steps[s]
-                self._log(e, "info", _start_line(e))
             elif kind == "step" and isinstance(e.get("step"), int):
                 self.steps[e["step"]] = e
             elif kind == "eval" and isinstance(e.get("step"), int) and _isnum(e.get("loss")):
                 self.evals[e["step"]] = float(e["loss"])
-                self._log(e, "info", f"eval at step {e['step']}: loss {e['loss']:.4f}")
             elif kind == "sample":
                 self.samples.append(e)
                 del self.samples[:-MAX_SAMPLES]
             elif kind == "checkpoint":
                 self.checkpoints.append(e)
-                self._log(e, "info", f"checkpoint at step {e.get('step')} ({e.get('reason', '')}): {e.get('path')}")
             elif kind == "warning":
                 self.warnings += 1
-                self._log(e, "warning", f"warning: {e.get('message')}")
+                self._log(e, "warning", format_event(e))
                 alerts.append(e)
             elif kind == "error":
                 self.errors += 1
                 self.last_error = e
-                hint = f" ({e['hint']})" if e.get("hint") else ""
-                self._log(e, "error", f"error: {e.get('message')}{hint}")
+                self._log(e, "error", format_event(e))
                 alerts.append(e)
             elif kind == "paused":
                 self.paused = True
-                self._log(e, "info", f"paused at step {e.get('step')}")
             elif kind == "resumed":
                 self.paused = False
-                self._log(e, "info", f"resumed at step {e.get('step')}")
             elif kind == "done":
                 self.done = e
                 self.paused = False
-                self._log(e, "error" if e.get("status") == "failed" else "info",
-                          f"done: {e.get('status')} after {e.get('steps')} steps, final loss "
-                          f"{_fmt(e.get('final_loss'))}")
         return alerts
 
     def add_log_lines(self, lines: list[str]) -> None:
+        """trainer.log lines. Step lines are left out (the charts and stats show them); a warning or error the
+        trainer echoed is shown once, whether its event or its log line came first."""
         for line in lines:
-            self.log.append(LogLine(None, "log", line))
-        del self.log[:-MAX_LOG]
+            if line.startswith("step ") or line in self._seen:
+                continue
+            self._seen.add(line)
+            level = "log"
+            low = line.lower()
+            if low.startswith("warning"):
+                level = "warning"
+            elif low.startswith(("error", "traceback", "killed")) or "error:" in low[:40]:
+                level = "error"
+            self._append(LogLine(None, level, line))
+
+    def add_note(self, level: str, text: str) -> None:
+        """A line from the screen itself (e.g. the process died)."""
+        self._append(LogLine(time.time(), level, text))
 
     def _log(self, e: dict[str, Any], level: str, text: str) -> None:
-        self.log.append(LogLine(e.get("t"), level, text))
+        first, *rest = text.splitlines()
+        if first in self._seen:
+            return
+        self._seen.add(first)
+        self._append(LogLine(e.get("t"), level, text))
+
+    def _append(self, line: LogLine) -> None:
+        self.log.append(line)
+        self.log_count += 1
         del self.log[:-MAX_LOG]
+
+    def log_since(self, count: int) -> list[LogLine]:
+        """Lines appended after the first `count` (at most the MAX_LOG kept)."""
+        new = self.log_count - count
+        return self.log[-new:] if new > 0 else []
 
     # --- derived values --------------------------------------------------------------------------------------
     @property
@@ -145,12 +168,6 @@ def _isnum(x: Any) -> bool:
 
 def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if _isnum(x) else "-"
-
-
-def _start_line(e: dict[str, Any]) -> str:
-    resumed = f", resumed from step {e['resumed_from_step']}" if e.get("resumed_from_step") else ""
-    return (f"start: {e.get('model')} with {e.get('profile')} on {e.get('device')}, "
-            f"{e.get('total_steps')} steps{resumed}")
 
 
 def duration(s: float | None) -> str:

@@ -28,6 +28,6 @@ SCREENS: list[ScreenSpec] = [
     ScreenSpec("doctor", "Doctor", "1", "tui.screens.doctor:DoctorScreen"),
     ScreenSpec("models", "Models", "2", "tui.screens.models:ModelsScreen"),
     ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen"),
-    # ScreenSpec("train", "Train", "4", "tui.screens.train:TrainScreen"),
+    ScreenSpec("train", "Train", "4", "tui.screens.train:TrainScreen"),
     # ScreenSpec("runs", "Runs", "5", "tui.screens.runs:RunsScreen"),
 ]

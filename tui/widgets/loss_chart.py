@@ -38,10 +38,8 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.chart_title)
-        has_data = any(points for _, points in self.series)
-        if not has_data:
-            plt.title(f"{self.chart_title}: {self.empty_text}" if self.chart_title else self.empty_text)
+        if not any(points for _, points in self.series):
+            plt.title(self.empty_text)
         for i, (label, points) in enumerate(self.series):
             if not points:
                 continue
@@ -49,7 +47,7 @@ class LossChart(PlotextPlot):
             if len(points) == 1:
                 plt.scatter(xs, ys, label=label, marker="dot", color=COLORS[i % len(COLORS)])
             else:
-                plt.plot(xs, ys, label=label, marker="braille", color=COLORS[i % len(COLORS)])
+                plt.plot(xs, ys, label=label, marker="hd", color=COLORS[i % len(COLORS)])
         if self.ylabel:
             plt.ylabel(self.ylabel)
         return super().render()

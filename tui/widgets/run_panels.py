@@ -34,7 +34,8 @@ class StatsPanel(Static):
 
     DEFAULT_CSS = "StatsPanel { height: auto; }"
 
-    def show(self, view: RunView, state: str, width: int = 30) -> None:
+    def show(self, view: RunView, state: str) -> None:
+        width = self.content_size.width or 32
         last = view.last
         total = view.total_steps
         step = last.get("step", 0)
@@ -42,27 +43,34 @@ class StatsPanel(Static):
         t.append(f"{state}", STATE_STYLE.get(state, ""))
         if total:
             t.append(f"  step {step}/{total}  {100 * step / total:.0f}%\n")
-            t.append_text(progress_bar(step, total, max(10, width - 2)))
+            t.append_text(progress_bar(step, total, max(10, width)))
             t.append("\n")
         else:
             t.append(f"  step {step}\n")
-        rows = [
-            ("loss", _n(last.get("loss"), "{:.4f}")
-             + (f"  eval {view.eval_losses()[-1][1]:.4f}" if view.evals else "")),
+        pairs = [("loss", _n(last.get("loss"), "{:.4f}"))]
+        if view.evals:
+            pairs.append(("eval", f"{view.eval_losses()[-1][1]:.4f}"))
+        pairs += [
             ("lr", _n(last.get("lr"), "{:.2e}")),
             ("epoch", _n(last.get("epoch"), "{:.2f}")),
-            ("tokens/s", _n(last.get("tokens_per_s"))),
-            ("samples/s", _n(last.get("samples_per_s"), "{:.2f}")),
+            ("tok/s", _n(last.get("tokens_per_s"))),
+            ("smp/s", _n(last.get("samples_per_s"), "{:.2f}")),
             ("elapsed", duration(last.get("elapsed_s"))),
             ("ETA", duration(last.get("eta_s")) if state in ("running", "paused") else "-"),
         ]
         peak = view.peak_mem_mb
         if peak is not None:
-            kind = "VRAM" if last.get("mem_kind") == "cuda" else "RSS"
-            rows.append((f"peak {kind}", f"{peak:,.0f} MB"))
-        for label, value in rows:
-            t.append(f"{label:<10}", "dim")
-            t.append(f"{value}\n")
+            pairs.append(("peak " + ("VRAM" if last.get("mem_kind") == "cuda" else "RSS"), f"{peak:,.0f} MB"))
+        col = width // 2 if width >= 28 else width
+        for i, (label, value) in enumerate(pairs):
+            cell = Text(f"{label} ", "dim") + Text(value)
+            if i % 2 == 0 and col < width:
+                cell.pad_right(max(0, col - cell.cell_len))
+                t.append_text(cell)
+            else:
+                t.append_text(cell)
+                t.append("\n")
+        t.rstrip()
         self.update(t)
 
 
@@ -125,7 +133,7 @@ class LogTail(RichLog):
     STYLES = {"warning": "yellow", "error": "bold red", "info": "", "log": "dim"}
 
     def __init__(self, **kw) -> None:
-        super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, **kw)
+        super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, min_width=20, **kw)
 
     def add(self, lines: list[LogLine]) -> None:
         for line in lines:

@@ -1,0 +1,388 @@
+"""The Train screen: a start form, then the live view of a run (loss and learning-rate charts, progress and speed,
+hardware, samples, log tail) with save / pause / resume / stop / export.
+
+A tailer thread (tui.tail) posts new events; handlers fold them into a RunView and mark the screen dirty; a 4 Hz
+timer redraws only when something changed, so a fast writer never makes the charts redraw faster than that.
+Hardware is sampled by a thread worker that re-arms only after it finished (dolphie's pattern).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterable
+
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, ContentSwitcher, Footer, Input, Static
+
+from trainer.events import format_event
+from tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
+from tui.run_model import RunView, duration
+from tui.tail import EventTailer
+from tui.train_backend import TrainBackend
+from tui.widgets.dialogs import ConfirmCommands
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel
+
+REDRAW_S = 0.25  # charts and panels redraw at most 4 times a second
+HARDWARE_S = 1.0
+WIDE = 110
+ALERT_WINDOW_S = 10  # on attach, only warnings/errors newer than this become notifications (the rest is history)
+
+
+class TrainScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("train.tcss")
+    HELP_TITLE = "Train"
+    BINDINGS = [
+        Binding("s", "control('save')", "Save", tooltip="Ask the run to write a checkpoint now"),
+        Binding("p", "control('pause')", "Pause", tooltip="Pause after the current step"),
+        Binding("r", "control('resume')", "Resume", tooltip="Resume a paused run"),
+        Binding("x", "stop", "Stop", tooltip="Save a checkpoint and the adapter, then stop (asks first)"),
+        Binding("e", "export", "Export", tooltip="Export the finished run's adapter (tunedoc export)"),
+        Binding("d", "show_dir", "Run dir", tooltip="Show (and copy) the run directory's path"),
+        Binding("l", "toggle_bottom", "Log/Samples", show=False, tooltip="Switch the bottom panel (small terminals)"),
+        Binding("n", "new_run", "New run", tooltip="Back to the start form"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            self.backend: TrainBackend = self.app.backend("train")
+        except LookupError:
+            self.backend = TrainBackend()
+        self.run_dir: Path | None = None
+        self.view = RunView()
+        self.status: dict = {}
+        self.hardware = None
+        self.generation = 0
+        self.tailer: EventTailer | None = None
+        self.dirty = False
+        self.attached_at = 0.0
+        self.sets: list[str] = []
+        self.data_report: dict | None = None
+        self.last_lag: float | None = None
+        self._log_shown = 0
+        self._died_noted = 0
+
+    # --- layout ------------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with ContentSwitcher(initial="form", id="switcher"):
+            with VerticalScroll(id="form"):
+                yield Static("Start a training run", classes="form-title")
+                yield Static("Model (a local directory or a Hub id)", classes="label")
+                yield Input(placeholder="e.g. Qwen/Qwen2.5-0.5B-Instruct or ./models/my-model", id="model")
+                yield Static("Data file (.json/.jsonl, or a directory with dataset_info.json)", classes="label")
+                yield Input(placeholder="e.g. data/train.jsonl  (Enter checks it)", id="data")
+                yield Static("", id="datacheck")
+                with Horizontal(classes="row"):
+                    with Vertical():
+                        yield Static("Profile", classes="label")
+                        yield Input(value="qlora-min", id="profile")
+                    with Vertical():
+                        yield Static("Run name (optional)", classes="label")
+                        yield Input(placeholder="my-run", id="name")
+                yield Static("", id="sets")
+                with Horizontal(classes="row buttons"):
+                    yield Button("Check data", id="check", compact=True)
+                    yield Button("Start", id="start", variant="success", compact=True)
+                yield Static("Or attach to a run on the Runs screen (5), or `tunedoc watch RUN`.", classes="hint")
+            with Vertical(id="live"):
+                yield Static("", id="title", markup=False)
+                yield Static("", id="alert", markup=False)
+                with Horizontal(id="top"):
+                    with Vertical(id="charts"):
+                        yield LossChart("loss", id="loss")
+                        yield LossChart("learning rate", id="lr")
+                    with Vertical(id="side"):
+                        yield StatsPanel(id="stats")
+                        yield HardwarePanel(id="hw")
+                with Horizontal(id="bottom"):
+                    yield LogTail(id="log")
+                    yield SamplesPanel(id="samples")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#loss").border_title = "loss"
+        self.query_one("#side").border_title = "progress"
+        self.query_one("#log").border_title = "log"
+        self.query_one("#samples").border_title = "samples"
+        self.set_interval(REDRAW_S, self._redraw_if_dirty)
+        self._layout(self.size.width)
+        if self.backend.attach is not None:
+            self.attach(self.backend.attach)
+
+    def on_resize(self, event) -> None:
+        self._layout(event.size.width)
+        self.dirty = True
+
+    def _layout(self, width: int) -> None:
+        self.set_class(width >= WIDE, "-wide")
+
+    def on_unmount(self) -> None:
+        if self.tailer is not None:
+            self.tailer.stop()
+
+    # --- attaching to a run --------------------------------------------------------------------------------------
+    def attach(self, run_dir: str | Path) -> None:
+        """Show `run_dir` live, from its first event (the whole history), and follow it."""
+        if self.tailer is not None:
+            self.tailer.stop()
+        self.run_dir = Path(run_dir)
+        self.generation += 1
+        self.view = RunView()
+        self.status = self.backend.status(self.run_dir)
+        self.hardware = None
+        self.attached_at = time.time()
+        self._log_shown = 0
+        self.query_one(LogTail).clear()
+        self.query_one(ContentSwitcher).current = "live"
+        self.tailer = EventTailer(self.run_dir, self, self.generation, self.backend.status, poll_s=self.backend.poll_s)
+        self.tailer.start()
+        self._sample_hardware(self.generation)
+        self.dirty = True  # drawn by the next tick, once the live view has its size
+
+    @on(RunEvents)
+    def _on_events(self, message: RunEvents) -> None:
+        if message.generation != self.generation:
+            return
+        alerts = self.view.apply(message.events)
+        self.view.add_log_lines(message.log_lines)
+        self.last_lag = message.lag_s
+        for e in alerts:
+            if isinstance(e.get("t"), (int, float)) and e["t"] >= self.attached_at - ALERT_WINDOW_S:
+                severity = "error" if e["type"] == "error" else "warning"
+                self.notify(str(e.get("message")), title=f"run {severity}", severity=severity,
+                            timeout=10 if severity == "error" else 6)
+        self.dirty = True
+
+    @on(RunStatusRead)
+    def _on_status(self, message: RunStatusRead) -> None:
+        if message.generation == self.generation and message.status != self.status:
+            self.status = message.status
+            self.dirty = True
+
+    @work(thread=True, group="hardware", exclusive=True)
+    def _sample_hardware(self, generation: int) -> None:
+        pid = self.status.get("pid") if self.backend.is_active(self.status) else None
+        sample = self.backend.sample_hardware(pid)
+        self.post_message(HardwareSampled(sample))
+        # re-arm only after this sample is in: polls never overlap
+        self.app.call_from_thread(self._rearm_hardware, generation)
+
+    def _rearm_hardware(self, generation: int) -> None:
+        if generation == self.generation and self.is_attached:
+            self.set_timer(HARDWARE_S, lambda: self._sample_hardware(generation))
+
+    @on(HardwareSampled)
+    def _on_hardware(self, message: HardwareSampled) -> None:
+        self.hardware = message.sample
+        self.dirty = True
+
+    # --- drawing -------------------------------------------------------------------------------------------------
+    def state(self) -> str:
+        """What the run is doing: status.json (corrected for a dead process) over the events."""
+        st = self.status.get("status")
+        if st in ("failed", "completed", "stopped"):
+            return st
+        if st == "paused" or self.view.paused:
+            return "paused" if self.view.state() not in ("completed", "stopped", "failed") else self.view.state()
+        return self.view.state() if self.view.start else (st or "waiting")
+
+    def _redraw_if_dirty(self) -> None:
+        if not self.dirty or self.run_dir is None:
+            return
+        self.dirty = False
+        view, state = self.view, self.state()
+        title = f" {self.run_dir.name}  ·  {state}"
+        if view.start:
+            title += f"  ·  {Path(str(view.start.get('model', ''))).name}  ·  {view.start.get('profile')}"
+            title += f"  ·  {view.start.get('device')}"
+        self.query_one("#title", Static).update(title)
+        self.query_one("#title").set_classes(f"-{state}")
+        alert = self.query_one("#alert", Static)
+        error = self.status.get("error") if state == "failed" else None
+        if state == "failed" and view.last_error and not self.status.get("died"):
+            error = format_event(view.last_error)
+        alert.update(f"✗ {error}" if error else "")
+        alert.display = bool(error)
+        series = [("train", view.losses())]
+        if view.evals:
+            series.append(("eval", view.eval_losses()))
+        self.query_one("#loss", LossChart).set_series(series)
+        self.query_one("#lr", LossChart).set_series([("lr", view.lrs())])
+        self.query_one(StatsPanel).show(view, state)
+        self.query_one(HardwarePanel).show(self.hardware)
+        self.query_one(SamplesPanel).show(view)
+        log = self.query_one(LogTail)
+        if state == "failed" and self.status.get("died") and self._died_noted != self.generation:
+            self._died_noted = self.generation
+            view.add_note("error", str(self.status["error"]))
+            self.notify(str(self.status["error"]), title="run failed", severity="error", timeout=15)
+        log.add(view.log_since(self._log_shown))
+        self._log_shown = view.log_count
+
+    # --- actions -------------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        live = self.run_dir is not None and self.query_one(ContentSwitcher).current == "live"
+        if action in ("control", "stop", "show_dir", "toggle_bottom", "new_run"):
+            return live
+        if action == "export":
+            return live and self.state() in ("completed", "stopped")
+        return True
+
+    def action_control(self, action: str) -> None:
+        if self.run_dir is None:
+            return
+        try:
+            self.backend.control(self.run_dir, action)
+        except (RuntimeError, ValueError, OSError) as e:
+            self.notify(str(e), title=f"cannot {action}", severity="error", timeout=8)
+            return
+        done = {"save": "a checkpoint", "pause": "to pause", "resume": "to resume", "stop": "to stop"}[action]
+        self.notify(f"asked {self.run_dir.name} for {done}; it acts after the current step", title=action)
+
+    def action_stop(self) -> None:
+        if self.run_dir is None:
+            return
+        run = self.run_dir.name
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_control("stop")
+
+        self.app.push_screen(ConfirmCommands(
+            f"Stop {run}?", [f"tunedoc stop {run}"],
+            "The run saves a checkpoint and its adapter, then exits. `tunedoc train --resume` continues it later."),
+            answered)
+
+    def action_show_dir(self) -> None:
+        if self.run_dir is not None:
+            self.app.copy_to_clipboard(str(self.run_dir))
+            self.notify(str(self.run_dir), title="run directory (copied)", timeout=10)
+
+    def action_toggle_bottom(self) -> None:
+        self.toggle_class("-samples")
+
+    def action_new_run(self) -> None:
+        self.query_one(ContentSwitcher).current = "form"
+        self.query_one("#model", Input).focus()
+
+    def action_export(self) -> None:
+        if self.run_dir is None:
+            return
+        argv = self.backend.export_argv(self.run_dir)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._export(argv)
+
+        self.app.push_screen(ConfirmCommands("Export the adapter?", [shlex.join(argv)]), answered)
+
+    @work(thread=True, group="export", exclusive=True)
+    def _export(self, argv: list[str]) -> None:
+        self.app.call_from_thread(self.notify, "exporting...", title="export")
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+            ok, out = proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+        except (OSError, subprocess.TimeoutExpired) as e:
+            ok, out = False, str(e)
+        self.app.call_from_thread(self.notify, out.splitlines()[-1] if out else "done", title="export " +
+                                  ("done" if ok else "failed"), severity="information" if ok else "error",
+                                  timeout=15)
+
+    # --- the start form ------------------------------------------------------------------------------------------
+    @on(TrainingChoice)
+    def _on_choice(self, message: TrainingChoice) -> None:
+        self.query_one("#model", Input).value = message.model
+        self.query_one("#profile", Input).value = message.profile_name
+        self.sets = list(message.sets)
+        self.query_one("#sets", Static).update(
+            f"overrides from the Profile screen: {' '.join(self.sets)}" if self.sets else "")
+        self.query_one(ContentSwitcher).current = "form"
+        self.query_one("#data", Input).focus()
+
+    @on(Input.Submitted, "#data")
+    @on(Button.Pressed, "#check")
+    def _check_pressed(self) -> None:
+        self._run_check()
+
+    def _run_check(self) -> None:
+        data = self.query_one("#data", Input).value.strip()
+        if not data:
+            self.query_one("#datacheck", Static).update("give a data file to check")
+            return
+        model = self.query_one("#model", Input).value.strip() or None
+        self.data_report = None
+        self.query_one("#datacheck", Static).update(f"checking {data}" + (" with the model's tokenizer..."
+                                                                          if model else "..."))
+        self._check_data(data, model)
+
+    @work(thread=True, group="datacheck", exclusive=True)
+    def _check_data(self, data: str, model: str | None) -> None:
+        report = self.backend.check_data(data, model)
+        self.app.call_from_thread(self._show_check, report)
+
+    def _show_check(self, report: dict) -> None:
+        self.data_report = report
+        w = self.query_one("#datacheck", Static)
+        if not report.get("ok"):
+            probs = report.get("problems", [])
+            lines = [f"[b red]{len(probs)} problem(s) in the data:[/]"]
+            lines += [f"  {p.get('where')}: {p.get('message')}" for p in probs[:8]]
+            if len(probs) > 8:
+                lines.append(f"  ... and {len(probs) - 8} more (`tunedoc data check FILE` lists all)")
+            w.update("\n".join(_escape(l) if i else l for i, l in enumerate(lines)))
+            return
+        lengths = report.get("lengths", {})
+        roles = ", ".join(f"{k} {v}" for k, v in report.get("roles", {}).items())
+        w.update(_escape(f"ok: {report.get('conversations')} conversations ({roles}); "
+                         f"{lengths.get('unit', 'tokens')}: mean {lengths.get('mean', '-')}, "
+                         f"max {lengths.get('max', '-')}"))
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        model = self.query_one("#model", Input).value.strip()
+        data = self.query_one("#data", Input).value.strip()
+        missing = [n for n, v in (("a model", model), ("a data file", data)) if not v]
+        if missing:
+            self.notify(f"give {' and '.join(missing)} first", title="cannot start", severity="error")
+            return
+        if self.data_report is not None and not self.data_report.get("ok"):
+            self.notify("the data check found problems: fix them first (shown under the data file)",
+                        title="cannot start", severity="error")
+            return
+        profile = self.query_one("#profile", Input).value.strip() or None
+        name = self.query_one("#name", Input).value.strip() or None
+        self._start(model, data, profile, name)
+
+    @work(thread=True, group="start", exclusive=True)
+    def _start(self, model: str, data: str, profile: str | None, name: str | None) -> None:
+        try:
+            handle = self.backend.start(model, data, profile, self.sets, name)
+        except Exception as e:  # ProfileError, FileNotFoundError, RuntimeError: all carry a message that says why
+            self.app.call_from_thread(self.notify, str(e), title="cannot start", severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self.attach, handle.run_dir)
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Train: start form", "Start a new run (n)", self.action_new_run)
+        if self.run_dir is not None:
+            yield SystemCommand("Train: save checkpoint", "Ask the run to save now (s)",
+                                lambda: self.action_control("save"))
+            yield SystemCommand("Train: pause", "Pause after the current step (p)", lambda: self.action_control("pause"))
+            yield SystemCommand("Train: resume", "Resume a paused run (r)", lambda: self.action_control("resume"))
+            yield SystemCommand("Train: stop", "Save and stop, after confirming (x)", self.action_stop)
+            yield SystemCommand("Train: run directory", "Show and copy its path (d)", self.action_show_dir)
+            yield SystemCommand("Train: export", "Export the adapter when done (e)", self.action_export)
+
+
+def _escape(s: str) -> str:
+    from rich.markup import escape
+
+    return escape(s)
