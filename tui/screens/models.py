@@ -108,7 +108,7 @@ class ModelsScreen(Screen):
     def on_mount(self) -> None:
         results = self.query_one("#results", DataTable)
         for key, label in (("repo", "model"), ("size", "size"), ("dl", "downloads"), ("license", "license"),
-                           ("gated", "gated"), ("arch", "architecture")):
+                           ("gated", "gated"), ("arch", "arch")):
             results.add_column(label, key=key)
         cache = self.query_one("#cache", DataTable)
         for key, label in (("repo", "model"), ("size", "size"), ("revs", "revisions"), ("used", "last used"),
@@ -275,9 +275,11 @@ class ModelsScreen(Screen):
         self.query_one("#info", Static).update(text)
 
     def _show_error(self, e: HubError) -> None:
-        t = Text(f"✗ {e.message}", style="bold red")
+        t = Text()
+        t.append(f"✗ {e.message}", style="bold red")
         if e.hint:
-            t.append(f"\nfix: {e.hint}", style="")
+            t.append("\nfix: ", style="bold")
+            t.append(e.hint)
         self._set_info(t)
 
     # --- local cache -------------------------------------------------------------------------------------------

@@ -36,13 +36,12 @@ def download_lines(d: DownloadState, width: int) -> list[Text]:
             lines.append(Text("  d downloads it again and resumes the partial files", style="dim"))
         return lines
     eta = human_duration(d.eta_s) if d.eta_s is not None else "?"
-    stats = (f" {pct:3d}%  {human_bytes(d.done)}/{human_bytes(d.total)}  {human_bytes(d.speed_bps)}/s  "
-             f"ETA {eta}  {d.files_done}/{d.files_total} files")
-    name_w = min(len(d.repo), max(12, width // 4))
-    bar_w = max(6, width - 2 - name_w - 1 - len(stats))
     name = Text(d.repo, style="bold")
-    name.truncate(name_w, overflow="ellipsis", pad=True)
-    lines = [Text.assemble(("↓ ", "cyan"), name, " ", bar(d.done, d.total, bar_w, "cyan"), stats)]
+    name.truncate(max(12, width // 2), overflow="ellipsis")
+    bar_w = max(6, width - 3 - name.cell_len - 6)
+    lines = [Text.assemble(("↓ ", "cyan"), name, " ", bar(d.done, d.total, bar_w, "cyan"), f" {pct:3d}%"),
+             Text(f"  {human_bytes(d.done)} of {human_bytes(d.total)}  ·  {human_bytes(d.speed_bps)}/s  ·  "
+                  f"ETA {eta}  ·  {d.files_done}/{d.files_total} files  ·  x cancels", style="dim")]
     flying = [(n, f) for n, f in d.files.items() if 0 < f[0] < f[1]]
     for n, (done, total) in flying[:MAX_FILES]:
         fstats = f" {int(100 * done / total):3d}%  {human_bytes(done)}/{human_bytes(total)}"
