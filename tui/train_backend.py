@@ -102,4 +102,6 @@ class FakeHardware:
         self._sample = sample
 
     def sample(self, pid: int | None) -> HardwareSample:
+        if pid is None and self._sample.kind == "process":
+            return HardwareSample("none", [], None, "no GPU; the trainer process is not running")
         return self._sample

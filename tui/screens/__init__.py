@@ -29,5 +29,5 @@ SCREENS: list[ScreenSpec] = [
     ScreenSpec("models", "Models", "2", "tui.screens.models:ModelsScreen"),
     ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen"),
     ScreenSpec("train", "Train", "4", "tui.screens.train:TrainScreen"),
-    # ScreenSpec("runs", "Runs", "5", "tui.screens.runs:RunsScreen"),
+    ScreenSpec("runs", "Runs", "5", "tui.screens.runs:RunsScreen"),
 ]

@@ -76,17 +76,17 @@ class TrainScreen(Screen):
             with VerticalScroll(id="form"):
                 yield Static("Start a training run", classes="form-title")
                 yield Static("Model (a local directory or a Hub id)", classes="label")
-                yield Input(placeholder="e.g. Qwen/Qwen2.5-0.5B-Instruct or ./models/my-model", id="model")
+                yield Input(placeholder="e.g. Qwen/Qwen2.5-0.5B-Instruct or ./models/my-model", id="model", compact=True)
                 yield Static("Data file (.json/.jsonl, or a directory with dataset_info.json)", classes="label")
-                yield Input(placeholder="e.g. data/train.jsonl  (Enter checks it)", id="data")
+                yield Input(placeholder="e.g. data/train.jsonl  (Enter checks it)", id="data", compact=True)
                 yield Static("", id="datacheck")
                 with Horizontal(classes="row"):
                     with Vertical():
                         yield Static("Profile", classes="label")
-                        yield Input(value="qlora-min", id="profile")
+                        yield Input(value="qlora-min", id="profile", compact=True)
                     with Vertical():
                         yield Static("Run name (optional)", classes="label")
-                        yield Input(placeholder="my-run", id="name")
+                        yield Input(placeholder="my-run", id="name", compact=True)
                 yield Static("", id="sets")
                 with Horizontal(classes="row buttons"):
                     yield Button("Check data", id="check", compact=True)

@@ -26,7 +26,7 @@ def progress_bar(done: int, total: int | None, width: int) -> Text:
     if not total:
         return Text("")
     filled = int(width * min(done, total) / total)
-    return Text("█" * filled, style="green") + Text("░" * (width - filled), style="dim")
+    return Text("█" * filled, style="green") + Text("█" * (width - filled), style="grey23")
 
 
 class StatsPanel(Static):

@@ -1,0 +1,193 @@
+"""The Runs screen: every run in the runs directory (status, model, profile, steps, last loss, duration, peak
+memory), attach to one (the Train screen's live view with its whole history), and compare two or more: loss
+curves overlaid and a table of final loss, tokens/s, peak memory and time.
+
+The list refreshes from a thread worker that re-arms only after it finished; a run whose process died reads as
+failed with its last error (trainer.rundir.run_status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from trainer.events import read_events
+from tui.run_model import RunView, duration
+from tui.train_backend import TrainBackend
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.run_panels import STATE_STYLE
+
+REFRESH_S = 2.0
+
+
+def load_view(run_dir: Path) -> RunView:
+    view = RunView()
+    events, _ = read_events(Path(run_dir) / "events.jsonl")
+    view.apply(events)
+    return view
+
+
+class RunsScreen(Screen):
+    CSS_PATH = Path(__file__).with_name("runs.tcss")
+    HELP_TITLE = "Runs"
+    BINDINGS = [
+        Binding("enter", "attach", "Attach", tooltip="Open the run live on the Train screen, with its history"),
+        Binding("space", "mark", "Mark", tooltip="Mark the run for comparison"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or close the comparison)"),
+        Binding("escape", "close_compare", "Close", show=False),
+        Binding("R", "refresh", "Refresh", key_display="R", tooltip="Read the runs directory again"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            self.backend: TrainBackend = self.app.backend("train")
+        except LookupError:
+            self.backend = TrainBackend()
+        self.infos: list = []
+        self.marked: list[str] = []  # run ids, in the order marked
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="runs-title", markup=False)
+        table = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        table.border_title = "runs"
+        yield table
+        with Vertical(id="compare"):
+            yield LossChart("loss", id="compare-chart")
+            yield DataTable(id="compare-table", cursor_type="none")
+        yield Static("", id="error", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.query_one("#runs", DataTable)
+        for label, key in (("", "mark"), ("run", "run"), ("status", "status"), ("model", "model"),
+                           ("profile", "profile"), ("steps", "steps"), ("loss", "loss"), ("time", "time"),
+                           ("peak mem", "mem")):
+            t.add_column(label, key=key)
+        ct = self.query_one("#compare-table", DataTable)
+        for label in ("run", "final loss", "tokens/s", "peak mem", "time"):
+            ct.add_column(label, key=label)
+        self.query_one("#compare").border_title = "comparison"
+        self.query_one("#compare").display = False
+        self._load()
+
+    @work(thread=True, group="runs", exclusive=True)
+    def _load(self) -> None:
+        try:
+            infos = self.backend.runs()
+        except OSError as e:
+            infos, error = [], f"cannot read {self.backend.runs_dir}: {e}"
+        else:
+            error = None
+        self.app.call_from_thread(self._show, infos, error)
+
+    def _show(self, infos: list, error: str | None) -> None:
+        self.infos = infos
+        self.query_one("#runs-title", Static).update(
+            f" {len(infos)} run(s) in {self.backend.runs_dir.resolve()}")
+        t = self.query_one("#runs", DataTable)
+        row = t.cursor_row
+        t.clear()
+        for r in infos:
+            mem = f"{r.peak_mem_mb:,.0f} MB" + (" RSS" if r.mem_kind == "rss" else "") if r.peak_mem_mb else "-"
+            steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
+            t.add_row("●" if r.run_id in self.marked else " ", r.run_id,
+                      Text(r.status, STATE_STYLE.get(r.status, "")), Path(r.model).name, r.profile, steps,
+                      f"{r.loss:.4f}" if r.loss is not None else "-", duration(r.duration_s), mem, key=r.run_id)
+        if infos:
+            t.move_cursor(row=min(row, len(infos) - 1))
+        err = self.query_one("#error", Static)
+        if error is None and not infos:
+            error = (f"no runs in {self.backend.runs_dir}: start one on the Train screen (4), or `tunedoc demo`")
+        self._show_selected_error(error)
+        self.set_timer(REFRESH_S, self._load)  # re-arm after this refresh is shown: polls never overlap
+
+    def _show_selected_error(self, fallback: str | None = None) -> None:
+        err = self.query_one("#error", Static)
+        info = self.selected()
+        text = f"{info.run_id}: {info.error}" if info is not None and info.error else fallback
+        err.update(text or "")
+        err.display = bool(text)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _highlighted(self) -> None:
+        self._show_selected_error()
+
+    def selected(self):
+        t = self.query_one("#runs", DataTable)
+        if not self.infos or t.cursor_row is None or t.cursor_row >= len(self.infos):
+            return None
+        return self.infos[t.cursor_row]
+
+    async def action_attach(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        if "train" not in {s.name for s in self.app.screen_specs}:
+            self.notify(f"tunedoc watch {info.run_id}", title="no Train screen in this app")
+            return
+        await self.app.switch_mode("train")
+        self.app.screen.attach(Path(info.run_dir))
+
+    @on(DataTable.RowSelected, "#runs")
+    async def _selected(self) -> None:
+        await self.action_attach()
+
+    def action_mark(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        if info.run_id in self.marked:
+            self.marked.remove(info.run_id)
+        else:
+            self.marked.append(info.run_id)
+        t = self.query_one("#runs", DataTable)
+        t.update_cell(info.run_id, "mark", "●" if info.run_id in self.marked else " ")
+
+    def action_compare(self) -> None:
+        box = self.query_one("#compare")
+        if box.display:
+            box.display = False
+            return
+        ids = self.marked or ([] if self.selected() is None else [self.selected().run_id])
+        runs = [i for i in self.infos if i.run_id in ids]
+        if len(runs) < 2:
+            self.notify("mark two or more runs with space, then press c", title="compare")
+            return
+        self._compare(runs)
+
+    @work(thread=True, group="compare", exclusive=True)
+    def _compare(self, runs: list) -> None:
+        views = [(r, load_view(Path(r.run_dir))) for r in runs]
+        self.app.call_from_thread(self._show_compare, views)
+
+    def _show_compare(self, views: list) -> None:
+        self.query_one("#compare-chart", LossChart).set_series([(r.run_id, v.losses()) for r, v in views])
+        ct = self.query_one("#compare-table", DataTable)
+        ct.clear()
+        for r, v in views:
+            final = v.done.get("final_loss") if v.done else None
+            final = final if final is not None else (v.losses()[-1][1] if v.losses() else None)
+            tps = v.mean_tokens_per_s()
+            peak = v.peak_mem_mb
+            kind = " RSS" if v.last.get("mem_kind") == "rss" else ""
+            elapsed = v.done.get("elapsed_s") if v.done else v.last.get("elapsed_s")
+            ct.add_row(r.run_id, f"{final:.4f}" if final is not None else "-",
+                       f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed))
+        self.query_one("#compare").display = True
+
+    def action_close_compare(self) -> None:
+        self.query_one("#compare").display = False
+
+    def action_refresh(self) -> None:
+        self._load()
+
+    def palette_commands(self):
+        yield SystemCommand("Runs: attach", "Open the highlighted run live (enter)", self.action_attach)
+        yield SystemCommand("Runs: compare", "Compare the marked runs (c)", self.action_compare)
