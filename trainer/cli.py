@@ -224,7 +224,9 @@ def watch_main(args) -> int:
     if run_dir is None:
         return 2
     if not args.plain and not args.json:
-        print("note: the live training screen is not available yet; following as plain text", file=sys.stderr)
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            return _open_app(run_dir, args.runs_dir)
+        print("note: not a terminal; following as plain text (--plain)", file=sys.stderr)
     from trainer.rundir import process_alive, read_json
 
     def alive() -> bool:
@@ -245,6 +247,19 @@ def watch_main(args) -> int:
         _err(f"run {run_dir.name} is {st.get('status')}" + (f": {st['error']}" if st.get("error") else ""))
         return 1 if st.get("status") == "failed" else 0
     return 0 if status in ("completed", "stopped") else 1
+
+
+def _open_app(run_dir: Path, runs_dir) -> int:
+    """The Textual app on the Train screen, attached to `run_dir` (its whole history, then live). Quitting the app
+    leaves the run going; `tunedoc watch RUN` re-attaches."""
+    from tui.app import make_app
+    from tui.train_backend import TrainBackend
+
+    root = Path(runs_dir) if runs_dir else run_dir.resolve().parent
+    app = make_app(start="train", train_backend=TrainBackend(root, attach=run_dir.resolve()))
+    app.run()
+    print(f"left {run_dir.name} running on its own; `tunedoc watch {run_dir.name}` re-attaches", file=sys.stderr)
+    return app.return_code or 0
 
 
 # --------------------------------------------------------------------------------------- stop | pause | resume | save
@@ -388,11 +403,14 @@ def demo_args(p: argparse.ArgumentParser) -> None:
 def demo_main(args) -> int:
     from trainer.demo import PROMPT, start_demo
 
-    if not args.headless:
-        print("note: the live training screen is not available yet; running headless", file=sys.stderr)
+    headless = args.headless or args.json or not (sys.stdout.isatty() and sys.stdin.isatty())
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
-    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False)
+    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=not headless)
+    if not headless:
+        code = _open_app(handle.run_dir, args.runs_dir)
+        print(f"ask it once done: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\"", file=sys.stderr)
+        return code
     code = _foreground(handle, args.json)
     if code == 0:
         print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""
