@@ -78,7 +78,7 @@ TABLE: list[Row] = [
     R("cuda-oom", r"CUDA out of memory\. Tried to allocate (?P<tried>[\d.]+ [GMK]iB)"
       r"(?: \(GPU (?P<gpu>\d+); (?P<total>[\d.]+ [GMK]iB) total capacity; (?P<alloc>[\d.]+ [GMK]iB) already allocated; "
       r"(?P<free>[\d.]+ [GMK]iB) free)?(?:\. GPU (?P<gpu2>\d+) has a total capac\w* of (?P<total2>[\d.]+ [GMK]iB) of "
-      r"which (?P<free2>[\d.]+ [GMK]iB) is free)?"),
+      r"which (?P<free2>[\d.]+ (?:[GMK]iB|bytes)) is free)?"),
     R("cuda-oom", r"(?:torch\.(?:cuda\.)?)?OutOfMemoryError: CUDA out of memory\.?\s*$"),
     R("cuda-oom", r"CUDA error: out of memory"),
     # --- bitsandbytes
@@ -100,7 +100,7 @@ TABLE: list[Row] = [
 
 COMPILED = [(row, re.compile(row.pattern, re.I)) for row in TABLE]
 # quick prefilter: every row's pattern has one of these words (lowercased)
-_UNITS = {"KiB": 1 / 1024 / 1024, "MiB": 1 / 1024, "GiB": 1.0}
+_UNITS = {"bytes": 1 / 1024**3, "KiB": 1 / 1024 / 1024, "MiB": 1 / 1024, "GiB": 1.0}
 
 
 def _gib(s: str | None) -> float | None:

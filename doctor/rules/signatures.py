@@ -77,10 +77,14 @@ def _driver_old(facts, data, ev):
 
 
 def _oom(facts, data, ev):
-    detail = ""
-    if data.get("tried_gib") or data.get("total_gib"):
-        detail = (f"The run tried to allocate {data.get('tried_gib', '?')} GiB with "
-                  f"{data.get('total_gib', '?')} GiB total and {data.get('free_gib', '?')} GiB free.")
+    parts = []
+    if data.get("tried_gib") is not None:
+        parts.append(f"tried to allocate {data['tried_gib']} GiB")
+    if data.get("total_gib") is not None:
+        parts.append(f"the GPU has {data['total_gib']} GiB in total")
+    if data.get("free_gib") is not None:
+        parts.append(f"{data['free_gib']} GiB free")
+    detail = ("The run " + ", ".join(parts) + ".") if parts else ""
     sh = shell_of(facts)
     return make("cuda-oom", detail=detail, evidence=ev, fixes=[
         Fix(title="See which profiles fit this GPU, and by how much", commands=["tunedoc fit --model <model>"],
