@@ -1,0 +1,83 @@
+"""Import hygiene (as harlequin checks it): in a fresh interpreter, importing the domain packages and running the
+doctor's whole `--json` path leaves torch, transformers and bitsandbytes (and, outside tui/, textual) out of
+`sys.modules`. A broken torch can then never crash the doctor or the screen meant to diagnose it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "bitsandbytes", "peft", "accelerate", "datasets")
+
+# every module of these packages, plus the trainer modules the TUI and the CLI import
+PACKAGES = ("doctor", "profiles", "models")
+TRAINER_LIGHT = ("trainer.events", "trainer.launch", "trainer.control", "trainer.rundir", "trainer.cli")
+
+SCRIPT = r"""
+import importlib, json, pkgutil, sys
+packages, extra, run_doctor = json.loads(sys.argv[1])
+imported, failed = [], {}
+names = list(extra)
+for pkg in packages:
+    try:
+        mod = importlib.import_module(pkg)
+    except Exception as e:
+        failed[pkg] = repr(e)
+        continue
+    names.append(pkg)
+    for info in pkgutil.walk_packages(mod.__path__, pkg + "."):
+        if not info.name.endswith("__main__"):  # running it would start the program
+            names.append(info.name)
+for name in names:
+    try:
+        importlib.import_module(name)
+        imported.append(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:  # an optional module that does not exist (yet)
+            continue
+        failed[name] = repr(e)
+    except Exception as e:
+        failed[name] = repr(e)
+rc = None
+if run_doctor:
+    import argparse, contextlib, io
+    from doctor.cli import doctor_args, doctor_main
+    parser = argparse.ArgumentParser()
+    doctor_args(parser)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        rc = doctor_main(parser.parse_args(["--json"]))
+    json.loads(out.getvalue())
+print(json.dumps({"imported": imported, "failed": failed, "rc": rc, "modules": sorted(sys.modules)}))
+"""
+
+
+def run_in_child(packages, extra, run_doctor: bool) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps([packages, extra, run_doctor])],
+                          capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_domain_packages_and_the_doctor_run_import_no_heavy_library():
+    res = run_in_child(list(PACKAGES), list(TRAINER_LIGHT), run_doctor=True)
+    assert not res["failed"], res["failed"]
+    assert "doctor.cli" in res["imported"] and "doctor.run" in res["imported"]
+    assert res["rc"] in (0, 1)
+    loaded = set(res["modules"])
+    bad = [m for m in (*HEAVY, "textual") if m in loaded]
+    assert not bad, f"imported in tunedoc's own process: {bad}"
+
+
+def test_tui_imports_no_heavy_library():
+    if not (ROOT / "tui" / "__init__.py").exists():
+        pytest.skip("tui/ does not exist yet")
+    res = run_in_child(["tui"], [], run_doctor=False)
+    assert not res["failed"], res["failed"]
+    loaded = set(res["modules"])
+    bad = [m for m in HEAVY if m in loaded]
+    assert not bad, f"the TUI imports {bad}: start-up would be slow and a broken torch would crash the app"
