@@ -146,7 +146,9 @@ async def test_no_gpu_asks_for_vram_or_a_gpu_name():
     async with app.run_test(size=(100, 34)) as pilot:
         await settle(pilot)
         screen = app.screen
-        assert "driver not loaded" in text(app, "#gpu")
+        assert "driver not loaded" in text(app, "#gpu") and "g: type a VRAM" in text(app, "#gpu")
+        assert not isinstance(screen.focused, Input)  # the late probe answer does not steal the keyboard
+        await pilot.press("g")
         assert screen.has_class("-gpu-edit") and isinstance(screen.focused, Input)
         await pilot.press(*"banana", "enter")
         assert "no GPU named 'banana'" in text(app, "#gpu")
@@ -227,7 +229,7 @@ def test_snapshot_fit_on_a_4090(snap_compare, size):
 def test_snapshot_no_gpu_typed_vram_and_override(snap_compare, size):
     async def run_before(pilot):
         await settle(pilot)
-        await pilot.press(*"16", "enter")
+        await pilot.press("g", *"16", "enter")
         await choose_model(pilot, "llama-3.1-8b")
         await pilot.press("C")
         await pilot.pause()

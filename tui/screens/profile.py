@@ -151,8 +151,7 @@ class ProfileScreen(Screen):
         if self.gpu is not None and self.gpu.source != "probe":
             return  # the user already typed one
         self.gpu, self.gpu_error, self.gpu_others = message.probe.gpu, message.probe.error, message.probe.others
-        if self.gpu is None and not isinstance(self.focused, Input):
-            self.action_edit_gpu()
+        # no focus change here: the probe answers seconds later and must not steal what the user is typing
         self._refit(reorder=True)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
@@ -245,6 +244,7 @@ class ProfileScreen(Screen):
 
     def action_edit_gpu(self) -> None:
         self.set_class(True, "-gpu-edit")
+        self._render_gpu()
         self.query_one("#gpu-input", Input).focus()
 
     def action_edit_sets(self) -> None:
@@ -369,7 +369,8 @@ class ProfileScreen(Screen):
             gpu.update(self.gpu.label() + more + "   g: another")
             gpu.set_class(False, "-error")
         elif self.gpu_error:
-            gpu.update(f"no GPU to fit on: {self.gpu_error}. Type its VRAM or name:")
+            prompt = "type its VRAM or name:" if self.has_class("-gpu-edit") else "g: type a VRAM or GPU name"
+            gpu.update(f"no GPU here ({self.gpu_error}); {prompt}")
             gpu.set_class(True, "-error")
 
     def _render_model_status(self) -> None:
