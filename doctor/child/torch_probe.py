@@ -74,6 +74,18 @@ def probe_torch():
         out["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
     except Exception:
         pass
+    if out.get("distributed_available"):
+        # torch.distributed's TCPStore uses libuv by default since 2.4; Windows wheels long shipped without it
+        # ("use_libuv was requested but PyTorch was built without libuv support"). Ask for it on a local port.
+        try:
+            import datetime
+
+            store = dist.TCPStore("127.0.0.1", 0, 1, True, wait_for_workers=False,
+                                  timeout=datetime.timedelta(seconds=3), use_libuv=True)
+            out["libuv_available"] = bool(getattr(store, "libuvBackend", False))
+            del store
+        except Exception as e:  # noqa: BLE001
+            out["libuv_available"] = False if "libuv" in str(e).lower() else None
     ws2 = []
     with warnings.catch_warnings(record=True) as ws2:
         warnings.simplefilter("always")
@@ -106,16 +118,28 @@ def probe_torch():
     return out, torch
 
 
+def _no_compile(model=None, **kwargs):
+    return model if model is not None else (lambda fn: fn)
+
+
 def probe_bnb(torch):
     out = {"part": "bnb"}
     caught = io.StringIO()
     real_stdout, real_stderr = sys.stdout, sys.stderr
+    # bitsandbytes wraps some kernels in torch.compile at import time, which loads TorchDynamo and Inductor
+    # (about 2 s, more than torch itself). The probe never runs those kernels compiled, and bitsandbytes falls
+    # back to the plain function when compiling fails anyway, so compiling is made a no-op during the import.
+    real_compile = getattr(torch, "compile", None) if torch is not None else None
+    if real_compile is not None:
+        torch.compile = _no_compile
     try:
         sys.stdout = sys.stderr = caught
         try:
             import bitsandbytes as bnb
         finally:
             sys.stdout, sys.stderr = real_stdout, real_stderr
+            if real_compile is not None:
+                torch.compile = real_compile
     except ModuleNotFoundError as e:
         if getattr(e, "name", None) == "bitsandbytes":
             return {"part": "bnb", "installed": False, "import_ok": False}
