@@ -95,15 +95,28 @@ def probe_all(
     # slowest first, so the torch child starts before the quick in-process probes
     names.sort(key=lambda n: 0 if n in ("torch", "python") else 1)
 
+    def report(name: str, st: ProbeStatus) -> None:
+        try:
+            on_status(name, st)
+        except Exception as e:  # noqa: BLE001 - a display callback's bug must not stop the other probes
+            print(f"tunedoc doctor: on_status({name!r}) raised {type(e).__name__}: {e}", file=sys.stderr)
+
     def one(name: str) -> None:
         st = run_probe(name, facts, python=python, timeout=timeout)
         if on_status:
-            on_status(name, st)
+            report(name, st)
             if name == "torch" and "bnb" in facts.probes:
-                on_status("bnb", facts.probes["bnb"])
+                report("bnb", facts.probes["bnb"])
 
-    with ThreadPoolExecutor(max_workers=len(names) or 1, thread_name_prefix="probe") as pool:
-        list(pool.map(one, names))
+    pool = ThreadPoolExecutor(max_workers=len(names) or 1, thread_name_prefix="probe")
+    try:
+        for fut in [pool.submit(one, n) for n in names]:
+            fut.result()
+    except BaseException:  # Ctrl-C: kill the children now instead of waiting for their timeouts
+        cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return facts
 
 
