@@ -27,6 +27,7 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bapi_org_[A-Za-z0-9]{20,}\b"),  # old HF org tokens
     re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,})\b"),  # GitHub tokens pasted along with logs
 ]
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I)  # https://user:pw@host
 _BEARER = re.compile(r"(?i)\b(Bearer|Basic|token)\s+[A-Za-z0-9._~+/=-]{8,}")
 _ASSIGN = re.compile(r"(?i)\b((?:HF_TOKEN|HUGGING_FACE_HUB_TOKEN|[A-Z_]*API_KEY|[A-Z_]*SECRET[A-Z_]*|password)\s*[=:]\s*)"
                      r"(['\"]?)[^\s'\"]+\2")
@@ -34,7 +35,8 @@ _ASSIGN = re.compile(r"(?i)\b((?:HF_TOKEN|HUGGING_FACE_HUB_TOKEN|[A-Z_]*API_KEY|
 _HOME_PATHS = [
     re.compile(r"(?<![A-Za-z0-9_])(/home/)([^/\s\"']+)"),
     re.compile(r"(?<![A-Za-z0-9_])(/Users/)([^/\s\"']+)"),
-    re.compile(r"(?i)([A-Z]:\\{1,2}Users\\{1,2})([^\\\s\"']+)"),
+    # Windows user names may hold spaces ("Bob Smith"): up to the next backslash, else up to whitespace
+    re.compile(r"(?i)([A-Z]:\\{1,2}Users\\{1,2})([^\\\"'\r\n]+?(?=\\)|[^\\\s\"']+)"),
     re.compile(r"(?i)(/mnt/[a-z]/Users/)([^/\s\"']+)"),
 ]
 _KEEP_USERS = {"public", "default", "all users", "shared", REDACTED}
@@ -74,6 +76,7 @@ def redact_text(text: str, extra: list[str] | None = None) -> str:
     homes, users, hosts = _identity()
     for pat in _TOKEN_PATTERNS:
         text = pat.sub(REDACTED, text)
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _ASSIGN.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     for home in homes:

@@ -193,3 +193,27 @@ def test_real_doctor_json_on_this_machine():
     if facts["driver"]["present"] is False:  # this CI box: no driver, no GPU
         ids = [f["id"] for f in data["findings"]]
         assert "no-gpu" in ids or "no-driver" in ids
+
+
+@pytest.mark.parametrize("raw, gone, kept", [
+    ("Authorization: Bearer abc.DEF-123_xyz", "abc.DEF-123_xyz", "Authorization: Bearer <redacted>"),
+    ("HF_ENDPOINT=https://bob:s3cret@mirror.example/hf", "s3cret", "https://<redacted>@mirror.example/hf"),
+    (r"File C:\Users\Bob Smith\miniconda3\Lib\site-packages\torch\__init__.py", "Bob Smith",
+     r"C:\Users\<redacted>\miniconda3\Lib\site-packages\torch"),
+    ("/home/carol/.cache/huggingface/hub", "carol", "/home/<redacted>/.cache/huggingface/hub"),
+    ("/mnt/c/Users/dave/Downloads/log.txt", "dave", "/mnt/c/Users/<redacted>/Downloads"),
+    ("token=" + SECRET, SECRET, "<redacted>"),
+])
+def test_redaction(raw, gone, kept):
+    from doctor.redact import redact_text
+
+    out = redact_text(raw)
+    assert gone not in out and kept in out
+
+
+def test_redaction_keeps_what_diagnoses():
+    from doctor.redact import redact_text
+
+    text = ("/usr/local/cuda-12.4/bin/nvcc; torch 2.7.0+cu128; NVIDIA GeForce RTX 4090; "
+            r"C:\Users\Public\x; /rootfs/etc; libcudart.so.12")
+    assert redact_text(text) == text
