@@ -56,7 +56,7 @@ def render(facts: Facts, findings: list[Finding], verbose: bool = False, console
 
     title = "Doctor summary" if verbose else "Doctor summary (details and fixes: tunedoc doctor -v)"
     if facts.origin == "report":
-        title += f" — from {', '.join(facts.sources) or 'a report'}"
+        title += f" — from {', '.join('stdin' if x == '-' else x for x in facts.sources) or 'a report'}"
     console.print(Text(title, style="bold"))
     for area in by_area:
         items = sorted(by_area[area], key=lambda f: sev_rank.get(f.severity, 9))
@@ -228,6 +228,12 @@ def summary_line(facts: Facts, findings: list[Finding]) -> str:
         nxt = first.fixes[0].title if first.fixes else first.title
         return (f"{lead} warnings in {n} categor{'y' if n == 1 else 'ies'} ({titles(warnings)}). "
                 f"Next step: {nxt}.")
+    unchecked = [AREA_TITLES[a] for a, known in (("torch", facts.torch.import_ok), ("bnb", facts.bnb.import_ok))
+                 if known is None]
+    if unchecked:  # a report without PyTorch in it (an nvidia-smi paste) cannot say "ready"
+        where = "in the report" if facts.origin == "report" else "checked"
+        return (f"No problem found{' on ' + gpu if gpu else ''}, but {' and '.join(unchecked)} "
+                f"{'was' if len(unchecked) == 1 else 'were'} not {where}.")
     if gpu:
         return f"Ready to train on {gpu}."
     if facts.origin == "report":

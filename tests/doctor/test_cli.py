@@ -217,3 +217,13 @@ def test_redaction_keeps_what_diagnoses():
     text = ("/usr/local/cuda-12.4/bin/nvcc; torch 2.7.0+cu128; NVIDIA GeForce RTX 4090; "
             r"C:\Users\Public\x; /rootfs/etc; libcudart.so.12")
     assert redact_text(text) == text
+
+
+def test_a_report_without_torch_does_not_claim_ready(tmp_path, capsys):
+    smi = tmp_path / "smi.txt"
+    smi.write_text((Path(__file__).parent / "fixtures" / "probe" / "nvidia-smi-plain.txt").read_text())
+    rc, out, _ = doctor(capsys, "--from", str(smi))
+    assert rc == 0
+    assert "[-] PyTorch: not in the report" in out
+    assert out.splitlines()[-1] == ("No problem found on RTX 5090, 32 GB, but PyTorch and bitsandbytes were not "
+                                    "in the report.")
