@@ -174,6 +174,8 @@ def _no_finding_reason(facts: Facts, area: str) -> str:
 
     if area == "driver" and facts.driver.present is False and facts.origin != "report":
         return "none installed (no NVML library, no nvidia-smi)"
+    if area == "bnb" and (facts.torch.installed is False or facts.torch.import_ok is False):
+        return "not checked: it needs a PyTorch that imports"
     failed = [f"{n}: {st.error}" for n, st in facts.probes.items()
               if n in PROBE_AREAS and area in PROBE_AREAS[n] and st.error]
     if failed:
