@@ -227,3 +227,23 @@ def test_a_report_without_torch_does_not_claim_ready(tmp_path, capsys):
     assert "[-] PyTorch: not in the report" in out
     assert out.splitlines()[-1] == ("No problem found on RTX 5090, 32 GB, but PyTorch and bitsandbytes were not "
                                     "in the report.")
+
+
+def test_an_area_with_several_findings_is_a_group_worst_first():
+    from doctor.findings import Finding, Fix
+    from doctor.render import make_console, render
+
+    findings = [
+        Finding(id="torch-env-mismatch", severity="warning", area="torch", title="pip and python differ"),
+        Finding(id="torch-cpu-build", severity="error", area="torch", title="PyTorch is a CPU-only build",
+                fixes=[Fix(title="Install the CUDA build", commands=["python -m pip install torch"])]),
+        Finding(id="platform-ok", severity="ok", area="platform", title="Ubuntu 24.04"),
+    ]
+    buf = io.StringIO()
+    render(healthy(), findings, console=make_console(buf), ascii_only=False)
+    lines = buf.getvalue().splitlines()
+    i = lines.index("[✗] PyTorch")
+    assert lines[i + 1] == "    ✗ PyTorch is a CPU-only build" and lines[i + 2] == "    ! pip and python differ"
+    assert "[✓] Platform: Ubuntu 24.04" in lines
+    assert lines[-1].startswith("Doctor found issues in 1 category (PyTorch)")
+    assert "Install the CUDA build" in lines[-1]
