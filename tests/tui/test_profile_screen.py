@@ -149,6 +149,7 @@ async def test_no_gpu_asks_for_vram_or_a_gpu_name():
         assert "driver not loaded" in text(app, "#gpu") and "g: type a VRAM" in text(app, "#gpu")
         assert not isinstance(screen.focused, Input)  # the late probe answer does not steal the keyboard
         await pilot.press("g")
+        await pilot.pause()
         assert screen.has_class("-gpu-edit") and isinstance(screen.focused, Input)
         await pilot.press(*"banana", "enter")
         assert "no GPU named 'banana'" in text(app, "#gpu")
@@ -230,8 +231,9 @@ def test_snapshot_no_gpu_typed_vram_and_override(snap_compare, size):
     async def run_before(pilot):
         await settle(pilot)
         await pilot.press("g", *"16", "enter")
+        await settle(pilot)
         await choose_model(pilot, "llama-3.1-8b")
         await pilot.press("C")
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(app_with(NO_GPU), terminal_size=size, run_before=run_before)
