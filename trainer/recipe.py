@@ -192,8 +192,9 @@ class Recipe:
 
         if state is not None:
             self._load_checkpoint(ckpt, state)
+        self.estimate = self._memory_estimate()
         self.emit(
-            "start", run_id=self.run_dir.name, model=self.config["model"], profile=p.name, total_steps=self.total_steps,
+            "start", estimate_gib=self.estimate.figure("reserved") if self.estimate else None, run_id=self.run_dir.name, model=self.config["model"], profile=p.name, total_steps=self.total_steps,
             device=self._device_name(), versions=_versions(), resumed_from_step=self.step or None,
             precision=str(self.dtype).replace("torch.", ""), quant=p.quant, trainable_params=n_trainable,
             samples=len(self.train_convs), rows=len(self.rows), packing=p.packing,
@@ -545,6 +546,47 @@ class Recipe:
         self.elapsed = float(state["elapsed_s"])
         self.last_loss = state.get("last_loss")
 
+    def _memory_estimate(self):
+        """The profiles estimator's figure for this model and the memory settings in force (None if it cannot
+        tell, e.g. an architecture it does not know): recorded beside the measured peak at the end."""
+        import dataclasses
+
+        try:
+            from profiles.archs import load_config
+            from profiles.estimate import estimate
+
+            prof = dataclasses.replace(self.profile, micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum,
+                                       grad_ckpt=self.mem.grad_ckpt, cutoff_len=self.mem.cutoff_len)
+            return estimate(load_config(self.config["model"]), prof, corrections=False)
+        except Exception:  # noqa: BLE001 - an estimate is a nicety; never fail a run over it
+            return None
+
+    def _record_memory(self) -> dict | None:
+        """Estimate vs measured peak (reserved, GiB). On CUDA the pair also goes to the estimator's corrections,
+        so later estimates for this GPU and architecture are corrected (and say so)."""
+        import torch
+
+        est = getattr(self, "estimate", None)
+        if est is None:
+            return None
+        out = {"estimate_gib": round(est.figure("reserved"), 3), "kind": "reserved", "unit": "GiB"}
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            measured = torch.cuda.max_memory_reserved() / 2**30
+            out["measured_gib"] = round(measured, 3)
+            out["error_pct"] = round(100 * (out["estimate_gib"] - measured) / measured, 1) if measured else None
+            try:
+                from profiles import corrections
+
+                from profiles.archs import load_config
+
+                model_type = load_config(self.config["model"]).get("model_type")
+                corrections.record(torch.cuda.get_device_name(0), model_type, out["estimate_gib"], measured,
+                                   self.profile.name, run=self.run_dir.name, seq=self.mem.cutoff_len)
+            except Exception as e:  # noqa: BLE001
+                self.emit("warning", message=f"could not record the measured peak for the estimator: {e}",
+                          id="memory-record")
+        return out
+
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
         adapter = None
@@ -559,9 +601,12 @@ class Recipe:
             adapter = str(final)
         if error is not None:
             self.emit("error", message=str(error), id=error.id, hint=error.hint)
+        memory = self._record_memory() if status in ("completed", "stopped") else None
         self.emit("done", status=status, final_loss=self.last_loss, steps=self.step,
-                  elapsed_s=round(self.elapsed, 2), adapter=adapter)
+                  elapsed_s=round(self.elapsed, 2), adapter=adapter, memory=memory)
         fields = {"status": status, "step": self.step, "elapsed_s": round(self.elapsed, 1)}
+        if memory:
+            fields["memory"] = memory
         if error is not None:
             fields.update(error=redact(str(error)), error_id=error.id, hint=error.hint)
         update_status(self.run_dir, **fields)

@@ -53,6 +53,9 @@ def test_loss_falls_for_each_quantization(quant, tiny_model_dir, identity_jsonl,
     assert s["tokens_per_s"] > 0 and s["peak_mem_mb"] > 0 and s["mem_kind"] == "rss" and s["grad_norm"] > 0
     done = events[-1]
     assert done["type"] == "done" and done["status"] == "completed" and done["steps"] == 12
+    # the estimator's figure for this run is recorded; a measured GPU peak only exists on CUDA
+    assert start["estimate_gib"] > 0 and done["memory"]["estimate_gib"] == pytest.approx(start["estimate_gib"], abs=1e-3)
+    assert "measured_gib" not in done["memory"]
     run_dir = Path(done["adapter"]).parent
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert read_json(run_dir / "status.json")["status"] == "completed"
