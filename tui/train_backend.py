@@ -62,6 +62,11 @@ class TrainBackend:
         return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
 
     def control(self, run_dir: Path, action: str) -> Path:
+        """Ask the run to save/pause/resume/stop. RuntimeError (saying why) when the run is not active."""
+        if self.alive is not None and Path(run_dir).name in self.alive:
+            from trainer import control
+
+            return control.request(run_dir, action)
         return launch.send_control(run_dir, action)
 
     def export_argv(self, run_dir: Path, merge: bool = False) -> list[str]:

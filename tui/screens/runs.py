@@ -156,7 +156,8 @@ class RunsScreen(Screen):
             box.display = False
             return
         ids = self.marked or ([] if self.selected() is None else [self.selected().run_id])
-        runs = [i for i in self.infos if i.run_id in ids]
+        by_id = {i.run_id: i for i in self.infos}
+        runs = [by_id[r] for r in ids if r in by_id]  # in the order marked
         if len(runs) < 2:
             self.notify("mark two or more runs with space, then press c", title="compare")
             return

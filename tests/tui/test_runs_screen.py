@@ -1,0 +1,68 @@
+"""Pilot tests of the Runs screen: the list, died runs as failed, attach, compare."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Static
+
+from tests.tui.train_fixtures import copy_runs, drawn, train_app
+from tui.screens.runs import RunsScreen
+from tui.screens.train import TrainScreen
+from tui.widgets.loss_chart import LossChart
+
+
+def runs_screen(app) -> RunsScreen:
+    return next(s for s in app.screen_stack if isinstance(s, RunsScreen))
+
+
+async def test_lists_runs_with_status_and_died_run_as_failed(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), start="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drawn(pilot, 5)
+        s = runs_screen(app)
+        t = s.query_one("#runs", DataTable)
+        rows = {t.get_row_at(i)[1]: t.get_row_at(i) for i in range(t.row_count)}
+        assert set(rows) == {"demo-running", "demo-paused", "demo-failed", "demo-finished"}
+        assert str(rows["demo-failed"][2]) == "failed" and str(rows["demo-finished"][2]) == "completed"
+        assert rows["demo-finished"][5] == "40/40" and rows["demo-finished"][6] == "1.9209"
+        for _ in range(t.row_count):  # the failed run's error shows when it is highlighted
+            if s.selected().run_id == "demo-failed":
+                break
+            await pilot.press("down")
+        await pilot.pause(0.1)
+        assert "gone without finishing" in str(s.query_one("#error", Static).render())
+
+
+async def test_attach_opens_the_train_screen_with_history(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot, 5)
+        s = runs_screen(app)
+        while s.selected().run_id != "demo-finished":
+            await pilot.press("down")
+        await pilot.press("enter")
+        await drawn(pilot)
+        assert isinstance(app.screen, TrainScreen)
+        assert app.screen.run_dir.name == "demo-finished"
+        assert len(app.screen.query_one("#loss", LossChart).series[0][1]) == 40
+
+
+async def test_compare_overlays_curves_and_tabulates(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), start="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drawn(pilot, 5)
+        s = runs_screen(app)
+        await pilot.press("c")  # nothing marked: says how
+        await pilot.pause(0.1)
+        assert any("mark two or more" in str(n.message) for n in app._notifications)
+        for rid in ("demo-finished", "demo-failed"):
+            s.query_one("#runs", DataTable).move_cursor(row=[i.run_id for i in s.infos].index(rid))
+            await pilot.pause(0.05)
+            await pilot.press("space")
+        await pilot.press("c")
+        await drawn(pilot, 3)
+        chart = s.query_one("#compare-chart", LossChart)
+        assert [label for label, _ in chart.series] == ["demo-finished", "demo-failed"]
+        ct = s.query_one("#compare-table", DataTable)
+        rows = [ct.get_row_at(i) for i in range(ct.row_count)]
+        assert rows[0][0] == "demo-finished" and rows[0][1] == "1.9209" and rows[0][4] == "1m17s"
+        assert rows[1][0] == "demo-failed" and rows[1][1] == "3.2233"

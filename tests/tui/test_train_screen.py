@@ -1,0 +1,130 @@
+"""Pilot tests of the Train screen on recorded runs: history, live tailing, controls, died runs, the start form."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from textual.widgets import Input, Static
+
+from tests.tui.train_fixtures import GPU, copy_runs, drawn, train_app
+from tui.screens.train import TrainScreen
+from tui.widgets.loss_chart import LossChart
+from tui.widgets.run_panels import HardwarePanel, StatsPanel
+
+
+def screen(app) -> TrainScreen:
+    return next(s for s in app.screen_stack if isinstance(s, TrainScreen))
+
+
+def text(widget) -> str:
+    return str(widget.render())
+
+
+async def test_attach_shows_the_whole_history(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), "demo-finished")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot)
+        s = screen(app)
+        losses = s.query_one("#loss", LossChart).series[0][1]
+        assert [p[0] for p in losses] == list(range(1, 41))
+        assert losses[0][1] > 6 > 2 > losses[-1][1]  # the loss fell
+        stats = text(s.query_one(StatsPanel))
+        assert "completed" in stats and "40/40" in stats and "1.9209" in stats
+        assert "completed" in text(s.query_one("#title"))
+
+
+async def test_follows_new_events_and_warnings_notify(tmp_path):
+    runs = copy_runs(tmp_path)
+    app, _ = train_app(runs, "demo-running")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot)
+        s = screen(app)
+        assert s.query_one("#loss", LossChart).series[0][1][-1][0] == 26
+        with open(runs / "demo-running" / "events.jsonl", "a") as f:
+            f.write(json.dumps({"v": 1, "t": time.time(), "type": "step", "step": 27, "loss": 1.5, "lr": 1e-3,
+                                "tokens_per_s": 900, "samples_per_s": 3.0, "elapsed_s": 44, "eta_s": 20}) + "\n")
+            f.write(json.dumps({"v": 1, "t": time.time(), "type": "warning", "message": "loss spiked"}) + "\n")
+            f.write('{"v": 1, "t": 1.0, "type": "step", "step": 28, "lo')  # torn: not read yet
+        await drawn(pilot)
+        losses = s.query_one("#loss", LossChart).series[0][1]
+        assert losses[-1] == (27, 1.5)
+        assert "27/40" in text(s.query_one(StatsPanel))
+        assert any("loss spiked" in str(n.message) for n in app._notifications)
+        assert any("loss spiked" in line.text for line in s.view.log)
+
+
+async def test_died_run_reads_as_failed_with_its_last_error(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), "demo-failed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot)
+        s = screen(app)
+        assert s.state() == "failed"
+        alert = text(s.query_one("#alert"))
+        assert "gone without finishing" in alert and "DataLoader worker" in alert
+        assert "--resume" in alert
+        assert "failed" in text(s.query_one(StatsPanel))
+
+
+async def test_controls_write_control_files_and_stop_asks_first(tmp_path):
+    runs = copy_runs(tmp_path)
+    app, _ = train_app(runs, "demo-running")
+    control = runs / "demo-running" / "control"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot, 3)
+        await pilot.press("s")
+        assert (control / "save").exists()
+        await pilot.press("p")
+        assert (control / "pause").exists()
+        await pilot.press("x")
+        await pilot.pause(0.2)
+        assert not (control / "stop").exists()  # a confirmation first
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not (control / "stop").exists()
+        await pilot.press("x")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        assert (control / "stop").exists()
+
+
+async def test_controls_on_a_finished_run_say_why_not(tmp_path):
+    runs = copy_runs(tmp_path)
+    app, _ = train_app(runs, "demo-finished")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot, 3)
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert not (runs / "demo-finished" / "control" / "pause").exists()
+        assert any("completed" in str(n.message) and "not running" in str(n.message) for n in app._notifications)
+
+
+async def test_gpu_panel_shows_each_gpu(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path), "demo-running", hardware=GPU)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await drawn(pilot)
+        hw = text(screen(app).query_one(HardwarePanel))
+        assert "GPU0" in hw and "97%" in hw and "18.0/24.0 GB" in hw and "71°C" in hw and "388/450 W" in hw
+
+
+async def test_start_form_refuses_bad_data_before_starting(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    app, backend = train_app(copy_runs(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        s.query_one("#model", Input).value = str(tmp_path / "model")
+        s.query_one("#data", Input).value = str(bad)
+        s.query_one("#data", Input).focus()
+        await pilot.press("enter")
+        for _ in range(100):  # the check runs `tunedoc data check` in a child process
+            await pilot.pause(0.1)
+            if s.data_report is not None:
+                break
+        assert s.data_report is not None and not s.data_report["ok"]
+        assert "problem" in text(s.query_one("#datacheck"))
+        await pilot.click("#start")
+        await pilot.pause(0.2)
+        assert any("data check found problems" in str(n.message) for n in app._notifications)
+        assert s.run_dir is None
