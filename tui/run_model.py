@@ -9,7 +9,6 @@ The screens render from this; the tailer thread never touches it (only the event
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,7 +106,7 @@ class RunView:
 
     def add_note(self, level: str, text: str) -> None:
         """A line from the screen itself (e.g. the process died)."""
-        self._append(LogLine(time.time(), level, text))
+        self._append(LogLine(None, level, text))
 
     def _log(self, e: dict[str, Any], level: str, text: str) -> None:
         first, *rest = text.splitlines()

@@ -90,7 +90,7 @@ class RunsScreen(Screen):
     def _show(self, infos: list, error: str | None) -> None:
         self.infos = infos
         self.query_one("#runs-title", Static).update(
-            f" {len(infos)} run(s) in {self.backend.runs_dir.resolve()}")
+            f" {len(infos)} run(s) in {self.backend.runs_dir}")
         t = self.query_one("#runs", DataTable)
         row = t.cursor_row
         t.clear()

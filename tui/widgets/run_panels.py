@@ -86,7 +86,8 @@ class HardwarePanel(Static):
         t = Text()
         if sample.kind == "gpu":
             for g in sample.gpus:
-                t.append(f"GPU{g.index} ", "bold")
+                t.append(f"GPU{g.index}", "bold")
+                t.append(" ")
                 t.append(f"{(g.name or 'n/a').removeprefix('NVIDIA ')}\n", "dim")
                 mem = (f"{_n(g.mem_used_mb and g.mem_used_mb / 1024, '{:.1f}', 'n/a')}/"
                        f"{_n(g.mem_total_mb and g.mem_total_mb / 1024, '{:.1f}', 'n/a')} GB")
