@@ -220,7 +220,8 @@ class TrainScreen(Screen):
         self.query_one(HardwarePanel).show(self.hardware)
         self.query_one(SamplesPanel).show(view)
         log = self.query_one(LogTail)
-        if state == "failed" and self.status.get("died") and self._died_noted != self.generation:
+        # once the history is in, so the note lands after the run's last lines
+        if state == "failed" and self.status.get("died") and view.n_events and self._died_noted != self.generation:
             self._died_noted = self.generation
             view.add_note("error", str(self.status["error"]))
             self.notify(str(self.status["error"]), title="run failed", severity="error", timeout=15)
