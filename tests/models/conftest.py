@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from fakehub import FakeHub, FakeRepo, tiny_llama_files
+from fakehub import TINY_WEIGHTS, FakeHub, FakeRepo, tiny_llama_files
 
-WEIGHTS = 1_500_000  # bytes of the tiny model's safetensors file
+WEIGHTS = TINY_WEIGHTS
 
 
 @pytest.fixture

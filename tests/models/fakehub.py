@@ -140,6 +140,9 @@ def _git_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+TINY_WEIGHTS = 1_500_000  # bytes of the fixture repos' safetensors file (tests/models/conftest.py)
+
+
 def tiny_llama_files(weights_bytes: int = 2_000_000, seed: int = 0, with_bin: bool = True) -> dict[str, FakeFile]:
     """A tiny Llama-shaped model: real config/tokenizer JSON, a valid safetensors file of random F32 data,
     and (optionally) a pytorch_model.bin that a download should skip in favour of the safetensors."""

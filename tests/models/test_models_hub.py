@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WEIGHTS
+from fakehub import TINY_WEIGHTS as WEIGHTS
 
 from models import hub as hubmod
 from models.errors import HubError

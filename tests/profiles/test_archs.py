@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import CONFIGS, load
+from profile_configs import CONFIGS, load
 
 from profiles.archs import ConfigNotFound, UnsupportedArchitecture, load_config, model_shape
 

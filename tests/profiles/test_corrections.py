@@ -1,5 +1,5 @@
 import pytest
-from conftest import load
+from profile_configs import load
 
 from profiles.corrections import correction_for, load_records, record, records_path
 from profiles.estimate import estimate

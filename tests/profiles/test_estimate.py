@@ -2,7 +2,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, load
+from profile_configs import CONFIGS, load
 
 from profiles.estimate import Stack, estimate
 from profiles.measured import compare, load_rows, table

@@ -1,5 +1,5 @@
 import pytest
-from conftest import load
+from profile_configs import load
 
 from profiles.estimate import Stack, estimate
 from profiles.fit import default_margin, fit

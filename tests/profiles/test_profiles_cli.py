@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import CONFIGS
+from profile_configs import CONFIGS
 
 from tunedoc.cli import main
 
