@@ -23,7 +23,7 @@ DATA_CHECK_TIMEOUT_S = 180
 class TrainBackend:
     def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None, *,
                  alive: set[str] | None = None, hardware: Any = None, python: str | None = None,
-                 poll_s: float = 0.2) -> None:
+                 poll_s: float = 0.5) -> None:
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self.attach = Path(attach) if attach is not None else None  # the run the Train screen opens on
         self.alive = alive  # tests: run ids whose status.json is taken as is (no liveness check)

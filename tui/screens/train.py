@@ -30,7 +30,7 @@ from tui.widgets.dialogs import ConfirmCommands
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel
 
-REDRAW_S = 0.25  # charts and panels redraw at most 4 times a second
+REDRAW_S = 0.5  # charts and panels redraw at most twice a second (plotext redraws cost CPU the run needs)
 HARDWARE_S = 1.0
 WIDE = 110
 ALERT_WINDOW_S = 10  # on attach, only warnings/errors newer than this become notifications (the rest is history)
