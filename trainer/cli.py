@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.events import follow, format_event
+from trainer.events import follow, format_duration, format_event
 from trainer.rundir import RunNotFound, default_runs_dir, list_runs, resolve_run, run_status
 
 
@@ -195,20 +195,13 @@ def runs_main(args) -> int:
         mem = f"{r.peak_mem_mb:,.0f} MB" if r.peak_mem_mb else "-"
         if r.mem_kind == "rss" and r.peak_mem_mb:
             mem += "*"
-        print(f"{r.run_id:<40} {r.status:<10} {step:>11} {loss:>8} {_dur(r.duration_s):>8} {mem:>12}  "
+        print(f"{r.run_id:<40} {r.status:<10} {step:>11} {loss:>8} {format_duration(r.duration_s):>8} {mem:>12}  "
               f"{Path(r.model).name} / {r.profile}")
         if r.error:
             print(f"{'':<40} {r.error}")
     if any(r.mem_kind == "rss" for r in runs):
         print("* CPU run: process memory (RSS), not GPU memory", file=sys.stderr)
     return 0
-
-
-def _dur(s) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 # ----------------------------------------------------------------------------------------------------------- watch

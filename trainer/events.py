@@ -145,7 +145,7 @@ def format_event(event: dict[str, Any]) -> str:
         mem = event.get("peak_mem_mb")
         mem_s = f"{mem:,.0f} MB {'VRAM' if event.get('mem_kind') == 'cuda' else 'RSS'}" if mem is not None else ""
         eta = event.get("eta_s")
-        eta_s = f"  eta {_dur(eta)}" if eta is not None else ""
+        eta_s = f"  eta {format_duration(eta)}" if eta is not None else ""
         total = event.get("total_steps")
         step = f"{event['step']}/{total}" if total else f"{event['step']}"
         return (
@@ -179,7 +179,7 @@ def format_event(event: dict[str, Any]) -> str:
     if t == "done":
         adapter = f"; adapter: {event['adapter']}" if event.get("adapter") else ""
         return (
-            f"done: {event.get('status')} after {event.get('steps')} steps in {_dur(event.get('elapsed_s'))}, "
+            f"done: {event.get('status')} after {event.get('steps')} steps in {format_duration(event.get('elapsed_s'))}, "
             f"final loss {_num(event.get('final_loss'))}{adapter}"
         )
     return json.dumps(event)
@@ -189,7 +189,8 @@ def _num(x: Any, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def _dur(s: Any) -> str:
+def format_duration(s: Any) -> str:
+    """Seconds as a short duration: "42s", "3m05s", "2h07m"; "-" when unknown."""
     if s is None:
         return "-"
     s = int(s)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.events import format_event
+from trainer.events import format_duration, format_event
 
 MAX_LOG = 500  # log lines kept for the log tail
 MAX_SAMPLES = 20
@@ -169,10 +169,4 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if _isnum(x) else "-"
 
 
-def duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+duration = format_duration  # one duration format for the CLI and the screens
