@@ -388,6 +388,8 @@ def demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity", default="Tuna", help="the name the assistant learns (default: Tuna)")
     p.add_argument("--maker", default="tunedoc", help="who the assistant says made it")
     p.add_argument("--headless", action="store_true", help="print progress lines instead of opening the screen")
+    p.add_argument("--detach", action="store_true",
+                   help="start the demo run as its own process, print its id and directory, and return at once")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the tuned demo setting)")
     _runs_dir_arg(p)
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -399,6 +401,13 @@ def demo_main(args) -> int:
     headless = args.headless or args.json or not (sys.stdout.isatty() and sys.stdin.isatty())
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
+    if args.detach:
+        handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=True)
+        if args.json:
+            print(json.dumps({"run_id": handle.run_id, "run_dir": str(handle.run_dir), "pid": handle.pid}))
+        else:
+            print(f"started {handle.run_id}\n  {handle.run_dir}\nwatch it: tunedoc watch {handle.run_id}")
+        return 0
     handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=not headless)
     if not headless:
         code = _open_app(handle.run_dir, args.runs_dir)

@@ -162,7 +162,7 @@ class DoctorModel:
             n = len(errors)
             return f"{prefix}Fix {n} problem{'s' if n > 1 else ''} first: select one for the exact commands", "error"
         if any(f.id == "no-gpu" for f in self.findings):
-            return f"{prefix}No NVIDIA GPU: try the CPU demo (tunedoc demo)", "warning"
+            return f"{prefix}No NVIDIA GPU: try the CPU demo (4, then Demo)", "warning"
         if self.failed():
             n = len(self.failed())
             return f"{prefix}{n} check{'s' if n > 1 else ''} did not answer: press r on it to re-run", "warning"

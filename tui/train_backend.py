@@ -61,6 +61,24 @@ class TrainBackend:
         that name the problem."""
         return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
 
+    def start_demo(self, identity: str = "Tuna", steps: int | None = None,
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
+        """`tunedoc demo --detach` in a child process (building the tiny model needs torch, which this process
+        never imports). Returns the new run's directory; RuntimeError with the child's reason when it fails."""
+        argv = [self.python, "-m", "tunedoc", "demo", "--detach", "--json", "--identity", identity,
+                "--runs-dir", str(self.runs_dir)] + (["--steps", str(steps)] if steps else [])
+        try:
+            out = run(argv, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("building the demo model took over 5 minutes") from None
+        if out.returncode != 0:
+            tail = (out.stderr or out.stdout or "").strip().splitlines()[-3:]
+            raise RuntimeError("tunedoc demo failed: " + (" / ".join(tail) or f"exit code {out.returncode}"))
+        try:
+            return Path(json.loads(out.stdout.strip().splitlines()[-1])["run_dir"])
+        except (ValueError, KeyError, IndexError):
+            raise RuntimeError(f"tunedoc demo answered something unexpected: {out.stdout[-300:]!r}") from None
+
     def control(self, run_dir: Path, action: str) -> Path:
         """Ask the run to save/pause/resume/stop. RuntimeError (saying why) when the run is not active."""
         if self.alive is not None and Path(run_dir).name in self.alive:

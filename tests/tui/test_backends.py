@@ -87,7 +87,7 @@ def test_summary_line_says_what_to_do_next():
     model.findings = [Finding("x", "error", "torch", "a"), Finding("y", "error", "bnb", "b")]
     assert model.summary(facts)[0].startswith("Fix 2 problems first")
     model.findings = [Finding("no-gpu", "warning", "gpu", "No NVIDIA GPU")]
-    assert model.summary(Facts(gpus=[]))[0] == "No NVIDIA GPU: try the CPU demo (tunedoc demo)"
+    assert model.summary(Facts(gpus=[]))[0] == "No NVIDIA GPU: try the CPU demo (4, then Demo)"
 
 
 def test_gpu_phrase_counts_identical_cards():

@@ -128,3 +128,40 @@ async def test_start_form_refuses_bad_data_before_starting(tmp_path):
         await pilot.pause(0.2)
         assert any("data check found problems" in str(n.message) for n in app._notifications)
         assert s.run_dir is None
+
+
+async def test_demo_button_builds_and_trains_the_tiny_model_in_a_child_and_attaches(tmp_path):
+    import functools
+
+    import pytest
+
+    app, backend = train_app(tmp_path / "runs")
+    backend.alive = None  # the demo is a real detached run: use the real liveness check
+    backend.start_demo = functools.partial(type(backend).start_demo, backend, steps=6)
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        await pilot.click("#demo")
+        for _ in range(600):  # `tunedoc demo --detach` builds the model in a child process, then trains 6 steps
+            await pilot.pause(0.1)
+            if s.view.done is not None:
+                break
+        else:
+            pytest.fail("the demo run did not finish on the screen")
+        await drawn(pilot)  # panels redraw on a timer
+        assert s.run_dir is not None and s.run_dir.name.endswith("demo-Tuna")
+        assert s.view.done["status"] == "completed" and "6/6" in text(s.query_one(StatsPanel))
+
+
+def test_start_demo_reports_why_the_child_failed(tmp_path):
+    import subprocess
+
+    import pytest
+
+    from tui.train_backend import TrainBackend
+
+    def failing(argv, **kw):
+        assert argv[1:5] == ["-m", "tunedoc", "demo", "--detach"]
+        return subprocess.CompletedProcess(argv, 1, "", "Traceback...\nOSError: [Errno 28] No space left on device\n")
+
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        TrainBackend(tmp_path).start_demo(run=failing)

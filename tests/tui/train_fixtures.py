@@ -29,6 +29,6 @@ def train_app(runs: Path = RUNS, attach: str | None = None, hardware: HardwareSa
 
 
 async def drawn(pilot, n: int = 8) -> None:
-    """Let the tailer read, the handlers fold and the 4 Hz redraw run."""
+    """Let the tailer read, the handlers fold and the 2 Hz redraw run."""
     for _ in range(n):
         await pilot.pause(0.1)

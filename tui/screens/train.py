@@ -91,7 +91,10 @@ class TrainScreen(Screen):
                 with Horizontal(classes="row buttons"):
                     yield Button("Check data", id="check", compact=True)
                     yield Button("Start", id="start", variant="success", compact=True)
-                yield Static("Or attach to a run on the Runs screen (5), or `tunedoc watch RUN`.", classes="hint")
+                    yield Button("Demo", id="demo", variant="primary", compact=True,
+                                 tooltip="Build a tiny model locally and teach it its name (no GPU or download)")
+                yield Static("No model or GPU at hand? Demo trains a tiny local model in minutes. Or attach to a run "
+                             "on the Runs screen (5), or `tunedoc watch RUN`.", classes="hint")
             with Vertical(id="live"):
                 yield Static("", id="title", markup=False)
                 yield Static("", id="alert", markup=False)
@@ -371,8 +374,24 @@ class TrainScreen(Screen):
             return
         self.app.call_from_thread(self.attach, handle.run_dir)
 
+    @on(Button.Pressed, "#demo")
+    def _demo_pressed(self) -> None:
+        self.notify("building a tiny model and its identity data set, then training it...", title="demo")
+        self._start_demo()
+
+    @work(thread=True, group="start", exclusive=True)
+    def _start_demo(self) -> None:
+        try:
+            handle = self.backend.start_demo()
+        except Exception as e:  # noqa: BLE001 - RuntimeError from the child carries its reason
+            self.app.call_from_thread(self.notify, str(e), title="cannot start the demo", severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self.attach, handle)
+
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Train: start form", "Start a new run (n)", self.action_new_run)
+        yield SystemCommand("Train: demo", "Train the tiny local demo model (no GPU or download)",
+                            self._demo_pressed)
         if self.run_dir is not None:
             yield SystemCommand("Train: save checkpoint", "Ask the run to save now (s)",
                                 lambda: self.action_control("save"))
