@@ -24,6 +24,14 @@ def _gpu_names(facts: Facts) -> list[str]:
 
 def _best_fix(facts: Facts, title: str | None = None) -> tuple[list[Fix], K.TorchChoice]:
     ccs = _ccs(facts)
+    if not ccs and _gpu_expected(facts) is False and not facts.driver.present:
+        # no NVIDIA GPU here: the CPU wheel (a CUDA wheel would be GBs of unused libraries)
+        choice = K.TorchChoice(None, "cpu", "https://download.pytorch.org/whl/cpu",
+                               "no NVIDIA GPU on this machine: the CPU build")
+        fix = Fix(title=(title or "Install PyTorch") + " — the CPU build: there is no NVIDIA GPU here",
+                  commands=[pip(facts, "install", "--upgrade", "torch", "--index-url", choice.index_url)],
+                  shell=shell_of(facts), url="https://pytorch.org/get-started/locally/", applicable=True)
+        return [fix], choice
     # the newest GPU decides (RTX 50 needs cu128+); an old one beside it is reported separately
     cc = ccs[-1] if ccs else None
     choice = K.best_torch_install(cc, facts.driver.cuda_version, facts.platform.system or "Linux")

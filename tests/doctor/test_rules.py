@@ -399,3 +399,18 @@ def test_oom_signature_explains_the_numbers():
     f = one(fs, "cuda-oom")
     assert "2.0 GiB" in f.detail and "23.65 GiB" in f.detail
     assert "export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True" in all_commands(f)
+
+
+def test_torch_missing_on_a_machine_without_gpu_suggests_the_cpu_wheel():
+    from doctor.facts import Facts, ProbeStatus
+    from doctor.rules import evaluate
+
+    f = Facts()
+    f.platform.system, f.platform.pci_nvidia_devices = "Linux", 0
+    f.driver.present = False
+    f.python.executable = "/home/u/venv/bin/python"
+    f.torch.installed = False
+    f.probes["python"] = ProbeStatus("python")
+    missing = next(x for x in evaluate(f) if x.id == "torch-missing")
+    assert missing.fixes[0].commands == [
+        "/home/u/venv/bin/python -m pip install --upgrade torch --index-url https://download.pytorch.org/whl/cpu"]
