@@ -28,7 +28,7 @@ from tui.tail import EventTailer
 from tui.train_backend import TrainBackend
 from tui.widgets.dialogs import ConfirmCommands
 from tui.widgets.loss_chart import LossChart
-from tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel
+from tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel, set_content
 
 REDRAW_S = 0.5  # charts and panels redraw at most twice a second (plotext redraws cost CPU the run needs)
 HARDWARE_S = 1.0
@@ -206,13 +206,13 @@ class TrainScreen(Screen):
         if view.start:
             title += f"  ·  {Path(str(view.start.get('model', ''))).name}  ·  {view.start.get('profile')}"
             title += f"  ·  {view.start.get('device')}"
-        self.query_one("#title", Static).update(title)
+        set_content(self.query_one("#title", Static), title)
         self.query_one("#title").set_classes(f"-{state}")
         alert = self.query_one("#alert", Static)
         error = self.status.get("error") if state == "failed" else None
         if state == "failed" and view.last_error and not self.status.get("died"):
             error = format_event(view.last_error)
-        alert.update(f"✗ {error}" if error else "")
+        set_content(alert, f"✗ {error}" if error else "")
         alert.display = bool(error)
         series = [("train", view.losses())]
         if view.evals:

@@ -29,6 +29,17 @@ def progress_bar(done: int, total: int | None, width: int) -> Text:
     return Text("█" * filled, style="green") + Text("█" * (width - filled), style="grey23")
 
 
+def set_content(widget: Static, content) -> None:
+    """Update a panel, re-laying out the screen only when its line count changes: the panels change every step, and
+    a layout pass of the whole screen per update costs CPU that the training run on this machine needs."""
+    plain = content.plain if isinstance(content, Text) else str(content)
+    if plain == getattr(widget, "_shown_plain", None) and not isinstance(content, Text):
+        return
+    lines = plain.count("\n")
+    widget.update(content, layout=lines != getattr(widget, "_shown_lines", None))
+    widget._shown_plain, widget._shown_lines = plain, lines
+
+
 class StatsPanel(Static):
     """Step, epoch, loss, learning rate, tokens/s, samples/s, elapsed and ETA."""
 
@@ -71,7 +82,7 @@ class StatsPanel(Static):
                 t.append_text(cell)
                 t.append("\n")
         t.rstrip()
-        self.update(t)
+        set_content(self, t)
 
 
 class HardwarePanel(Static):
@@ -81,7 +92,7 @@ class HardwarePanel(Static):
 
     def show(self, sample: HardwareSample | None) -> None:
         if sample is None:
-            self.update(Text("reading the hardware...", style="dim"))
+            set_content(self, Text("reading the hardware...", style="dim"))
             return
         t = Text()
         if sample.kind == "gpu":
@@ -103,7 +114,7 @@ class HardwarePanel(Static):
         elif sample.kind != "gpu":
             t.append("no GPU", "yellow")
             t.append(" and the trainer process is not running\n", "dim")
-        self.update(t)
+        set_content(self, t)
         self.tooltip = sample.note or None
 
 
@@ -114,7 +125,7 @@ class SamplesPanel(Static):
 
     def show(self, view: RunView, limit: int = 3) -> None:
         if not view.samples:
-            self.update(Text("no samples yet (the run generates every sample_every steps)", style="dim"))
+            set_content(self, Text("no samples yet (the run generates every sample_every steps)", style="dim"))
             return
         t = Text()
         latest_step = view.samples[-1].get("step")
@@ -124,7 +135,7 @@ class SamplesPanel(Static):
             t.append("> ", "bold cyan")
             t.append(f"{s.get('prompt', '')}\n", "cyan")
             t.append(f"{str(s.get('text', '')).strip()}\n\n")
-        self.update(t)
+        set_content(self, t)
 
 
 class LogTail(RichLog):
