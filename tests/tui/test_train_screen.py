@@ -165,3 +165,35 @@ def test_start_demo_reports_why_the_child_failed(tmp_path):
 
     with pytest.raises(RuntimeError, match="No space left on device"):
         TrainBackend(tmp_path).start_demo(run=failing)
+
+
+async def test_browse_picks_the_data_file_and_checks_it(tmp_path):
+    from tui.widgets.dialogs import PickFile
+
+    data = tmp_path / "data" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
+    (data.parent / "notes.txt").write_text("not a data set")
+    app, backend = train_app(copy_runs(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        s.query_one("#data", Input).value = str(data.parent / "draft.jsonl")  # the picker opens in its folder
+        await pilot.click("#browse")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PickFile)
+        tree = app.screen.query_one("#tree")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if tree.root.children:
+                break
+        names = [str(n.label) for n in tree.root.children]
+        assert names == ["train.jsonl"]  # only data files (and folders) are offered
+        tree.move_cursor(tree.root.children[0])
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert s.query_one("#data", Input).value == str(data)
+        for _ in range(100):  # picking a file runs the data check
+            await pilot.pause(0.1)
+            if s.data_report is not None:
+                break
+        assert s.data_report is not None and s.data_report["ok"]

@@ -89,6 +89,7 @@ class TrainScreen(Screen):
                         yield Input(placeholder="my-run", id="name", compact=True)
                 yield Static("", id="sets")
                 with Horizontal(classes="row buttons"):
+                    yield Button("Browse…", id="browse", compact=True, tooltip="Pick the data file from a folder tree")
                     yield Button("Check data", id="check", compact=True)
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Demo", id="demo", variant="primary", compact=True,
@@ -310,6 +311,22 @@ class TrainScreen(Screen):
             f"overrides from the Profile screen: {' '.join(self.sets)}" if self.sets else "")
         self.query_one(ContentSwitcher).current = "form"
         self.query_one("#data", Input).focus()
+
+    @on(Button.Pressed, "#browse")
+    def action_browse(self) -> None:
+        from tui.widgets.dialogs import PickFile
+
+        current = self.query_one("#data", Input).value.strip()
+        start = Path(current).expanduser().parent if current else Path.cwd()
+        if not start.is_dir():
+            start = Path.cwd()
+
+        def picked(path: str | None) -> None:
+            if path:
+                self.query_one("#data", Input).value = path
+                self._run_check()
+
+        self.app.push_screen(PickFile(str(start), title="Pick the data file"), picked)
 
     @on(Input.Submitted, "#data")
     @on(Button.Pressed, "#check")

@@ -98,3 +98,59 @@ class PathPrompt(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class PickFile(ModalScreen["str | None"]):
+    """Browse the file system and pick a file (a data set): Enter on a file picks it, Esc cancels. Only names that
+    end with one of `suffixes` (and folders) are shown; a folder can be picked with `s` (LLaMA-Factory data dirs)."""
+
+    DEFAULT_CSS = """
+    PickFile { align: center middle; }
+    PickFile > Vertical { width: 90%; max-width: 100; height: 85%; border: thick $primary; background: $panel;
+                          padding: 0 1; }
+    PickFile .dialog-title { text-style: bold; }
+    PickFile .dialog-note { color: $text-muted; }
+    PickFile DirectoryTree { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("s", "pick_dir", "Pick folder"),
+                Binding("backspace", "up", "Parent folder")]
+
+    def __init__(self, root: str, suffixes: tuple[str, ...] = (".json", ".jsonl"), title: str = "Pick a file") -> None:
+        super().__init__()
+        self.root, self.suffixes, self.title_text = root, suffixes, title
+
+    def compose(self) -> ComposeResult:
+        from pathlib import Path
+
+        from textual.widgets import DirectoryTree
+
+        suffixes = self.suffixes
+
+        class Filtered(DirectoryTree):
+            def filter_paths(self, paths):
+                return [p for p in paths if not p.name.startswith(".") and (p.is_dir() or p.suffix in suffixes)]
+
+        with Vertical():
+            yield Static(self.title_text, classes="dialog-title")
+            yield Static(f"{', '.join(suffixes)} files · Enter picks · s picks the highlighted folder · "
+                         "Backspace goes up · Esc cancels", classes="dialog-note")
+            yield Filtered(str(Path(self.root).expanduser().resolve()), id="tree")
+
+    def on_mount(self) -> None:
+        self.query_one("#tree").focus()
+
+    def on_directory_tree_file_selected(self, event) -> None:
+        event.stop()
+        self.dismiss(str(event.path))
+
+    def action_pick_dir(self) -> None:
+        node = self.query_one("#tree").cursor_node
+        if node is not None and node.data is not None and node.data.path.is_dir():
+            self.dismiss(str(node.data.path))
+
+    def action_up(self) -> None:
+        tree = self.query_one("#tree")
+        tree.path = tree.path.parent
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
