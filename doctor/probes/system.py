@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -208,7 +207,3 @@ def probe_hf(facts: Facts) -> None:
         h.cache_bytes = total
     else:
         h.cache_bytes = 0
-
-
-def python_default() -> str:
-    return sys.executable

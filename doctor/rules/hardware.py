@@ -29,9 +29,7 @@ def _gpu_expected(facts: Facts) -> bool | None:
         return True
     if facts.platform.pci_nvidia_devices == 0:
         return False
-    if facts.platform.is_wsl or facts.platform.system == "Windows":
-        return None
-    return None
+    return None  # the PCI bus was not read (Windows, WSL2, some containers) or the report did not say
 
 
 def driver_rules(facts: Facts):
