@@ -20,6 +20,7 @@ alone fixes the data position: a resumed run sees exactly the rows an uninterrup
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import random
@@ -163,11 +164,19 @@ class Recipe:
         self.train_convs = [convs[i] for i in order[n_eval:]]
         self._build_rows()
 
-        # model: quantized base + LoRA
+        # model: quantized base + LoRA. transformers' own "Loading weights" bar is turned off: in trainer.log it
+        # is one line per tick; two plain lines say the same.
         qconf = quantization_config(p.quant, self.dtype)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        print(f"loading {self.config['model']} ({'unquantized' if p.quant == 'none' else p.quant}, compute {str(self.dtype).replace('torch.', '')}) "
+              f"on {self.device}", flush=True)
+        t_load = time.monotonic()
         model = AutoModelForCausalLM.from_pretrained(
             self.config["model"], dtype=self.dtype, quantization_config=qconf, device_map={"": self.device},
         )
+        print(f"model loaded in {time.monotonic() - t_load:.1f} s", flush=True)
         model.config.use_cache = False
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -625,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
                   error=None, error_id=None, hint=None)
     warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # bitsandbytes on an AVX512-BF16 CPU asks for `pip install kernels` (a Hub download) at import; its own CPU
+    # kernels work without it, so the line is noise in trainer.log
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda r: "kernels-community" not in r.getMessage())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     recipe = Recipe(run_dir, resume=args.resume)
     recipe.install_signals()

@@ -9,6 +9,7 @@ The screens render from this; the tailer thread never touches it (only the event
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from trainer.events import format_duration, format_event
 
 MAX_LOG = 500  # log lines kept for the log tail
 MAX_SAMPLES = 20
+# a tqdm bar as it lands in a log file: "Loading weights:  48%|████▊     | 10/21 [00:00<00:00, 29.24it/s]"
+PROGRESS = re.compile(r"^(?P<label>.*?):?\s*(?P<pct>\d{1,3})%\|")
 
 
 @dataclass
@@ -43,6 +46,7 @@ class RunView:
     n_events: int = 0
     log_count: int = 0  # lines ever appended (the screen shows the ones after those it has shown)
     _seen: set[str] = field(default_factory=set, repr=False)
+    _bar: tuple[str, int] | None = field(default=None, repr=False)  # (label, half) of the last progress line kept
 
     def apply(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Fold `events` in; returns the warning and error events among them (for notifications)."""
@@ -92,9 +96,18 @@ class RunView:
     def add_log_lines(self, lines: list[str]) -> None:
         """trainer.log lines. Step lines are left out (the charts and stats show them); a warning or error the
         trainer echoed is shown once, whether its event or its log line came first."""
-        for line in lines:
+        for i, line in enumerate(lines):
             if line.startswith("step ") or line in self._seen:
                 continue
+            bar = PROGRESS.match(line)
+            if bar:  # a progress bar ticks one line at a time: keep at most its start, half-way and end
+                label, half = bar["label"].strip(), min(int(bar["pct"]), 100) // 50
+                nxt = PROGRESS.match(lines[i + 1]) if i + 1 < len(lines) else None
+                if (nxt and nxt["label"].strip() == label) or self._bar == (label, half):
+                    continue
+                self._bar = (label, half)
+            else:
+                self._bar = None
             self._seen.add(line)
             level = "log"
             low = line.lower()

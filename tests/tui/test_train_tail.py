@@ -109,3 +109,19 @@ def test_resumed_run_supersedes_steps_after_the_checkpoint():
     v.apply([{"type": "start", "total_steps": 10}] + [{"type": "step", "step": i, "loss": 5.0} for i in (1, 2, 3, 4)])
     v.apply([{"type": "start", "total_steps": 10, "resumed_from_step": 2}, {"type": "step", "step": 3, "loss": 1.0}])
     assert v.losses() == [(1, 5.0), (2, 5.0), (3, 1.0)]
+
+
+def test_progress_bars_collapse_in_the_log_tail():
+    from tui.run_model import RunView
+
+    bar = "Loading weights: {p:3d}%|##        | {n}/21 [00:00<00:00, 29.24it/s]"
+    v = RunView()
+    # one batch with the whole bar: only its last line
+    v.add_log_lines(["warning: x"] + [bar.format(p=p, n=n) for p, n in ((0, 0), (24, 5), (48, 10), (100, 21))]
+                    + ["run 1 started"])
+    assert [l.text for l in v.log] == ["warning: x", bar.format(p=100, n=21), "run 1 started"]
+    # a slow bar read one tick per batch: its start, half-way and end, not every tick
+    v = RunView()
+    for p in range(0, 101, 10):
+        v.add_log_lines([f"Map: {p}%|#| {p}/100 [00:01<00:01]"])
+    assert [l.text.split("%")[0] for l in v.log] == ["Map: 0", "Map: 50", "Map: 100"]

@@ -147,6 +147,11 @@ class LogTail(RichLog):
     def __init__(self, **kw) -> None:
         super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, min_width=20, **kw)
 
+    def on_resize(self, event) -> None:
+        """Stay on the newest line when the panel changes size (RichLog scrolls to the end only on a write, so a
+        layout settling after the last write left the tail a line or two short)."""
+        self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
+
     def add(self, lines: list[LogLine]) -> None:
         for line in lines:
             stamp = time.strftime("%H:%M:%S ", time.localtime(line.t)) if line.t else ""
