@@ -408,11 +408,21 @@ def demo_main(args) -> int:
         else:
             print(f"started {handle.run_id}\n  {handle.run_dir}\nwatch it: tunedoc watch {handle.run_id}")
         return 0
-    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=not headless)
     if not headless:
-        code = _open_app(handle.run_dir, args.runs_dir)
-        print(f"ask it once done: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\"", file=sys.stderr)
+        # the model is built and the run started by a child `tunedoc demo --detach`: the app's process never
+        # imports torch (DESIGN.md), and quitting the app leaves the run going
+        from tui.train_backend import TrainBackend
+
+        root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+        try:
+            run_dir = TrainBackend(root).start_demo(args.identity, args.steps, maker=args.maker)
+        except RuntimeError as e:
+            print(f"tunedoc demo: {e}", file=sys.stderr)
+            return 1
+        code = _open_app(run_dir, root)
+        print(f"ask it once done: tunedoc chat {run_dir.name} --prompt \"{PROMPT}\"", file=sys.stderr)
         return code
+    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False)
     code = _foreground(handle, args.json)
     if code == 0:
         print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""

@@ -62,11 +62,12 @@ class TrainBackend:
         return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
 
     def start_demo(self, identity: str = "Tuna", steps: int | None = None,
-                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run, maker: str | None = None) -> Path:
         """`tunedoc demo --detach` in a child process (building the tiny model needs torch, which this process
         never imports). Returns the new run's directory; RuntimeError with the child's reason when it fails."""
         argv = [self.python, "-m", "tunedoc", "demo", "--detach", "--json", "--identity", identity,
-                "--runs-dir", str(self.runs_dir)] + (["--steps", str(steps)] if steps else [])
+                "--runs-dir", str(self.runs_dir)] + (["--steps", str(steps)] if steps else []) + (
+                    ["--maker", maker] if maker else [])
         try:
             out = run(argv, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
