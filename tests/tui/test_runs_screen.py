@@ -66,3 +66,36 @@ async def test_compare_overlays_curves_and_tabulates(tmp_path):
         rows = [ct.get_row_at(i) for i in range(ct.row_count)]
         assert rows[0][0] == "demo-finished" and rows[0][1] == "1.9209" and rows[0][4] == "1m17s"
         assert rows[1][0] == "demo-failed" and rows[1][1] == "3.2233"
+
+
+async def test_pause_resume_and_stop_the_highlighted_run(tmp_path):
+    runs = copy_runs(tmp_path)
+    app, _ = train_app(runs, start="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot, 5)
+        s = runs_screen(app)
+        t = s.query_one("#runs", DataTable)
+
+        async def highlight(rid):
+            t.move_cursor(row=[i.run_id for i in s.infos].index(rid))
+            await pilot.pause(0.05)
+
+        await highlight("demo-running")
+        control = runs / "demo-running" / "control"
+        await pilot.press("p")
+        assert (control / "pause").exists()
+        await pilot.press("x")
+        await pilot.pause(0.2)
+        assert not (control / "stop").exists()  # a confirmation first
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        assert (control / "stop").exists()
+        await highlight("demo-paused")
+        await pilot.press("r")
+        assert (runs / "demo-paused" / "control" / "resume").exists()
+        await highlight("demo-finished")  # a finished run: says why not, asks nothing
+        await pilot.press("x")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, RunsScreen)
+        assert not (runs / "demo-finished" / "control" / "stop").exists()
+        assert any("not running" in str(n.message) for n in app._notifications)

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from trainer.events import read_events
 from tui.run_model import RunView, duration
 from tui.train_backend import TrainBackend
+from tui.widgets.dialogs import ConfirmCommands
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.run_panels import STATE_STYLE
 
@@ -41,6 +42,9 @@ class RunsScreen(Screen):
         Binding("space", "mark", "Mark", tooltip="Mark the run for comparison"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or close the comparison)"),
         Binding("escape", "close_compare", "Close", show=False),
+        Binding("p", "control('pause')", "Pause", tooltip="Pause the highlighted run after its current step"),
+        Binding("r", "control('resume')", "Resume", tooltip="Resume the highlighted paused run"),
+        Binding("x", "stop", "Stop", tooltip="Save and stop the highlighted run (asks first)"),
         Binding("R", "refresh", "Refresh", key_display="R", tooltip="Read the runs directory again"),
     ]
 
@@ -139,6 +143,35 @@ class RunsScreen(Screen):
     async def _selected(self) -> None:
         await self.action_attach()
 
+    def action_control(self, action: str) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        try:
+            self.backend.control(Path(info.run_dir), action)
+        except (RuntimeError, ValueError, OSError) as e:
+            self.notify(str(e), title=f"cannot {action}", severity="error", timeout=8)
+            return
+        self.notify(f"asked {info.run_id} to {action}; it acts after the current step", title=action)
+        self.set_timer(1.0, self._load)
+
+    def action_stop(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        if info.status not in ("starting", "running", "paused"):
+            self.action_control("stop")  # says why not
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_control("stop")
+
+        self.app.push_screen(ConfirmCommands(
+            f"Stop {info.run_id}?", [f"tunedoc stop {info.run_id}"],
+            "The run saves a checkpoint and its adapter, then exits. `tunedoc train --resume` continues it later."),
+            answered)
+
     def action_mark(self) -> None:
         info = self.selected()
         if info is None:
@@ -182,6 +215,8 @@ class RunsScreen(Screen):
             ct.add_row(r.run_id, f"{final:.4f}" if final is not None else "-",
                        f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed))
         self.query_one("#compare").display = True
+        t = self.query_one("#runs", DataTable)  # the runs table just shrank: keep the highlighted run in view
+        t.call_after_refresh(lambda: t.move_cursor(row=t.cursor_row, scroll=True))
 
     def action_close_compare(self) -> None:
         self.query_one("#compare").display = False
@@ -192,3 +227,7 @@ class RunsScreen(Screen):
     def palette_commands(self):
         yield SystemCommand("Runs: attach", "Open the highlighted run live (enter)", self.action_attach)
         yield SystemCommand("Runs: compare", "Compare the marked runs (c)", self.action_compare)
+        yield SystemCommand("Runs: pause", "Pause the highlighted run (p)", lambda: self.action_control("pause"))
+        yield SystemCommand("Runs: resume", "Resume the highlighted paused run (r)",
+                            lambda: self.action_control("resume"))
+        yield SystemCommand("Runs: stop", "Save and stop the highlighted run, after confirming (x)", self.action_stop)
