@@ -152,7 +152,8 @@ class RunsScreen(Screen):
         except (RuntimeError, ValueError, OSError) as e:
             self.notify(str(e), title=f"cannot {action}", severity="error", timeout=8)
             return
-        self.notify(f"asked {info.run_id} to {action}; it acts after the current step", title=action)
+        when = "; it acts after the current step" if action in ("pause", "stop", "save") else ""
+        self.notify(f"asked {info.run_id} to {action}{when}", title=action)
         self.set_timer(1.0, self._load)
 
     def action_stop(self) -> None:
