@@ -4,6 +4,7 @@
     min_driver("12.8", "Linux") -> "570.86.10"
     torch_arch_list("2.7.1", "cu128") -> ["sm_75", ..., "sm_120"]
     best_torch_install("12.0", "12.8", "Windows") -> TorchChoice(version="2.11.0", variant="cu128", ...)
+    best_torch_install("12.0", "13.0", "Linux") -> TorchChoice(version="2.14.0", variant="cu130", ...)
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def driver_max_cuda(driver_version: str) -> str | None:
     return best
 
 
+def driver_cuda(cuda_version: str | None, driver_version: str | None) -> str | None:
+    """The newest CUDA this driver runs: what it reported (NVML, nvidia-smi), else read from its version through the
+    driver table (a pasted collect_env gives "Nvidia driver version: 570.124.04" and no CUDA version)."""
+    return cuda_version or (driver_max_cuda(driver_version) if driver_version else None)
+
+
 # --- PyTorch ----------------------------------------------------------------------------------------------------
 @dataclass
 class TorchChoice:
@@ -213,8 +220,12 @@ def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "L
                       key=lambda r: vkey(r["version"]), reverse=True)
     preference = ["cu128", "cu126", "cu130", "cu129", "cu124", "cu121", "cu118"]
     candidates = []
+    def order(rel):  # the release's own preference (its stable CUDA first), else the general one
+        pref = rel.get("prefer") or preference
+        return sorted(rel["variants"], key=lambda v: pref.index(v) if v in pref else 9)
+
     for rel in releases:
-        for variant in sorted(rel["variants"], key=lambda v: preference.index(v) if v in preference else 9):
+        for variant in order(rel):
             arch = torch_arch_list(rel["version"], variant, system) or []
             if cc and not arch_supports(arch, cc):
                 continue
@@ -234,22 +245,22 @@ def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "L
             mine = [v for r, v in candidates if r is rel]
             full = [v for v in mine if vkey(_cuda_of(v)) <= dv]
             if full:
+                newest, nv = candidates[0]
+                later = "" if newest is rel else (f"; a driver >= {min_driver(_cuda_of(nv), system)} would allow "
+                                                  f"the newest, torch {newest['latest']} {nv}")
                 return choice(rel, full[0], f"torch {rel['latest']} {full[0]}{gpu_txt} and runs on this driver "
-                                            f"(CUDA {driver_cuda})")
+                                            f"(CUDA {driver_cuda}){later}")
             compat = sorted((v for v in mine if vkey(_cuda_of(v))[:1] == dv[:1]), key=lambda v: vkey(_cuda_of(v)))
             if compat:
                 return choice(rel, compat[0], f"torch {rel['latest']} {compat[0]}{gpu_txt} and runs on this driver "
                                               f"(CUDA {driver_cuda}) through CUDA minor-version compatibility; a "
                               f"driver >= {min_driver(_cuda_of(compat[0]), system)} gives full support")
-    rel, variant = candidates[0]
-    for r, v in candidates:  # newest release, preferred variant
-        if r is candidates[0][0] and preference.index(v) < preference.index(variant):
-            variant = v
+    rel, variant = candidates[0]  # newest release, its preferred variant (candidates keep order())
     need_cuda = max([_cuda_of(variant)] + ([gpu_floor] if gpu_floor else []), key=vkey)
-    need = min_driver(need_cuda, system) if driver_cuda else None
+    floor = min_driver(need_cuda, system)
     why = f"torch {rel['latest']} {variant}{gpu_txt}" + (
-        f"; it needs a driver for CUDA {need_cuda} (>= {need})" if need else "")
-    return choice(rel, variant, why, need)
+        f"; it needs a driver for CUDA {need_cuda} (>= {floor})" if floor else "")
+    return choice(rel, variant, why, floor if driver_cuda else None)  # an unknown driver: said, not demanded
 
 
 # --- bitsandbytes -----------------------------------------------------------------------------------------------

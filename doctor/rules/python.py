@@ -34,7 +34,8 @@ def _best_fix(facts: Facts, title: str | None = None) -> tuple[list[Fix], K.Torc
         return [fix], choice
     # the newest GPU decides (RTX 50 needs cu128+); an old one beside it is reported separately
     cc = ccs[-1] if ccs else None
-    choice = K.best_torch_install(cc, facts.driver.cuda_version, facts.platform.system or "Linux")
+    choice = K.best_torch_install(cc, K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                  facts.platform.system or "Linux")
     fixes = []
     if choice.variant:
         fixes.append(torch_install_fix(facts, choice.version, choice.variant, title=title))

@@ -40,7 +40,8 @@ def _cc_from(facts: Facts, data: dict) -> str | None:
 
 def _arch(facts, data, ev):
     cc = _cc_from(facts, data)
-    choice = K.best_torch_install(cc, facts.driver.cuda_version, facts.platform.system or "Linux")
+    choice = K.best_torch_install(cc, K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                  facts.platform.system or "Linux")
     fixes = []
     if choice.variant:
         fx = torch_install_fix(facts, choice.version, choice.variant)
@@ -53,7 +54,9 @@ def _arch(facts, data, ev):
 
 
 def _cpu(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    choice = K.best_torch_install(_cc_from(facts, data),
+                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                  facts.platform.system or "Linux")
     return make("torch-cpu-build", evidence=ev,
                 fixes=[torch_install_fix(facts, choice.version, choice.variant or "cu128")])
 
@@ -219,7 +222,9 @@ def _nvcc(facts, data, ev):
 
 
 def _cudart(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    choice = K.best_torch_install(_cc_from(facts, data),
+                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                  facts.platform.system or "Linux")
     fixes = []
     if choice.variant:
         fixes.append(torch_install_fix(facts, choice.version, choice.variant,
@@ -230,7 +235,9 @@ def _cudart(facts, data, ev):
 
 
 def _torch_missing(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data), facts.driver.cuda_version, facts.platform.system or "Linux")
+    choice = K.best_torch_install(_cc_from(facts, data),
+                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                  facts.platform.system or "Linux")
     fix = torch_install_fix(facts, choice.version, choice.variant or "cu128", title="Install PyTorch")
     fix.title += f" — {choice.why}"
     return make("torch-missing", evidence=ev, fixes=[fix])

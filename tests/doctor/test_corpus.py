@@ -62,5 +62,7 @@ def test_cli_from_file_json_reaches_the_diagnosis():
     out = json.loads(proc.stdout)
     ids = {f["id"]: f for f in out["findings"]}
     assert ids["torch-arch-unsupported"]["severity"] == "error"
-    assert any("cu128" in " ".join(fx["commands"]) for fx in ids["torch-arch-unsupported"]["fixes"])
+    # the report's driver is 570.124.04 (CUDA 12.8): 2.12+ dropped cu128, so 2.11.0 cu128 is the newest it runs
+    assert any("torch==2.11.0 --index-url https://download.pytorch.org/whl/cu128" in " ".join(fx["commands"])
+               for fx in ids["torch-arch-unsupported"]["fixes"])
     assert out["facts"]["origin"] == "report"

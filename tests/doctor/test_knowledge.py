@@ -166,21 +166,44 @@ def test_best_torch_install_only_returns_pairs_that_exist():
                     assert K.vkey(cuda) <= K.vkey(dc) or K.vkey(cuda)[0] == K.vkey(dc)[0], (cc, dc, c)
 
 
-@pytest.mark.parametrize("cc, driver_cuda, system, variant, driver_needed", [
-    ("12.0", "12.8", "Linux", "cu128", None),  # RTX 50 on a 570 driver
-    ("12.0", "12.4", "Linux", "cu128", "570.86.10"),  # RTX 50 needs cu128: driver update named
-    ("12.0", "12.4", "Windows", "cu128", "571.96"),
-    ("6.1", "12.8", "Linux", "cu126", None),  # Pascal: cu128 dropped sm_61
-    ("8.6", "12.2", "Linux", "cu126", None),  # a 535 driver runs cu126 by minor-version compatibility
-    ("8.6", "11.4", "Linux", "cu118", None),  # a 470 driver: cu118, never a torch older than 2.6
-    ("7.0", "12.8", "Linux", "cu126", None),  # Volta: dropped from cu128 in 2.11, still in cu126
-    ("8.9", "13.0", "Linux", "cu128", None),
+@pytest.mark.parametrize("cc, driver_cuda, system, version, variant, driver_needed", [
+    # RTX 50 on a 570 driver: 2.12+ dropped cu128 and their cu126 has no sm_120, so 2.11 cu128 is the newest it runs
+    ("12.0", "12.8", "Linux", "2.11.0", "cu128", None),
+    ("12.0", "13.0", "Linux", "2.14.0", "cu130", None),  # a 580 driver: the newest release, its stable CUDA
+    ("12.0", "12.4", "Linux", "2.14.0", "cu130", "580.65.06"),  # the driver must change anyway: name the newest
+    ("12.0", "12.4", "Windows", "2.14.0", "cu130", "580.65.06"),
+    ("6.1", "12.8", "Linux", "2.14.0", "cu126", None),  # Pascal: only the legacy cu126 builds keep sm_60
+    ("8.6", "12.2", "Linux", "2.14.0", "cu126", None),  # a 535 driver runs cu126 by minor-version compatibility
+    ("8.6", "11.4", "Linux", "2.7.1", "cu118", None),  # a 470 driver: cu118, never a torch older than 2.6
+    ("7.0", "12.8", "Linux", "2.14.0", "cu126", None),  # Volta: dropped from cu128 in 2.11, still in cu126
+    ("8.9", "13.0", "Linux", "2.14.0", "cu130", None),  # stable cu130 preferred over legacy cu126 when both run
+    ("8.9", "12.8", "Linux", "2.14.0", "cu126", None),
+    ("9.0", "12.8", "Linux", "2.14.0", "cu126", None),  # Hopper: sm_90 is in the legacy cu126 list too
 ])
-def test_best_torch_install(cc, driver_cuda, system, variant, driver_needed):
+def test_best_torch_install(cc, driver_cuda, system, version, variant, driver_needed):
     c = K.best_torch_install(cc, driver_cuda, system)
-    assert (c.variant, c.driver_needed) == (variant, driver_needed)
+    assert (c.version, c.variant, c.driver_needed) == (version, variant, driver_needed)
     assert _exists(c)
     assert c.why
+
+
+def test_an_rtx50_on_a_570_driver_hears_what_a_newer_driver_allows():
+    c = K.best_torch_install("12.0", "12.8", "Linux")
+    assert c.version == "2.11.0" and "580.65.06" in c.why and "2.14.0 cu130" in c.why
+    assert "would allow" not in K.best_torch_install("12.0", "13.0", "Linux").why
+
+
+def test_driver_cuda_from_the_driver_version_when_no_cuda_version_was_reported():
+    assert K.driver_cuda("12.9", "575.51.03") == "12.9"
+    assert K.driver_cuda(None, "570.124.04") == "12.8"
+    assert K.driver_cuda(None, "580.95.05") == "13.0"
+    assert K.driver_cuda(None, None) is None
+
+
+def test_best_torch_install_with_an_unknown_driver_names_the_driver_it_needs():
+    c = K.best_torch_install("12.0", None, "Linux")
+    assert (c.version, c.variant, c.driver_needed) == ("2.14.0", "cu130", None)
+    assert "580.65.06" in c.why
 
 
 def test_best_torch_install_for_a_kepler_gpu_says_none_fits():
@@ -223,5 +246,5 @@ def test_variant_of():
 
 def test_best_torch_install_never_goes_below_tunedocs_floor():
     assert K.best_torch_install("8.6", "11.4", "Linux").version == "2.7.1"  # newest with cu118
-    assert K.best_torch_install("7.0", "12.8", "Linux").version == "2.11.0"
+    assert K.best_torch_install("7.0", "12.8", "Linux").version == "2.14.0"  # Volta: the legacy cu126 builds
     assert "minor-version" in K.best_torch_install("8.6", "12.2", "Linux").why

@@ -124,15 +124,15 @@ def test_rtx5090_with_old_driver_also_gets_the_driver_floor():
                           driver_cuda="12.4"))
     f = one(fs, "torch-arch-unsupported")
     driver, torch = f.fixes
-    assert "570.86.10" in driver.title and not driver.applicable
-    assert torch.commands == [f"{PY} -m pip install --upgrade torch==2.11.0 --index-url {CU}/cu128"]
+    assert "580.65.06" in driver.title and not driver.applicable  # the driver must change: to the newest torch's
+    assert torch.commands == [f"{PY} -m pip install --upgrade torch==2.14.0 --index-url {CU}/cu130"]
 
 
 def test_pascal_with_cu128_torch_28_gets_a_cu126_fix():
     fs = evaluate(box(gpus=[gpu("NVIDIA GeForce GTX 1080", "6.1", 8192)], driver="570.86.10", driver_cuda="12.8",
                       torch="2.8.0+cu128", torch_cuda="12.8", arch=ARCH_CU128_28, bnb="0.48.1"))
     f = one(fs, "torch-arch-unsupported")
-    assert all_commands(f) == [f"{PY} -m pip install --upgrade torch==2.11.0 --index-url {CU}/cu126"]
+    assert all_commands(f) == [f"{PY} -m pip install --upgrade torch==2.14.0 --index-url {CU}/cu126"]
     assert one(fs, "bf16-unsupported").severity == "warning"
 
 
@@ -144,27 +144,28 @@ def test_arch_list_from_the_knowledge_when_the_report_has_none():
 
 def test_cpu_torch_on_a_gpu_box_linux():
     fs = evaluate(box(gpus=[gpu("NVIDIA GeForce RTX 4090", "8.9", 24564)], driver="570.86.10", driver_cuda="12.8",
-                      torch="2.11.0+cpu", torch_cuda=None, bnb="0.48.1", bnb_lib="cpu"))
+                      torch="2.14.0+cpu", torch_cuda=None, bnb="0.48.1", bnb_lib="cpu"))
     f = one(fs, "torch-cpu-build")
     assert f.severity == "error" and "RTX 4090" in f.title
-    assert all_commands(f) == [f"{PY} -m pip install --upgrade --force-reinstall torch==2.11.0 --index-url {CU}/cu128"]
+    # a 570 driver (CUDA 12.8) runs 2.14's cu126 build; the same release in another variant needs --force-reinstall
+    assert all_commands(f) == [f"{PY} -m pip install --upgrade --force-reinstall torch==2.14.0 --index-url {CU}/cu126"]
 
 
 def test_cpu_torch_on_a_gpu_box_with_an_old_driver_gets_a_build_it_runs():
     fs = evaluate(box(gpus=[gpu("NVIDIA GeForce RTX 3090", "8.6", 24576)], driver="535.54.03", driver_cuda="12.2",
-                      torch="2.11.0+cpu"))
+                      torch="2.14.0+cpu"))
     # a 535 driver (CUDA 12.2) runs cu126 wheels by minor-version compatibility; never a torch < 2.6
     assert all_commands(one(fs, "torch-cpu-build")) == [
-        f"{PY} -m pip install --upgrade --force-reinstall torch==2.11.0 --index-url {CU}/cu126"]
+        f"{PY} -m pip install --upgrade --force-reinstall torch==2.14.0 --index-url {CU}/cu126"]
 
 
 def test_cpu_torch_on_windows_powershell_quotes_the_interpreter():
     fs = evaluate(box(system="Windows", distro=None, gpus=[gpu("NVIDIA GeForce RTX 4070", "8.9", 12282)],
-                      driver="576.02", driver_cuda="12.9", torch="2.11.0+cpu", exe=WIN_PY))
+                      driver="576.02", driver_cuda="12.9", torch="2.14.0+cpu", exe=WIN_PY))
     f = one(fs, "torch-cpu-build")
     assert f.fixes[0].shell == "powershell"
     assert all_commands(f) == ['& "C:\\Users\\x\\venv\\Scripts\\python.exe" -m pip install --upgrade '
-                               f'--force-reinstall torch==2.11.0 --index-url {CU}/cu128']
+                               f'--force-reinstall torch==2.14.0 --index-url {CU}/cu126']
 
 
 def test_torch_missing_and_bnb_missing():
@@ -364,7 +365,8 @@ def test_arch_signature_alone_gets_an_exact_fix():
                               "PyTorch installation."))
     f = one(fs, "torch-arch-unsupported")
     assert "sm_120" in f.title
-    assert all_commands(f)[0] == f"python -m pip install --upgrade torch==2.11.0 --index-url {CU}/cu128"
+    assert all_commands(f)[0] == f"python -m pip install --upgrade torch==2.14.0 --index-url {CU}/cu130"
+    assert any("580.65.06" in x.title or "580.65.06" in f.detail for x in f.fixes)  # the driver is unknown: say it
 
 
 def test_signature_and_probe_for_the_same_condition_give_one_finding():
