@@ -90,7 +90,7 @@ class ModelsScreen(Screen):
         yield Static("", id="endpoint", markup=False)
         with Horizontal(id="search-row"):
             yield Label("Search", classes="field-label")
-            yield Input(placeholder="model name, e.g. qwen2.5 or llama, then Enter", id="search", compact=True)
+            yield Input(placeholder="press / and type a model name, e.g. qwen2.5 or llama, then Enter", id="search", compact=True)
         with Vertical(id="lists"):
             results = DataTable(id="results", cursor_type="row")
             results.border_title = "Hub"
