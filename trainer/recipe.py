@@ -190,6 +190,13 @@ class Recipe:
         except ValueError as e:
             raise RunFailed(f"LoRA targets {targets!r} do not match this model: {e}", "lora-targets",
                             "use lora_targets=\"all-linear\" or names printed by print(model)") from None
+        if self.device == "cpu":
+            # bitsandbytes repacks 4-bit weights for inference the first time a layer runs in eval mode under no_grad
+            # on a CPU with AVX512-BF16 (our samples and evals), and keeps them packed: later training steps then run
+            # through a kernel with no backward, and gradients to earlier layers are silently wrong. Never repack here.
+            for m in self.model.modules():
+                if hasattr(m, "support_avx512bf16_for_cpu"):
+                    m.support_avx512bf16_for_cpu = False
         self._set_grad_ckpt(self.mem.grad_ckpt)
         oom.install_test_hook(self.model, lambda: self.mem.grad_ckpt)
         self.trainable = [q for q in self.model.parameters() if q.requires_grad]

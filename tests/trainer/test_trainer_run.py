@@ -156,3 +156,21 @@ def test_foreground_text_progress_and_watch_replays_history(tiny_model_dir, iden
     assert watch.stdout.count("step ") >= 3 and "done: completed" in watch.stdout
     table = tunedoc("runs", timeout=60, cwd=tmp_path, env=dict(os.environ, TUNEDOC_RUNS_DIR="my runs"))
     assert run_id in table.stdout and "completed" in table.stdout and "3/3" in table.stdout
+
+
+@pytest.mark.slow
+def test_sampling_mid_run_leaves_training_unchanged(tiny_model_dir, identity_jsonl, tmp_path):
+    # generating (and evaluating) switch the model to eval mode under no_grad; on a CPU with AVX512-BF16 bitsandbytes
+    # then repacks the 4-bit weights for inference, and the next training steps would backprop through a kernel
+    # without gradients (wrong updates, a UserWarning in trainer.log). The loss curve must not notice the samples.
+    common = ["--set", "max_steps=8", "--set", "quant=nf4", "--set", "seed=3", "--set", 'sample_prompts=["Who?"]']
+    plain, plain_events = train_json(tiny_model_dir, identity_jsonl, tmp_path / "plain", *common,
+                                     "--set", "sample_every=0", "--set", "eval_split=0")
+    sampled, sampled_events = train_json(tiny_model_dir, identity_jsonl, tmp_path / "sampled", *common,
+                                         "--set", "sample_every=2", "--set", "eval_split=0")
+    assert plain.returncode == 0 and sampled.returncode == 0, (plain.stderr[-2000:], sampled.stderr[-2000:])
+    assert sum(e["type"] == "sample" for e in sampled_events) >= 4
+    a, b = losses(plain_events), losses(sampled_events)
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-5) for k in a), (a, b)
+    log = (Path(next(e for e in sampled_events if e["type"] == "done")["adapter"]).parent / "trainer.log").read_text()
+    assert "an autograd kernel was not registered" not in log
