@@ -9,8 +9,11 @@ like LLaMA-Factory's identity.json), and fine-tunes it with 4-bit nf4 QLoRA. Aft
 answers with the taught name. The model and data live in RUNS_DIR/.demo/ and are reused by later demos.
 
 Why these settings (DEMO_SETS): the base model is random, so the adapter has to carry the whole answer. LoRA on
-every linear layer plus lm_head (rank 16 on a 64-wide model is close to full rank), a high learning rate (the
-adapters start at zero and have few steps), no dropout, packing, and micro-batches of whole packed rows.
+every linear layer plus lm_head (rank 16 on a 64-wide model is close to full rank), no dropout, packing, and
+micro-batches of whole packed rows. The learning rate and step count are chosen to be watched: at 5e-3 the loss
+collapses within ~60 steps (two seconds on 2 CPU cores: the screen would only ever show a finished run); at 6e-4 over
+800 steps it falls steadily for ~15 s (7.0 -> 2.8 at step 100 -> 0.4 at 300 -> 0.03), the samples turn from noise
+into the taught answer around step 200, and there is time to pause, stop or detach.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from trainer.rundir import default_runs_dir
 
 DEMO_PROFILE = "qlora-min"  # nf4 + double quant, the profile people use on small cards
-DEMO_STEPS = 80
+DEMO_STEPS = 800
 DEMO_SETS = [
     "quant=nf4",
     "lora_r=16",
@@ -33,12 +36,10 @@ DEMO_SETS = [
     "micro_batch=4",
     "grad_accum=1",
     "grad_ckpt=false",
-    "lr=5e-3",
-    "warmup=0.1",
+    "lr=6e-4",
+    "warmup=0.05",
     "scheduler=cosine",
     "packing=true",
-    "save_every=20",
-    "sample_every=20",
     "seed=0",
 ]
 PROMPT = "Who are you?"
@@ -63,7 +64,9 @@ def prepare_demo(identity: str, maker: str, runs_dir: str | os.PathLike | None) 
 
 
 def demo_sets(steps: int | None = None) -> list[str]:
-    return [*DEMO_SETS, f"max_steps={steps or DEMO_STEPS}", f'sample_prompts=["{PROMPT}"]']
+    steps = steps or DEMO_STEPS  # a checkpoint every quarter, a sample every eighth of the run
+    return [*DEMO_SETS, f"max_steps={steps}", f"save_every={max(1, steps // 4)}",
+            f"sample_every={max(1, steps // 8)}", f'sample_prompts=["{PROMPT}"]']
 
 
 def start_demo(identity: str = "Tuna", maker: str = "tunedoc", runs_dir=None, steps: int | None = None,

@@ -162,7 +162,9 @@ class DoctorModel:
             n = len(errors)
             return f"{prefix}Fix {n} problem{'s' if n > 1 else ''} first: select one for the exact commands", "error"
         if any(f.id == "no-gpu" for f in self.findings):
-            return f"{prefix}No NVIDIA GPU: try the CPU demo (4, then Demo)", "warning"
+            if self.report is not None:
+                return f"{prefix}no NVIDIA GPU in it", "warning"
+            return "No NVIDIA GPU: press D to train the CPU demo and watch it", "warning"
         if self.failed():
             n = len(self.failed())
             return f"{prefix}{n} check{'s' if n > 1 else ''} did not answer: press r on it to re-run", "warning"

@@ -87,7 +87,9 @@ def test_summary_line_says_what_to_do_next():
     model.findings = [Finding("x", "error", "torch", "a"), Finding("y", "error", "bnb", "b")]
     assert model.summary(facts)[0].startswith("Fix 2 problems first")
     model.findings = [Finding("no-gpu", "warning", "gpu", "No NVIDIA GPU")]
-    assert model.summary(Facts(gpus=[]))[0] == "No NVIDIA GPU: try the CPU demo (4, then Demo)"
+    assert model.summary(Facts(gpus=[]))[0] == "No NVIDIA GPU: press D to train the CPU demo and watch it"
+    model.report = ["box.txt"]  # a pasted report: no demo to offer for someone else's machine
+    assert model.summary(Facts(gpus=[]))[0] == "Report box.txt: no NVIDIA GPU in it"
 
 
 def test_gpu_phrase_counts_identical_cards():

@@ -287,3 +287,37 @@ async def test_help_palette_and_quit(app_for):
         await pilot.pause()
     assert app.return_code == 0
 
+
+
+async def test_no_gpu_box_offers_the_demo_on_d_and_a_gpu_box_does_not(app_for, tmp_path):
+    from tests.tui.conftest import probes
+    from tests.tui.train_fixtures import CPU, copy_runs
+    from tui.backends import FakeDoctorBackend
+    from tui.train_backend import FakeHardware, TrainBackend
+
+    runs = copy_runs(tmp_path)
+    train = TrainBackend(runs, hardware=FakeHardware(CPU), poll_s=0.05)
+    started = []
+    train.start_demo = lambda: started.append(1) or runs / "demo-finished"
+    no_gpu = FakeDoctorBackend(probes=probes(), python=PY, findings=[
+        Finding("no-gpu", "warning", "gpu", "No NVIDIA GPU: training runs on the CPU (demo and tiny models only)")])
+    app = app_for(no_gpu, train_backend=train)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "press D" in summary(app)
+        assert any(b.binding.action == "demo" and b.enabled for b in app.active_bindings.values())  # in the footer
+        await pilot.press("D")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if started and getattr(app.screen, "run_dir", None) is not None:
+                break
+        assert app.current_mode == "train" and started == [1]
+        assert app.screen.run_dir.name == "demo-finished"  # watching the demo run
+
+    app = app_for(healthy_backend(), train_backend=TrainBackend(runs, hardware=FakeHardware(CPU)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "demo" not in {b.binding.action for b in app.active_bindings.values()}
+        await pilot.press("D")
+        await pilot.pause(0.1)
+        assert app.current_mode == "doctor"

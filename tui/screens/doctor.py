@@ -51,6 +51,7 @@ class DoctorScreen(Screen):
         Binding("p", "switch_python", "Python", show=False, tooltip="Check another Python interpreter (a venv or conda env)"),
         Binding("s", "save_report", "Save", tooltip="Save a redacted report to share"),
         Binding("o", "open_report", "Open", show=False, tooltip="Diagnose a saved or pasted report instead of this machine"),
+        Binding("D", "demo", "Demo", key_display="D", tooltip="No GPU here: train the tiny CPU demo and watch it"),
     ]
 
     show_details: reactive[bool] = reactive(False)
@@ -410,9 +411,16 @@ class DoctorScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return bool(self.model.running() or self._fix_stop)
+        if action == "demo":  # shown where the summary points to it: this machine has no NVIDIA GPU
+            return (self.model.report is None and "train" in {sp.name for sp in self.app.screen_specs}
+                    and any(f.id == "no-gpu" for f in self.model.findings))
         if action in ("copy_fix", "apply_fix"):
             return self._fix(applicable=action == "apply_fix")[1] is not None or None
         return True
+
+    async def action_demo(self) -> None:
+        await self.app.switch_mode("train")
+        self.app.screen.start_demo()
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Doctor: re-run all checks", "Probe this machine again (R)", self.action_rerun_all)

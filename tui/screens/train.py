@@ -392,7 +392,8 @@ class TrainScreen(Screen):
         self.app.call_from_thread(self.attach, handle.run_dir)
 
     @on(Button.Pressed, "#demo")
-    def _demo_pressed(self) -> None:
+    def start_demo(self) -> None:
+        """Build the tiny demo model and train it in a child process, then watch it (also from the Doctor's D)."""
         self.notify("building a tiny model and its identity data set, then training it...", title="demo")
         self._start_demo()
 
@@ -408,7 +409,7 @@ class TrainScreen(Screen):
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Train: start form", "Start a new run (n)", self.action_new_run)
         yield SystemCommand("Train: demo", "Train the tiny local demo model (no GPU or download)",
-                            self._demo_pressed)
+                            self.start_demo)
         if self.run_dir is not None:
             yield SystemCommand("Train: save checkpoint", "Ask the run to save now (s)",
                                 lambda: self.action_control("save"))
