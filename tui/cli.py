@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 
 def app_main(argv: list[str] | None = None) -> int:
@@ -37,5 +40,24 @@ def serve_main(args: argparse.Namespace) -> int:
         return 2
     command = f"{shlex.quote(sys.executable)} -m tui"
     print(f"Serving tunedoc on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
-    Server(command, host=args.host, port=args.port, title="tunedoc", public_url=args.public_url).serve()
+    with tempfile.TemporaryDirectory(prefix="tunedoc-serve-") as tmp:
+        extra = {"templates_path": tmp} if _offline_template(Path(tmp)) else {}
+        Server(command, host=args.host, port=args.port, title="tunedoc", public_url=args.public_url,
+               **extra).serve()
     return 0
+
+
+def _offline_template(dest: Path) -> bool:
+    """textual-serve's page with its Google Fonts stylesheet removed: where fonts.googleapis.com is blocked or slow
+    (mainland China, offline labs) that render-blocking request holds the page back. The terminal font falls back
+    to the browser's monospace. False (use the stock page) when the template is not where we expect it."""
+    import textual_serve
+
+    src = Path(textual_serve.__file__).parent / "templates" / "app_index.html"
+    try:
+        html = src.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    html = re.sub(r"<link[^>]*fonts\.googleapis\.com[^>]*>", "", html, flags=re.S)
+    (dest / "app_index.html").write_text(html, encoding="utf-8")
+    return True

@@ -64,6 +64,7 @@ async def browse(url: str, want: list[bytes], timeout: float = 60) -> tuple[str,
 def test_serve_shows_the_doctor_screen_in_a_browser(server):
     html, got = asyncio.run(browse(server, [b"Areas", b"Findings", b"NVIDIA driver"]))
     assert "textual.js" in html and "/ws" in html  # the page that runs the terminal in the browser
+    assert "googleapis" not in html  # nothing from a host that is blocked or slow behind a firewall
     assert b"Areas" in got and b"Findings" in got and b"NVIDIA driver" in got, got[-2000:]
 
 
