@@ -12,7 +12,8 @@ Every event carries:
 Types and their fields (fields marked ? may be absent or null):
   start       run_id, model (path or Hub id), profile (profile name), total_steps (optimizer steps planned),
               device ("cuda:0 NVIDIA ..." or "cpu"), versions ({package: version}), resumed_from_step? (int, when
-              the run continues from a checkpoint), precision?, quant?, trainable_params?, samples?
+              the run continues from a checkpoint), precision?, quant?, trainable_params?, samples?, rows?,
+              packing?, micro_batch?, grad_accum?, estimate_gib? (the estimator's peak for this setup, reserved GiB)
   step        step (optimizer step, 1-based), epoch (float, fractional), loss (mean over the accumulated
               micro-batches), lr, grad_norm (before clipping), tokens_per_s (non-pad tokens), samples_per_s,
               peak_mem_mb (CUDA: torch.cuda.max_memory_allocated; CPU: process RSS), mem_reserved_mb? (CUDA:
@@ -25,7 +26,8 @@ Types and their fields (fields marked ? may be absent or null):
   error       message, id? (e.g. "cuda-oom", "nan-loss", "crash", "data"), hint? (what to do next)
   paused      step           (the run waits for a resume control file)
   resumed     step
-  done        status ("completed" | "stopped" | "failed"), final_loss?, steps, elapsed_s, adapter? (path)
+  done        status ("completed" | "stopped" | "failed"), final_loss?, steps, elapsed_s, adapter? (path),
+              memory? ({estimate_gib, kind: "reserved", unit: "GiB", measured_gib? and error_pct? on CUDA})
 
 A resumed run appends to the same file: a second `start` with resumed_from_step=N, then steps N+1, ... again.
 Steps after N logged before the interruption (a kill -9 between checkpoints) are superseded by the new ones;
