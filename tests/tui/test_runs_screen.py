@@ -99,3 +99,21 @@ async def test_pause_resume_and_stop_the_highlighted_run(tmp_path):
         assert isinstance(app.screen, RunsScreen)
         assert not (runs / "demo-finished" / "control" / "stop").exists()
         assert any("not running" in str(n.message) for n in app._notifications)
+
+
+async def test_refreshing_early_never_adds_a_second_poll(tmp_path):
+    runs = copy_runs(tmp_path)
+    app, backend = train_app(runs, start="runs")
+    calls = []
+    real = backend.runs
+    backend.runs = lambda: calls.append(1) or real()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot, 5)
+        for _ in range(3):  # R three times, and a control that refreshes a second later
+            await pilot.press("R")
+            await pilot.pause(0.1)
+        runs_screen(app).action_control("pause")
+        await pilot.pause(1.5)
+        calls.clear()
+        await pilot.pause(4.5)  # one poll every 2 s: two, maybe three reads, not one per refresh ever asked for
+        assert 1 <= len(calls) <= 3, len(calls)

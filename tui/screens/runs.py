@@ -56,6 +56,7 @@ class RunsScreen(Screen):
             self.backend = TrainBackend()
         self.infos: list = []
         self.marked: list[str] = []  # run ids, in the order marked
+        self._poll = None  # the one pending refresh timer (R and controls refresh early without adding polls)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="runs-title", markup=False)
@@ -110,7 +111,12 @@ class RunsScreen(Screen):
         if error is None and not infos:
             error = (f"no runs in {self.backend.runs_dir}: start one on the Train screen (4), or `tunedoc demo`")
         self._show_selected_error(error)
-        self.set_timer(REFRESH_S, self._load)  # re-arm after this refresh is shown: polls never overlap
+        self._refresh_in(REFRESH_S)  # re-arm after this refresh is shown: polls never overlap
+
+    def _refresh_in(self, seconds: float) -> None:
+        if self._poll is not None:
+            self._poll.stop()
+        self._poll = self.set_timer(seconds, self._load)
 
     def _show_selected_error(self, fallback: str | None = None) -> None:
         err = self.query_one("#error", Static)
@@ -154,7 +160,7 @@ class RunsScreen(Screen):
             return
         when = "; it acts after the current step" if action in ("pause", "stop", "save") else ""
         self.notify(f"asked {info.run_id} to {action}{when}", title=action)
-        self.set_timer(1.0, self._load)
+        self._refresh_in(1.0)
 
     def action_stop(self) -> None:
         info = self.selected()
