@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from doctor import knowledge as K
 from doctor.facts import Facts
 from doctor.findings import Fix
 
@@ -80,7 +81,10 @@ def torch_install_fix(facts: Facts, version: str | None, variant: str, title: st
     # local version that already satisfies `torch==2.11.0`
     installed = (facts.torch.version or "").split("+")[0]
     same = bool(version and installed == version)
-    cmds = [pip(facts, "install", "--upgrade", *(["--force-reinstall"] if same else []), spec, "--index-url", url)]
+    # torchvision / torchaudio that are installed move with torch (each release is built against one torch)
+    companions = K.torch_companions(version, variant, facts.python.packages) if version else []
+    cmds = [pip(facts, "install", "--upgrade", *(["--force-reinstall"] if same else []), spec, *companions,
+                "--index-url", url)]
     return Fix(
         title=title or f"Install PyTorch {version or ''} built for CUDA {variant[2:-1]}.{variant[-1]} ({variant})".replace("  ", " "),
         commands=cmds,

@@ -263,6 +263,25 @@ def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "L
     return choice(rel, variant, why, floor if driver_cuda else None)  # an unknown driver: said, not demanded
 
 
+def torch_companions(version: str, variant: str | None, installed: dict[str, str]) -> list[str]:
+    """pip requirements that keep the installed torchvision / torchaudio matching torch `version`, e.g.
+    ("2.14.0", "cu130", {"torchvision": "0.21.0"}) -> ["torchvision==0.29.*"]. Only packages already installed."""
+    c = load("torch")["companions"]
+    v = vkey(version)
+    if len(v) < 2:
+        return []
+    out = []
+    if "torchvision" in installed:
+        out.append(f"torchvision==0.{v[1] + c['torchvision_offset']}.*")
+    if "torchaudio" in installed and variant not in c["no_torchaudio"]:
+        last = vkey(c["torchaudio_last"])
+        if v[:2] <= last:
+            out.append(f"torchaudio=={v[0]}.{v[1]}.*")
+        elif vkey(installed["torchaudio"])[:2] < last:  # an older torchaudio pins an older torch
+            out.append(f"torchaudio=={last[0]}.{last[1]}.*")
+    return out
+
+
 # --- bitsandbytes -----------------------------------------------------------------------------------------------
 def bnb_min(key: str) -> tuple[str, str] | None:
     row = load("bnb")["min"].get(key)

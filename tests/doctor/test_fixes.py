@@ -87,6 +87,24 @@ def test_torch_install_fix_same_release_other_variant_forces_reinstall():
     assert fx.shell == "powershell"
 
 
+def test_torch_install_fix_moves_the_installed_torchvision_and_torchaudio_with_torch():
+    # left behind, a torchvision built for the old torch breaks at import ("operator torchvision::nms does not
+    # exist"); torchaudio stopped at 2.11, which accepts torch >= 2.11
+    f = facts("Linux", "/v/bin/python", torch_version="2.6.0+cu124")
+    f.python.packages.update({"torch": "2.6.0", "torchvision": "0.21.0", "torchaudio": "2.6.0"})
+    assert torch_install_fix(f, "2.14.0", "cu130").commands == [
+        "/v/bin/python -m pip install --upgrade torch==2.14.0 'torchvision==0.29.*' 'torchaudio==2.11.*' "
+        "--index-url https://download.pytorch.org/whl/cu130"]
+    assert torch_install_fix(f, "2.11.0", "cu128").commands == [
+        "/v/bin/python -m pip install --upgrade torch==2.11.0 'torchvision==0.26.*' 'torchaudio==2.11.*' "
+        "--index-url https://download.pytorch.org/whl/cu128"]
+    f.python.packages["torchaudio"] = "2.11.0"  # already the last one: it serves 2.14 as it is
+    assert "torchaudio" not in torch_install_fix(f, "2.14.0", "cu130").commands[0]
+    del f.python.packages["torchvision"]  # nothing installed, nothing added
+    assert torch_install_fix(f, "2.14.0", "cu130").commands == [
+        "/v/bin/python -m pip install --upgrade torch==2.14.0 --index-url https://download.pytorch.org/whl/cu130"]
+
+
 def test_driver_fixes_are_never_applicable():
     ubuntu = driver_fix(facts("Linux", distro="Ubuntu 22.04.4 LTS"), "570.86.10", "")
     assert ubuntu.commands == ["sudo ubuntu-drivers list", "sudo ubuntu-drivers install", "sudo reboot"]
