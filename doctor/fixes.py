@@ -74,6 +74,12 @@ def set_env(facts: Facts, name: str, value: str) -> str:
     return f"export {name}={shlex.quote(value)}"
 
 
+def torch_choice(facts: Facts, cc: str | None) -> K.TorchChoice:
+    """The torch wheel for a GPU of compute capability `cc` on this machine's driver and platform."""
+    return K.best_torch_install(cc, K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
+                                facts.platform.system or "Linux")
+
+
 def torch_install_fix(facts: Facts, version: str | None, variant: str, title: str | None = None) -> Fix:
     url = f"https://download.pytorch.org/whl/{variant}"
     spec = f"torch=={version}" if version else "torch"

@@ -220,6 +220,7 @@ def best_torch_install(cc: str | None, driver_cuda: str | None, system: str = "L
                       key=lambda r: vkey(r["version"]), reverse=True)
     preference = ["cu128", "cu126", "cu130", "cu129", "cu124", "cu121", "cu118"]
     candidates = []
+
     def order(rel):  # the release's own preference (its stable CUDA first), else the general one
         pref = rel.get("prefer") or preference
         return sorted(rel["variants"], key=lambda v: pref.index(v) if v in pref else 9)

@@ -7,7 +7,7 @@ import os
 from doctor import knowledge as K
 from doctor.facts import Facts
 from doctor.findings import Fix
-from doctor.fixes import driver_fix, pip, python_of, shell_of, torch_install_fix
+from doctor.fixes import driver_fix, pip, python_of, shell_of, torch_choice, torch_install_fix
 from doctor.rules.catalog import make
 from doctor.rules.hardware import _gpu_expected
 
@@ -34,8 +34,7 @@ def _best_fix(facts: Facts, title: str | None = None) -> tuple[list[Fix], K.Torc
         return [fix], choice
     # the newest GPU decides (RTX 50 needs cu128+); an old one beside it is reported separately
     cc = ccs[-1] if ccs else None
-    choice = K.best_torch_install(cc, K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
-                                  facts.platform.system or "Linux")
+    choice = torch_choice(facts, cc)
     fixes = []
     if choice.variant:
         fixes.append(torch_install_fix(facts, choice.version, choice.variant, title=title))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from doctor import knowledge as K
 from doctor.facts import Facts, Signature
 from doctor.findings import Finding, Fix
-from doctor.fixes import driver_fix, pip, set_env, shell_of, torch_install_fix
+from doctor.fixes import driver_fix, pip, set_env, shell_of, torch_choice, torch_install_fix
 from doctor.rules.catalog import CATALOG, make
 
 
@@ -40,8 +40,7 @@ def _cc_from(facts: Facts, data: dict) -> str | None:
 
 def _arch(facts, data, ev):
     cc = _cc_from(facts, data)
-    choice = K.best_torch_install(cc, K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
-                                  facts.platform.system or "Linux")
+    choice = torch_choice(facts, cc)
     fixes = []
     if choice.variant:
         fx = torch_install_fix(facts, choice.version, choice.variant)
@@ -54,9 +53,7 @@ def _arch(facts, data, ev):
 
 
 def _cpu(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data),
-                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
-                                  facts.platform.system or "Linux")
+    choice = torch_choice(facts, _cc_from(facts, data))
     return make("torch-cpu-build", evidence=ev,
                 fixes=[torch_install_fix(facts, choice.version, choice.variant or "cu128")])
 
@@ -222,9 +219,7 @@ def _nvcc(facts, data, ev):
 
 
 def _cudart(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data),
-                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
-                                  facts.platform.system or "Linux")
+    choice = torch_choice(facts, _cc_from(facts, data))
     fixes = []
     if choice.variant:
         fixes.append(torch_install_fix(facts, choice.version, choice.variant,
@@ -235,9 +230,7 @@ def _cudart(facts, data, ev):
 
 
 def _torch_missing(facts, data, ev):
-    choice = K.best_torch_install(_cc_from(facts, data),
-                                  K.driver_cuda(facts.driver.cuda_version, facts.driver.version),
-                                  facts.platform.system or "Linux")
+    choice = torch_choice(facts, _cc_from(facts, data))
     fix = torch_install_fix(facts, choice.version, choice.variant or "cu128", title="Install PyTorch")
     fix.title += f" — {choice.why}"
     return make("torch-missing", evidence=ev, fixes=[fix])
