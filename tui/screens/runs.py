@@ -18,9 +18,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from trainer.events import read_events
+from tui.run_controls import confirm_stop, send_control
 from tui.run_model import RunView, duration
 from tui.train_backend import TrainBackend
-from tui.widgets.dialogs import ConfirmCommands
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.run_panels import STATE_STYLE
 
@@ -151,16 +151,8 @@ class RunsScreen(Screen):
 
     def action_control(self, action: str) -> None:
         info = self.selected()
-        if info is None:
-            return
-        try:
-            self.backend.control(Path(info.run_dir), action)
-        except (RuntimeError, ValueError, OSError) as e:
-            self.notify(str(e), title=f"cannot {action}", severity="error", timeout=8)
-            return
-        when = "; it acts after the current step" if action in ("pause", "stop", "save") else ""
-        self.notify(f"asked {info.run_id} to {action}{when}", title=action)
-        self._refresh_in(1.0)
+        if info is not None and send_control(self, self.backend, Path(info.run_dir), action):
+            self._refresh_in(1.0)
 
     def action_stop(self) -> None:
         info = self.selected()
@@ -169,15 +161,7 @@ class RunsScreen(Screen):
         if info.status not in ("starting", "running", "paused"):
             self.action_control("stop")  # says why not
             return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.action_control("stop")
-
-        self.app.push_screen(ConfirmCommands(
-            f"Stop {info.run_id}?", [f"tunedoc stop {info.run_id}"],
-            "The run saves a checkpoint and its adapter, then exits. `tunedoc train --resume` continues it later."),
-            answered)
+        confirm_stop(self, info.run_id, lambda: self.action_control("stop"))
 
     def action_mark(self) -> None:
         info = self.selected()

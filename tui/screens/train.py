@@ -23,6 +23,7 @@ from textual.widgets import Button, ContentSwitcher, Footer, Input, Static
 
 from trainer.events import format_event
 from tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
+from tui.run_controls import confirm_stop, send_control
 from tui.run_model import RunView, duration
 from tui.tail import EventTailer
 from tui.train_backend import TrainBackend
@@ -242,29 +243,12 @@ class TrainScreen(Screen):
         return True
 
     def action_control(self, action: str) -> None:
-        if self.run_dir is None:
-            return
-        try:
-            self.backend.control(self.run_dir, action)
-        except (RuntimeError, ValueError, OSError) as e:
-            self.notify(str(e), title=f"cannot {action}", severity="error", timeout=8)
-            return
-        done = {"save": "a checkpoint", "pause": "to pause", "resume": "to resume", "stop": "to stop"}[action]
-        self.notify(f"asked {self.run_dir.name} for {done}; it acts after the current step", title=action)
+        if self.run_dir is not None:
+            send_control(self, self.backend, self.run_dir, action)
 
     def action_stop(self) -> None:
-        if self.run_dir is None:
-            return
-        run = self.run_dir.name
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.action_control("stop")
-
-        self.app.push_screen(ConfirmCommands(
-            f"Stop {run}?", [f"tunedoc stop {run}"],
-            "The run saves a checkpoint and its adapter, then exits. `tunedoc train --resume` continues it later."),
-            answered)
+        if self.run_dir is not None:
+            confirm_stop(self, self.run_dir.name, lambda: self.action_control("stop"))
 
     def action_show_dir(self) -> None:
         if self.run_dir is not None:
