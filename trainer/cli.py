@@ -323,7 +323,9 @@ def export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or run directory")
     p.add_argument("--merge", action="store_true",
                    help="merge the adapter into the base weights: a plain 16-bit model that transformers loads alone")
-    p.add_argument("--out", type=Path, help="output directory (default: RUN/adapter-export or RUN/merged)")
+    p.add_argument("--out", type=Path, help="output directory (default: RUN/adapter-export or RUN/merged); it must "
+                   "be new or empty: a folder with other files is never touched")
+    p.add_argument("--force", action="store_true", help="replace an earlier export of the same kind in --out")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
                    help="merged weights' dtype (auto: bf16 where the GPU supports it, else fp16)")
     _runs_dir_arg(p)
@@ -337,7 +339,7 @@ def export_main(args) -> int:
     if run_dir is None:
         return 2
     try:
-        result = export_run(run_dir, out=args.out, merge=args.merge, dtype=args.dtype,
+        result = export_run(run_dir, out=args.out, merge=args.merge, dtype=args.dtype, force=args.force,
                             progress=lambda m: print(m, file=sys.stderr, flush=True))
     except (ExportError, FileNotFoundError) as e:
         _err(str(e))

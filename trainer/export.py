@@ -8,12 +8,19 @@ adds the LoRA deltas (`merge_and_unload`), and saves safetensors plus the tokeni
 bitsandbytes is needed to load the result. Merging into the original weights, rather than dequantizing the 4-bit
 copy the adapter trained against, is what QLoRA's authors and peft recommend; the difference is the quantization
 error. Output is written to a temp dir and renamed, so a crash leaves no half-written model behind.
+
+Never delete what tunedoc did not write: every export leaves a marker file (`.tunedoc-export.json`) in its folder.
+An output folder that exists must be empty, or an earlier export of the same kind (replaced only with `force`;
+the run's own default folders, RUN/adapter-export and RUN/merged, are replaced freely). Anything else is refused
+before any work starts, so `--out ~/models` cannot lose the user's files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +28,46 @@ from trainer.chat import find_adapter
 from trainer.rundir import CONFIG, MERGED, read_json
 
 
+MARKER = ".tunedoc-export.json"
+
+
 class ExportError(RuntimeError):
     pass
+
+
+def check_target(target: Path, kind: str, run_dir: Path, force: bool = False) -> None:
+    """Raise ExportError unless `target` may be (re)written by an export of `kind` without losing anyone's files."""
+    target, run_dir = Path(target), Path(run_dir)
+    resolved = target.resolve()
+    if resolved == run_dir.resolve() or resolved in run_dir.resolve().parents:
+        raise ExportError(f"--out {target} would replace the run itself; choose a folder outside {run_dir}")
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ExportError(f"--out {target} exists and is not a folder; choose a new folder name")
+    if not any(target.iterdir()):
+        return
+    owned = resolved.parent == run_dir.resolve() and target.name in ("adapter-export", MERGED)
+    try:
+        marker = json.loads((target / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        marker = None
+    if owned and (marker is None or marker.get("kind") == kind):
+        return
+    if not isinstance(marker, dict):
+        raise ExportError(f"{target} is not empty and was not written by `tunedoc export`: nothing was changed. "
+                          f"Choose a new or empty folder, e.g. --out {target / (run_dir.name + '-' + kind)}")
+    if marker.get("kind") != kind:
+        raise ExportError(f"{target} holds an earlier {marker.get('kind')} export, not a {kind} export; "
+                          f"choose another folder")
+    if not force:
+        raise ExportError(f"{target} holds an earlier {kind} export (of run {marker.get('run', '?')}); "
+                          f"add --force to replace it, or choose another folder")
+
+
+def _mark(folder: Path, kind: str, run_dir: Path) -> None:
+    (folder / MARKER).write_text(json.dumps({"kind": kind, "run": run_dir.name, "time": time.time()}) + "\n",
+                                 encoding="utf-8")
 
 
 def _dtype(name: str):
@@ -34,7 +79,7 @@ def _dtype(name: str):
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, merge: bool = False,
-               dtype: str = "auto", progress: Callable[[str], None] = lambda m: None) -> dict:
+               dtype: str = "auto", progress: Callable[[str], None] = lambda m: None, force: bool = False) -> dict:
     run_dir = Path(run_dir)
     config = read_json(run_dir / CONFIG)
     adapter = find_adapter(run_dir)
@@ -45,7 +90,13 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         target = Path(out) if out else run_dir / "adapter-export"
         if target.resolve() == adapter.resolve():
             return {"kind": "adapter", "path": str(target), "source": str(adapter)}
-        _replace_dir(target, lambda tmp: shutil.copytree(adapter, tmp, ignore=shutil.ignore_patterns("trainer_state.pt")))
+        check_target(target, "adapter", run_dir, force)
+
+        def copy(tmp: Path) -> None:
+            shutil.copytree(adapter, tmp, ignore=shutil.ignore_patterns("trainer_state.pt"))
+            _mark(tmp, "adapter", run_dir)
+
+        _replace_dir(target, copy)
         progress(f"adapter (PEFT format) from {adapter}")
         return {"kind": "adapter", "path": str(target), "source": str(adapter), "base_model": config.get("model")}
 
@@ -60,6 +111,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     if not base_path:
         raise ExportError(f"{run_dir / CONFIG} does not name the base model")
     target = Path(out) if out else run_dir / MERGED
+    check_target(target, "merged", run_dir, force)  # before the slow load, not after it
     progress(f"loading base model {base_path} in {str(dt).replace('torch.', '')} (unquantized)")
     try:
         base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dt, device_map={"": "cpu"})
@@ -76,6 +128,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        _mark(tmp, "merged", run_dir)
 
     progress(f"writing {target}")
     _replace_dir(target, write)
@@ -85,6 +138,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 
 
 def _replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a temp folder, then swap it in. Only called after check_target allowed replacing `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

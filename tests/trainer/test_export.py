@@ -97,3 +97,63 @@ def test_chat_answers_from_the_run(trained_run):
     reply = json.loads(out.stdout)
     assert reply["prompt"] == "Who are you?" and isinstance(reply["reply"], str)
     assert "loaded run" in out.stderr
+
+
+def _run_with_adapter(tmp_path: Path) -> Path:
+    """A run directory with a (fake) final adapter: exporting the adapter copies files and needs no torch."""
+    run = tmp_path / "runs" / "r2"
+    (run / "adapter").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": "base-model", "profile": {"name": "p"}}))
+    (run / "status.json").write_text(json.dumps({"status": "done", "pid": 0}))
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    return run
+
+
+def test_export_into_a_folder_with_the_users_files_changes_nothing(tmp_path):
+    run = _run_with_adapter(tmp_path)
+    home = tmp_path / "my models"
+    home.mkdir()
+    (home / "notes.txt").write_text("my notes")
+    (home / "other-model").mkdir()
+    out = tunedoc("export", str(run), "--out", home, timeout=60)
+    assert out.returncode == 1 and "not written by `tunedoc export`" in out.stderr, out.stderr
+    assert (home / "notes.txt").read_text() == "my notes" and (home / "other-model").is_dir()
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt", "other-model"]
+    # --force does not change that: it only replaces an earlier export
+    out = tunedoc("export", str(run), "--out", home, "--force", timeout=60)
+    assert out.returncode == 1 and (home / "notes.txt").read_text() == "my notes"
+    # the suggested subfolder works
+    out = tunedoc("export", str(run), "--out", home / "r2-adapter", "--json", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (home / "r2-adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (home / "notes.txt").read_text() == "my notes"
+
+
+def test_export_replaces_an_earlier_export_only_with_force(tmp_path):
+    run = _run_with_adapter(tmp_path)
+    out_dir = tmp_path / "exported"
+    assert tunedoc("export", str(run), "--out", out_dir, timeout=60).returncode == 0
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"newer weights")
+    again = tunedoc("export", str(run), "--out", out_dir, timeout=60)
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert (out_dir / "adapter_model.safetensors").read_bytes() == b"weights"
+    forced = tunedoc("export", str(run), "--out", out_dir, "--force", timeout=60)
+    assert forced.returncode == 0, forced.stderr
+    assert (out_dir / "adapter_model.safetensors").read_bytes() == b"newer weights"
+    # the run's own default folder is the run's: exporting twice just refreshes it
+    assert tunedoc("export", str(run), timeout=60).returncode == 0
+    assert tunedoc("export", str(run), timeout=60).returncode == 0
+    assert (run / "adapter-export" / "adapter_model.safetensors").is_file()
+
+
+def test_export_refuses_a_file_and_the_run_itself(tmp_path):
+    run = _run_with_adapter(tmp_path)
+    f = tmp_path / "a-file"
+    f.write_text("keep me")
+    out = tunedoc("export", str(run), "--out", f, timeout=60)
+    assert out.returncode == 1 and f.read_text() == "keep me"
+    for target in (run, run.parent):
+        out = tunedoc("export", str(run), "--out", target, timeout=60)
+        assert out.returncode == 1, target
+    assert (run / "adapter" / "adapter_model.safetensors").is_file()
