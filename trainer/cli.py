@@ -50,6 +50,33 @@ def train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print events as JSON lines instead of text")
     p.add_argument("--resume", metavar="RUN", help="continue RUN (id, prefix or path) from its last checkpoint")
     p.add_argument("--python", help="interpreter that trains (default: this one)")
+    _launch_args(p)
+
+
+def _launch_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("several GPUs, processes or machines (data-parallel through torchrun)")
+    g.add_argument("--gpus", metavar="all|N|0,2",
+                   help="GPUs to train on: all (default), a count, or indices as nvidia-smi numbers them "
+                   "(a single card: --gpus 1,). More than one starts one process per GPU through torchrun")
+    g.add_argument("--nproc", type=int, metavar="N",
+                   help="N processes on the CPU (gloo), to try data-parallel training without GPUs")
+    g.add_argument("--nnodes", type=int, default=1, help="machines taking part (default 1); start the same "
+                   "command on each with its own --node-rank")
+    g.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0..nnodes-1 (0 is the master)")
+    g.add_argument("--master-addr", help="address of node 0, reachable from every node (with --nnodes > 1)")
+    g.add_argument("--master-port", type=int, default=29500, help="port of the rendezvous on node 0 (default 29500)")
+
+
+def _plan_launch(args) -> dict | None:
+    """config.json's "launch" from the flags; None (after an error message) when they do not make sense."""
+    from trainer.launch import plan_launch
+
+    try:
+        return plan_launch(gpus=args.gpus, nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                           master_addr=args.master_addr, master_port=args.master_port)
+    except ValueError as e:
+        _err(str(e))
+        return None
 
 
 def train_main(args) -> int:
@@ -60,6 +87,8 @@ def train_main(args) -> int:
         run_dir = _resolve(args.resume, args.runs_dir)
         if run_dir is None:
             return 2
+        events = run_dir / "events.jsonl"
+        offset = events.stat().st_size if events.is_file() else 0
         try:
             handle = resume_run(run_dir, python=args.python, detach=args.detach)
         except RuntimeError as e:
@@ -76,9 +105,12 @@ def train_main(args) -> int:
             _err(problems)
             return 2
         profile = args.profile or _default_profile()
+        launch = _plan_launch(args)
+        if launch is None:
+            return 2
         try:
             handle = start_run(args.model, args.data, profile, args.sets, args.runs_dir, args.name, args.format,
-                               python=args.python, detach=args.detach)
+                               python=args.python, detach=args.detach, launch=launch)
         except (ProfileError, FileNotFoundError, RuntimeError) as e:
             _err(str(e))
             return 2
@@ -90,7 +122,7 @@ def train_main(args) -> int:
             print(f"started in the background (pid {handle.pid}); follow it with `tunedoc watch {handle.run_id} "
                   f"--plain`, stop it with `tunedoc stop {handle.run_id}`", file=sys.stderr)
         return 0
-    return _foreground(handle, args.json)
+    return _foreground(handle, args.json, offset if args.resume else 0)
 
 
 def _default_profile() -> str:
@@ -117,15 +149,16 @@ def _check_data(path: str, fmt: str) -> str | None:
     return None
 
 
-def _foreground(handle, as_json: bool) -> int:
-    """Follow a run started in this terminal; Ctrl-C asks it to save and stop (press again to leave it running)."""
+def _foreground(handle, as_json: bool, offset: int = 0) -> int:
+    """Follow a run started in this terminal from byte `offset` of its events (a resumed run: where the earlier
+    session ended, its `done` event included); Ctrl-C asks it to save and stop (press again to leave it running)."""
     from trainer import control
     from trainer.events import read_events
 
     proc = handle.process
     events_path = handle.run_dir / "events.jsonl"
     print(f"run {handle.run_id} in {handle.run_dir} (log: {handle.run_dir / 'trainer.log'})", file=sys.stderr)
-    offset, status, interrupted = 0, None, False
+    status, interrupted = None, False
     while status is None:
         try:
             events, offset = read_events(events_path, offset)
@@ -393,6 +426,7 @@ def demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach", action="store_true",
                    help="start the demo run as its own process, print its id and directory, and return at once")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the tuned demo setting)")
+    p.add_argument("--nproc", type=int, metavar="N", help="train on N CPU processes through torchrun (gloo)")
     _runs_dir_arg(p)
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
 
@@ -404,13 +438,13 @@ def demo_main(args) -> int:
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
     if args.detach:
-        handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=True)
+        handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=True, nproc=args.nproc)
         if args.json:
             print(json.dumps({"run_id": handle.run_id, "run_dir": str(handle.run_dir), "pid": handle.pid}))
         else:
             print(f"started {handle.run_id}\n  {handle.run_dir}\nwatch it: tunedoc watch {handle.run_id}")
         return 0
-    if not headless:
+    if not headless and not args.nproc:
         # the model is built and the run started by a child `tunedoc demo --detach`: the app's process never
         # imports torch (DESIGN.md), and quitting the app leaves the run going
         from tui.train_backend import TrainBackend
@@ -424,7 +458,7 @@ def demo_main(args) -> int:
         code = _open_app(run_dir, root)
         print(f"ask it once done: tunedoc chat {run_dir.name} --prompt \"{PROMPT}\"", file=sys.stderr)
         return code
-    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False)
+    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False, nproc=args.nproc)
     code = _foreground(handle, args.json)
     if code == 0:
         print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""

@@ -81,9 +81,51 @@ def build_config(model: str, data: str, profile_name_or_path: str | None, sets: 
     })
 
 
+def plan_launch(gpus: str | None = None, nproc: int | None = None, nnodes: int = 1, node_rank: int = 0,
+                master_addr: str | None = None, master_port: int = 29500,
+                gpu_names: list[str] | None = None, windows: bool = os.name == "nt") -> dict:
+    """How many processes a run gets and on which devices (config.json's "launch"). ValueError names a bad choice.
+
+    `nproc` N: N processes on the CPU (gloo), to try several ranks without GPUs. Otherwise one process per GPU of
+    `gpus` (all|N|0,2; default: every GPU NVML sees). Several nodes: each node runs the same command with its own
+    `node_rank`, and torchrun's rendezvous at master_addr:master_port joins them."""
+    from trainer.distributed import launch_env, parse_gpus, visible_gpus
+
+    names = visible_gpus() if gpu_names is None else gpu_names
+    if nnodes < 1 or not 0 <= node_rank < nnodes:
+        raise ValueError(f"--node-rank {node_rank} with --nnodes {nnodes}: node ranks are 0..{nnodes - 1}")
+    if nnodes > 1 and not master_addr:
+        raise ValueError("--nnodes > 1 needs --master-addr (the address of node 0, reachable from every node)")
+    if nproc is not None:
+        if nproc < 1:
+            raise ValueError(f"--nproc {nproc}: at least 1")
+        if gpus not in (None, ""):
+            raise ValueError("--nproc runs CPU processes; --gpus picks GPUs: use one of them")
+        env, notes = launch_env(None, [], windows)
+        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks, even where a GPU is present
+        return {"nproc": nproc, "gpus": None, "device": "cpu", "nnodes": nnodes, "node_rank": node_rank,
+                "master_addr": master_addr, "master_port": master_port, "env": env, "notes": notes}
+    if not names:
+        if gpus not in (None, "", "all"):
+            raise ValueError(f"--gpus {gpus}: NVML sees no NVIDIA GPU here (see `tunedoc doctor`); "
+                             "--nproc N runs N CPU processes instead")
+        return {"nproc": 1, "gpus": None, "device": "cpu", "nnodes": nnodes, "node_rank": node_rank,
+                "master_addr": master_addr, "master_port": master_port, "env": {}, "notes": []}
+    ids = parse_gpus(gpus, len(names))
+    env, notes = launch_env(ids, names, windows)
+    return {"nproc": len(ids), "gpus": ids, "device": "cuda", "nnodes": nnodes, "node_rank": node_rank,
+            "master_addr": master_addr, "master_port": master_port, "env": env, "notes": notes,
+            "gpu_names": [names[i] for i in ids]}
+
+
+def world_size(launch: dict | None) -> int:
+    launch = launch or {}
+    return int(launch.get("nproc") or 1) * int(launch.get("nnodes") or 1)
+
+
 def start_run(model: str, data: str, profile_name_or_path: str | None, sets: list[str] | None,
               runs_dir: str | os.PathLike | None, name: str | None, fmt: str = "auto",
-              python: str | None = None, detach: bool = True) -> RunHandle:
+              python: str | None = None, detach: bool = True, launch: dict | None = None) -> RunHandle:
     """Create `runs_dir/<run-id>/` with config.json and start the trainer in its own process.
 
     Returns at once. `runs_dir` None means `default_runs_dir()`. `python` is the interpreter that trains (default:
@@ -97,6 +139,7 @@ def start_run(model: str, data: str, profile_name_or_path: str | None, sets: lis
     run_dir = root / run_id
     run_dir.mkdir()
     config["run_id"] = run_id
+    config["launch"] = launch or plan_launch(gpu_names=[])
     write_json(run_dir / CONFIG, config)
     return _spawn(run_dir, [], python, detach)
 
@@ -118,8 +161,11 @@ def resume_run(run_dir: str | os.PathLike, python: str | None = None, detach: bo
 def _spawn(run_dir: Path, extra: list[str], python: str | None, detach: bool) -> RunHandle:
     python = python or sys.executable
     control.clear(run_dir)
-    update_status(run_dir, status="starting", pid=None, started=time.time())
+    launch = read_json(run_dir / CONFIG).get("launch") or {}
+    multi = world_size(launch) > 1
+    update_status(run_dir, status="starting", pid=None, started=time.time(), world_size=world_size(launch))
     env = dict(os.environ)
+    env.update(launch.get("env") or {})
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -131,9 +177,12 @@ def _spawn(run_dir: Path, extra: list[str], python: str | None, detach: bool) ->
         else:
             kwargs["start_new_session"] = True
     log = open(run_dir / LOG, "ab")
+    for note in launch.get("notes") or []:
+        log.write(f"{note}\n".encode())
+    log.flush()
     try:
         proc = subprocess.Popen(
-            [python, "-m", "trainer.recipe", str(run_dir), *extra],
+            [python, "-m", "trainer.multi" if multi else "trainer.recipe", str(run_dir), *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir.parent),
             close_fds=True, **kwargs,
         )

@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from trainer import control, oom
+from trainer.distributed import Dist, shard
 from trainer.events import EventWriter, format_event
 from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, EVENTS, read_json, redact, update_status, write_json
 
@@ -103,7 +104,9 @@ class Recipe:
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.config = read_json(self.run_dir / CONFIG)
-        self.events = EventWriter(self.run_dir / EVENTS, echo=(lambda e: print(format_event(e), flush=True)) if echo else None)
+        self.dist = Dist.from_env()  # one process, or one rank of a torchrun launch (trainer/distributed.py)
+        self.ddp = None  # the DDP wrapper around the loss, when there are several ranks
+        self.events = EventWriter(self.run_dir / EVENTS, echo=(lambda e: print(format_event(e), flush=True)) if echo else None) if self.dist.is_main else None
         self.step = 0  # optimizer steps completed
         self.elapsed = 0.0  # training seconds, summed across resumes
         self.last_loss: float | None = None
@@ -111,7 +114,13 @@ class Recipe:
         self.peak_rss = 0
 
     def emit(self, type: str, **fields):
+        if self.events is None:  # ranks other than 0 compute; rank 0 alone writes events
+            return None
         return self.events.emit(type, **redact(fields))
+
+    def _status(self, **fields) -> None:
+        if self.dist.is_main:
+            update_status(self.run_dir, **fields)
 
     # -----------------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -123,7 +132,8 @@ class Recipe:
         if not self.config:
             raise RunFailed(f"{self.run_dir / CONFIG} is missing or unreadable", "crash")
         self.profile = p = Profile.from_dict(self.config["profile"])
-        self.device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        self.device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.backend = self.dist.init(self.device.split(":")[0])
         self.dtype, warn = resolve_precision(p.precision, self.device)
         if warn:
             self.emit("warning", message=warn, id="precision")
@@ -200,6 +210,8 @@ class Recipe:
         self._set_grad_ckpt(self.mem.grad_ckpt)
         oom.install_test_hook(self.model, lambda: self.mem.grad_ckpt)
         self.trainable = [q for q in self.model.parameters() if q.requires_grad]
+        if self.dist.enabled:
+            self.ddp = self.dist.wrap(self.model, self._loss_sum)
         n_trainable = sum(q.numel() for q in self.trainable)
 
         self._build_optimizer()
@@ -214,10 +226,12 @@ class Recipe:
             device=self._device_name(), versions=_versions(), resumed_from_step=self.step or None,
             precision=str(self.dtype).replace("torch.", ""), quant=p.quant, trainable_params=n_trainable,
             samples=len(self.train_convs), rows=len(self.rows), packing=p.packing,
-            micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum,
+            micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum, world_size=self.dist.world,
+            global_batch=self._global_batch(),
+            backend=self.backend if self.dist.enabled else None,
         )
-        update_status(self.run_dir, status="running", step=self.step, total_steps=self.total_steps,
-                      elapsed_s=round(self.elapsed, 1))
+        self._status(status="running", step=self.step, total_steps=self.total_steps,
+                     elapsed_s=round(self.elapsed, 1), world_size=self.dist.world)
 
     def _build_rows(self) -> None:
         from trainer import data as D
@@ -238,12 +252,15 @@ class Recipe:
                            if any(l != -100 for l in s["labels"])] if self.eval_convs else [])
         self._orders: dict[int, list[int]] = {}
         p = self.profile
-        per_step = self.mem.micro_batch * self.mem.grad_accum
+        per_step = self.mem.micro_batch * self.mem.grad_accum * self.dist.world  # the global batch
         if p.max_steps > 0:
             self.total_steps = p.max_steps
         else:
             self.total_steps = max(1, math.ceil(len(self.rows) * p.epochs / per_step))
         self.stream_len = self.total_steps * per_step if p.max_steps > 0 else int(round(len(self.rows) * p.epochs))
+        if self.dist.enabled:  # every rank gets the same number of micro-batches, the last step included
+            unit = self.mem.micro_batch * self.dist.world
+            self.stream_len = max(unit, self.stream_len // unit * unit)
 
     def _build_optimizer(self) -> None:
         import torch
@@ -291,8 +308,10 @@ class Recipe:
 
     def _step_batches(self, step: int) -> list[list[dict]]:
         """The micro-batches of optimizer step `step` (0-based)."""
-        mb, ga = self.mem.micro_batch, self.mem.grad_accum
-        rows = self._stream_rows(step * mb * ga, (step + 1) * mb * ga)
+        mb, ga, world = self.mem.micro_batch, self.mem.grad_accum, self.dist.world
+        rows = self._stream_rows(step * mb * ga * world, (step + 1) * mb * ga * world)
+        if self.dist.enabled:
+            rows = shard(rows, self.dist.rank, world)
         return [rows[i:i + mb] for i in range(0, len(rows), mb)]
 
     def _collate(self, rows: list[dict]):
@@ -325,18 +344,22 @@ class Recipe:
         tokens = sum(len(r["input_ids"]) for b in micro for r in b)  # non-pad tokens
         samples = sum(len(b) for b in micro)
         batches = [self._collate(b) for b in micro]
-        n_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches) or 1
+        n_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        # several ranks: normalize by the global token count; DDP averages gradients over ranks, hence x world
+        n_tokens = self.dist.all_sum(n_tokens) or 1
+        scale = self.dist.world / n_tokens
         total = 0.0
-        for batch in batches:
-            loss_sum, _ = self._loss_sum(batch)
-            if not torch.isfinite(loss_sum):
-                raise RunFailed(
-                    f"the loss became {loss_sum.item()} at step {step + 1}; the weights of this step were not saved "
-                    "and every earlier checkpoint is intact", "nan-loss",
-                    "lower lr (e.g. half), use precision=bf16 instead of fp16, or raise warmup; then resume or "
-                    "start again")
-            loss = loss_sum / n_tokens
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+        for i, batch in enumerate(batches):
+            with self.dist.no_sync(self.ddp, last=i == len(batches) - 1):
+                loss_sum, _ = self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
+                if not torch.isfinite(loss_sum):
+                    raise RunFailed(
+                        f"the loss became {loss_sum.item()} at step {step + 1}; the weights of this step were not "
+                        "saved and every earlier checkpoint is intact", "nan-loss",
+                        "lower lr (e.g. half), use precision=bf16 instead of fp16, or raise warmup; then resume or "
+                        "start again")
+                loss = loss_sum * scale
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += loss_sum.item()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
@@ -348,6 +371,8 @@ class Recipe:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.dist.enabled:
+            total, tokens, samples = self.dist.all_sum(total), int(self.dist.all_sum(tokens)), int(self.dist.all_sum(samples))
         return total / n_tokens, grad_norm, tokens, samples
 
     # -----------------------------------------------------------------------------------------------------------
@@ -359,7 +384,7 @@ class Recipe:
         while True:
             try:
                 batch = self._collate(rows[: self.mem.micro_batch])
-                loss_sum, n = self._loss_sum(batch)
+                loss_sum, n = self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
                 (loss_sum / max(n, 1)).backward()
                 self.optimizer.zero_grad(set_to_none=True)
                 return
@@ -399,12 +424,16 @@ class Recipe:
         self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
         return {"peak_mem_mb": round(self.peak_rss / 2**20, 1), "mem_reserved_mb": None, "mem_kind": "rss"}
 
+    def _global_batch(self) -> int:
+        return self.mem.micro_batch * self.mem.grad_accum * self.dist.world
+
     def _device_name(self) -> str:
         import torch
 
+        ranks = f" x {self.dist.world} ranks ({self.backend})" if self.dist.enabled else ""
         if self.device == "cpu":
-            return f"cpu ({torch.get_num_threads()} threads)"
-        return f"{self.device} {torch.cuda.get_device_name(0)}"
+            return f"cpu ({torch.get_num_threads()} threads){ranks}"
+        return f"{self.device} {torch.cuda.get_device_name(self.device)}{ranks}"
 
     # -----------------------------------------------------------------------------------------------------------
     def train(self) -> str:
@@ -434,36 +463,47 @@ class Recipe:
             self.last_loss = loss
             rate = (time.time() - session_start) / session_steps
             mem = self._memory()
+            if self.dist.enabled:  # every rank's peak; the figure shown is the largest
+                ranks = self.dist.gather(mem["peak_mem_mb"])
+                mem = {**mem, "peak_mem_mb": max(ranks), "rank_peak_mem_mb": ranks}
             self.emit(
                 "step", step=self.step, total_steps=self.total_steps,
-                epoch=round(min(self.step * self.mem.micro_batch * self.mem.grad_accum, self.stream_len) / len(self.rows), 4),
+                epoch=round(min(self.step * self._global_batch(), self.stream_len) / len(self.rows), 4),
                 loss=round(loss, 6), lr=self.scheduler.get_last_lr()[0], grad_norm=round(grad_norm, 6),
                 tokens_per_s=round(tokens / dt, 1), samples_per_s=round(samples / dt, 3), **mem,
                 elapsed_s=round(self.elapsed, 2), eta_s=round(rate * (self.total_steps - self.step), 1),
             )
-            update_status(self.run_dir, status="running", step=self.step, loss=round(loss, 6),
-                          elapsed_s=round(self.elapsed, 1), peak_mem_mb=mem["peak_mem_mb"], mem_kind=mem["mem_kind"],
-                          epoch=round(self.step * self.mem.micro_batch * self.mem.grad_accum / len(self.rows), 3))
+            self._status(status="running", step=self.step, loss=round(loss, 6),
+                         elapsed_s=round(self.elapsed, 1), peak_mem_mb=mem["peak_mem_mb"], mem_kind=mem["mem_kind"],
+                         epoch=round(min(self.step * self._global_batch(), self.stream_len) / len(self.rows), 3))
             if self.eval_rows and (self.step % eval_every == 0 or self.step == self.total_steps):
-                self.emit("eval", step=self.step, loss=round(self.evaluate(), 6))
+                if self.dist.is_main:  # rank 0 evaluates and samples on its own copy; the others wait
+                    self.emit("eval", step=self.step, loss=round(self.evaluate(), 6))
+                self.dist.barrier()
             if p.sample_every and p.sample_prompts and self.step % p.sample_every == 0 and self.step < self.total_steps:
-                self._samples()
+                if self.dist.is_main:
+                    self._samples()
+                self.dist.barrier()
             if p.save_every and self.step % p.save_every == 0 and self.step < self.total_steps:
                 self.save_checkpoint("every")
-        if p.sample_prompts:
+        if p.sample_prompts and self.dist.is_main:
             self._samples()
         self.save_checkpoint("end")
         return "completed"
 
     def _between_steps(self) -> str | None:
         """Handle signals and control files; returns "stopped" to end the run."""
-        if self.signal_name:
-            self.emit("warning", id="signal", message=f"{self.signal_name} received: saving a checkpoint and stopping")
-            self.save_checkpoint("signal")
-            return "stopped"
         paused = False
         while True:
-            for action in control.take(self.run_dir):
+            # rank 0 reads the control files; every rank acts on what it read, and stops when any rank got a signal
+            actions, signalled = self.dist.agree(control.take(self.run_dir) if self.dist.is_main else [],
+                                                 bool(self.signal_name))
+            if signalled:
+                name = self.signal_name or "a signal (on another rank)"
+                self.emit("warning", id="signal", message=f"{name} received: saving a checkpoint and stopping")
+                self.save_checkpoint("signal")
+                return "stopped"
+            for action in actions:
                 if action == "save":
                     self.save_checkpoint("request")
                 elif action == "stop":
@@ -471,14 +511,12 @@ class Recipe:
                     return "stopped"
                 elif action == "pause" and not paused:
                     paused = True
-                    update_status(self.run_dir, status="paused")
+                    self._status(status="paused")
                     self.emit("paused", step=self.step)
                 elif action == "resume" and paused:
                     paused = False
-                    update_status(self.run_dir, status="running")
+                    self._status(status="running")
                     self.emit("resumed", step=self.step)
-            if self.signal_name:
-                return self._between_steps()
             if not paused:
                 return None
             time.sleep(0.3)
@@ -519,9 +557,13 @@ class Recipe:
         import torch
 
         root = self.run_dir / CHECKPOINTS
-        root.mkdir(exist_ok=True)
         final = root / f"step-{self.step:06d}"
+        if not self.dist.is_main:  # rank 0 saves (the adapter and optimizer states are the same on every rank)
+            self.dist.barrier()
+            return final
+        root.mkdir(exist_ok=True)
         if (final / "trainer_state.pt").is_file():  # already saved at this step (e.g. save then stop)
+            self.dist.barrier()
             return final
         tmp = root / f".tmp-step-{self.step:06d}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -540,6 +582,7 @@ class Recipe:
         for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
         self.emit("checkpoint", step=self.step, path=str(final), reason=reason)
+        self.dist.barrier()
         return final
 
     def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
@@ -605,6 +648,10 @@ class Recipe:
 
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
+        if not self.dist.is_main:  # rank 0 writes the run's results; another rank only reports its error
+            if error is not None:
+                self.dist.record_error(self.run_dir, str(error), error.id, error.hint)
+            return
         adapter = None
         if status in ("completed", "stopped") and hasattr(self, "model"):
             tmp = self.run_dir / f".tmp-{ADAPTER}"
@@ -629,6 +676,13 @@ class Recipe:
         self.events.close()
 
 
+def _lost_a_rank(e: BaseException) -> bool:
+    """A collective failed because a peer process is gone (gloo: connection closed/reset; NCCL: a DistBackendError)."""
+    text = f"{type(e).__name__}: {e}"
+    return ("DistBackendError" in text or "Connection closed by peer" in text or "Connection reset by peer" in text
+            or "ProcessGroupGloo" in text or "NCCL communicator was aborted" in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trainer.recipe", description="Run one tunedoc training run.")
     ap.add_argument("run_dir", help="the run directory (with config.json) that `tunedoc train` created")
@@ -637,8 +691,10 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     run_dir = Path(args.run_dir)
-    update_status(run_dir, status="running", pid=os.getpid(), pid_started=psutil.Process().create_time(),
-                  error=None, error_id=None, hint=None)
+    dist = Dist.from_env()
+    if dist.is_main:  # under torchrun the launcher (trainer/multi.py) is the run's process and wrote its own pid
+        pid = {} if dist.enabled else {"pid": os.getpid(), "pid_started": psutil.Process().create_time()}
+        update_status(run_dir, status="running", error=None, error_id=None, hint=None, **pid)
     warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     # bitsandbytes on an AVX512-BF16 CPU asks for `pip install kernels` (a Hub download) at import; its own CPU
@@ -655,7 +711,11 @@ def main(argv: list[str] | None = None) -> int:
         error = e
     except Exception as e:  # noqa: BLE001 - every crash becomes an error event
         traceback.print_exc()
-        if oom.is_oom(e):
+        if recipe.dist.enabled and _lost_a_rank(e):
+            error = RunFailed(f"lost contact with another rank at step {recipe.step + 1}: {str(e).splitlines()[0][:200]}",
+                              "rank-lost", "the launcher's error event names the rank that failed first; "
+                              f"`tunedoc train --resume {run_dir.name}` continues from the last checkpoint")
+        elif oom.is_oom(e):
             error = RunFailed(f"CUDA out of memory at step {recipe.step + 1}: {str(e).splitlines()[0]}",
                               oom.ERROR_ID, oom.HINT.format(cutoff=getattr(getattr(recipe, "mem", None), "cutoff_len", "?")))
         else:
@@ -665,8 +725,11 @@ def main(argv: list[str] | None = None) -> int:
         recipe.cleanup(status, error)
     except Exception:  # noqa: BLE001
         traceback.print_exc()
-        update_status(run_dir, status="failed", error="cleanup failed; see trainer.log")
+        if recipe.dist.is_main:
+            update_status(run_dir, status="failed", error="cleanup failed; see trainer.log")
         return 1
+    if status in ("completed", "stopped"):
+        recipe.dist.close()
     return 0 if status in ("completed", "stopped") else 1
 
 

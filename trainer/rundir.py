@@ -156,6 +156,7 @@ class RunInfo:
     mem_kind: str | None
     started: float | None
     error: str | None
+    world_size: int = 1  # processes (ranks) the run trains on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,6 +180,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         mem_kind=status.get("mem_kind"),
         started=status.get("started") or config.get("created"),
         error=status.get("error") if status.get("status") == "failed" else None,
+        world_size=int(status.get("world_size") or 1),
     )
 
 
