@@ -13,10 +13,8 @@ import json
 import os
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from profiles.estimate import GiB, Estimate
 
 MIN_FACTOR, MAX_FACTOR = 0.5, 2.0  # a ratio outside this is a broken record, not a correction
 
@@ -79,16 +77,4 @@ def correction_for(gpu_name: str, model_type: str, path: Path | None = None) -> 
             "source": str(path or records_path())}
 
 
-def apply_correction(est: Estimate, gpu_name: str, model_type: str) -> Estimate:
-    """Scale the reserved part of `est` by the recorded factor; the change is a visible breakdown line."""
-    corr = correction_for(gpu_name, model_type)
-    if corr is None:
-        return est
-    delta = est.figure("reserved") * (corr["factor"] - 1)
-    breakdown = dict(est.breakdown)
-    breakdown["correction"] = delta
-    return replace(est, total_gb=est.total_gb + delta, breakdown=breakdown, correction=corr,
-                   assumptions=est.assumptions + [corr["text"]])
-
-
-__all__ = ["record", "load_records", "correction_for", "apply_correction", "records_path", "GiB"]
+__all__ = ["record", "load_records", "correction_for", "records_path"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from profiles.archs import ModelShape, model_shape
+from profiles.corrections import correction_for
 from profiles.profile import Profile
 
 GiB = float(2**30)
@@ -235,10 +236,20 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
         "profile": profile.name, "gpu": gpu,
     })
     if corrections and gpu:
-        from profiles.corrections import apply_correction
-
         est = apply_correction(est, gpu, shape.model_type)
     return est
+
+
+def apply_correction(est: Estimate, gpu_name: str, model_type: str) -> Estimate:
+    """Scale the reserved part of `est` by the recorded factor; the change is a visible breakdown line."""
+    corr = correction_for(gpu_name, model_type)
+    if corr is None:
+        return est
+    delta = est.figure("reserved") * (corr["factor"] - 1)
+    breakdown = dict(est.breakdown)
+    breakdown["correction"] = delta
+    return replace(est, total_gb=est.total_gb + delta, breakdown=breakdown, correction=corr,
+                   assumptions=est.assumptions + [corr["text"]])
 
 
 def _targets_text(profile: Profile) -> str:

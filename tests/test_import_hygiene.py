@@ -81,3 +81,50 @@ def test_tui_imports_no_heavy_library():
     loaded = set(res["modules"])
     bad = [m for m in HEAVY if m in loaded]
     assert not bad, f"the TUI imports {bad}: start-up would be slow and a broken torch would crash the app"
+
+
+# ------------------------------------------------------------------------------------------------ static import graph
+DOMAIN = ("trainer", "profiles", "doctor", "models")
+OURS = (*DOMAIN, "tui", "tunedoc")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every tunedoc module `path` imports, at module level or inside a function (a lazy import is still a
+    dependency: it runs as soon as that code path does)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] in OURS)
+    return found
+
+
+def _module_files() -> dict[str, Path]:
+    files = {}
+    for pkg in OURS:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+            files[".".join(parts)] = path
+    return files
+
+
+def test_no_domain_package_imports_the_tui():
+    files = _module_files()
+    upward = {name: sorted(m for m in _imports(path) if m.split(".")[0] == "tui")
+              for name, path in files.items() if name.split(".")[0] in DOMAIN}
+    upward = {k: v for k, v in upward.items() if v}
+    assert not upward, f"trainer/, profiles/, doctor/ and models/ must not import tui (DESIGN.md): {upward}"
+
+
+def test_no_two_modules_import_each_other():
+    files = _module_files()
+    graph = {name: {m for m in _imports(path) if m in files and m != name} for name, path in files.items()}
+    pairs = sorted({tuple(sorted((a, b))) for a, deps in graph.items() for b in deps if a in graph.get(b, ())})
+    assert not pairs, f"modules that import each other (move the shared part into a module of its own): {pairs}"

@@ -1,5 +1,6 @@
 """Generate with a base model plus a run's LoRA adapter (`tunedoc chat`), and the generation the recipe's sample
-events use. torch/transformers/peft are imported inside functions.
+events use (trainer/generate.py, shared with the recipe). torch/transformers/peft are imported inside
+functions.
 
     model, tokenizer, desc = load_for_chat("runs/20250101-120000-tiny")   # a run: base model + its adapter
     reply = generate_reply(model, tokenizer, [{"role": "user", "content": "Who are you?"}])
@@ -10,7 +11,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from trainer.generate import generate_reply
 from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, RunNotFound, read_json, resolve_run
+
+
+__all__ = ["quiet_libraries", "generate_reply", "find_adapter", "load_for_chat", "chat_loop"]
 
 
 def quiet_libraries() -> None:
@@ -28,32 +33,6 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except Exception:  # noqa: BLE001 - cosmetic only
         pass
-
-
-def generate_reply(model, tokenizer, messages: list[dict], max_new_tokens: int = 64, temperature: float = 0.0) -> str:
-    """The assistant's next reply to `messages`, using the tokenizer's chat template. Greedy when temperature 0."""
-    import torch
-
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    device = next(model.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=tokenizer.eos_token_id)
-    if temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model.generate(**enc, **kwargs)
-    finally:
-        if was_training:
-            model.train()
-    new = out[0, enc["input_ids"].shape[1]:]
-    return tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
 def find_adapter(run_dir: Path) -> Path | None:

@@ -249,9 +249,7 @@ def watch_main(args) -> int:
     run_dir = _resolve(args.run, args.runs_dir)
     if run_dir is None:
         return 2
-    if not args.plain and not args.json:
-        if sys.stdout.isatty() and sys.stdin.isatty():
-            return _open_app(run_dir, args.runs_dir)
+    if not args.plain and not args.json:  # in a terminal, tunedoc/cli.py's watch_main opens the live screen
         print("note: not a terminal; following as plain text (--plain)", file=sys.stderr)
     from trainer.rundir import process_alive, read_json
 
@@ -273,19 +271,6 @@ def watch_main(args) -> int:
         _err(f"run {run_dir.name} is {st.get('status')}" + (f": {st['error']}" if st.get("error") else ""))
         return 1 if st.get("status") == "failed" else 0
     return 0 if status in ("completed", "stopped") else 1
-
-
-def _open_app(run_dir: Path, runs_dir) -> int:
-    """The Textual app on the Train screen, attached to `run_dir` (its whole history, then live). Quitting the app
-    leaves the run going; `tunedoc watch RUN` re-attaches."""
-    from tui.app import make_app
-    from tui.train_backend import TrainBackend
-
-    root = Path(runs_dir) if runs_dir else run_dir.resolve().parent
-    app = make_app(start="train", train_backend=TrainBackend(root, attach=run_dir.resolve()))
-    app.run()
-    print(f"left {run_dir.name} running on its own; `tunedoc watch {run_dir.name}` re-attaches", file=sys.stderr)
-    return app.return_code or 0
 
 
 # --------------------------------------------------------------------------------------- stop | pause | resume | save
@@ -432,9 +417,9 @@ def demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def demo_main(args) -> int:
+    """The demo with progress lines, or detached; in a terminal, tunedoc/cli.py's demo_main opens the screen."""
     from trainer.demo import PROMPT, start_demo
 
-    headless = args.headless or args.json or not (sys.stdout.isatty() and sys.stdin.isatty())
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
     if args.detach:
@@ -444,20 +429,6 @@ def demo_main(args) -> int:
         else:
             print(f"started {handle.run_id}\n  {handle.run_dir}\nwatch it: tunedoc watch {handle.run_id}")
         return 0
-    if not headless and not args.nproc:
-        # the model is built and the run started by a child `tunedoc demo --detach`: the app's process never
-        # imports torch (DESIGN.md), and quitting the app leaves the run going
-        from tui.train_backend import TrainBackend
-
-        root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
-        try:
-            run_dir = TrainBackend(root).start_demo(args.identity, args.steps, maker=args.maker)
-        except RuntimeError as e:
-            print(f"tunedoc demo: {e}", file=sys.stderr)
-            return 1
-        code = _open_app(run_dir, root)
-        print(f"ask it once done: tunedoc chat {run_dir.name} --prompt \"{PROMPT}\"", file=sys.stderr)
-        return code
     handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False, nproc=args.nproc)
     code = _foreground(handle, args.json)
     if code == 0:

@@ -535,7 +535,7 @@ class Recipe:
         return total / max(n, 1)
 
     def _samples(self) -> None:
-        from trainer.chat import generate_reply
+        from trainer.generate import generate_reply
 
         for prompt in self.profile.sample_prompts:
             text = generate_reply(self.model, self.tokenizer, [{"role": "user", "content": prompt}], SAMPLE_TOKENS)

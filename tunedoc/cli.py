@@ -3,6 +3,9 @@
 Each command lives in its package's `cli.py` as a pair of functions `<name>_args(parser)` and
 `<name>_main(args) -> int`. Modules are imported only for the command that runs, so `tunedoc --help` and the
 doctor start instantly and never import torch.
+
+`watch` and `demo` open the Textual app in a terminal, so their screen half lives here (the top of the
+dependency graph): trainer/ never imports tui/ (DESIGN.md); their plain-text half stays in trainer/cli.py.
 """
 
 from __future__ import annotations
@@ -25,16 +28,88 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("trainer.datacheck", "data", "Check a data set: problems with line numbers, counts, token lengths"),
     "train": ("trainer.cli", "train", "Fine-tune a model with QLoRA/LoRA as its own process"),
     "runs": ("trainer.cli", "runs", "List training runs"),
-    "watch": ("trainer.cli", "watch", "Follow a run: the live screen, or lines with --plain"),
+    "watch": ("tunedoc.cli", "watch", "Follow a run: the live screen, or lines with --plain"),
     "stop": ("trainer.cli", "stop", "Ask a run to save a checkpoint and stop"),
     "pause": ("trainer.cli", "pause", "Ask a run to pause after the current step"),
     "resume": ("trainer.cli", "resume", "Resume a paused run"),
     "save": ("trainer.cli", "save", "Ask a run to save a checkpoint now"),
     "export": ("trainer.cli", "export", "Export a run's LoRA adapter, or a merged model"),
     "chat": ("trainer.cli", "chat", "Generate with a base model plus a run's adapter"),
-    "demo": ("trainer.cli", "demo", "Build a tiny local model and data set and train it (no GPU or download needed)"),
+    "demo": ("tunedoc.cli", "demo", "Build a tiny local model and data set and train it (no GPU or download needed)"),
     "serve": ("tui.cli", "serve", "Serve the app in a browser (textual-serve), for RDP or browser-only access"),
 }
+
+
+# ------------------------------------------------------------------------------- watch and demo: the screen half
+def _in_a_terminal() -> bool:
+    return sys.stdout.isatty() and sys.stdin.isatty()
+
+
+def watch_args(parser: argparse.ArgumentParser) -> None:
+    from trainer.cli import watch_args as plain_args
+
+    plain_args(parser)
+
+
+def watch_main(args) -> int:
+    """The live screen in a terminal; lines (trainer/cli.py) with --plain/--json or when not a terminal."""
+    from trainer import cli as plain
+
+    if args.plain or args.json or not _in_a_terminal():
+        return plain.watch_main(args)
+    run_dir = plain._resolve(args.run, args.runs_dir)
+    if run_dir is None:
+        return 2
+    return _open_app(run_dir, args.runs_dir)
+
+
+def demo_args(parser: argparse.ArgumentParser) -> None:
+    from trainer.cli import demo_args as plain_args
+
+    plain_args(parser)
+
+
+def demo_main(args) -> int:
+    """In a terminal: a child `tunedoc demo --detach` builds the model and starts the run, and this process
+    opens the app on it without importing torch (DESIGN.md); quitting the app leaves the run going. Otherwise
+    (--headless, --json, --detach, --nproc, not a terminal) trainer/cli.py runs it with progress lines."""
+    from trainer import cli as plain
+
+    if args.detach or args.nproc or args.headless or args.json or not _in_a_terminal():
+        return plain.demo_main(args)
+    from pathlib import Path
+
+    from trainer.demo import PROMPT
+    from trainer.rundir import default_runs_dir
+    from tui.train_backend import TrainBackend
+
+    print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
+          flush=True)
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    try:
+        run_dir = TrainBackend(root).start_demo(args.identity, args.steps, maker=args.maker)
+    except RuntimeError as e:
+        print(f"tunedoc demo: {e}", file=sys.stderr)
+        return 1
+    code = _open_app(run_dir, root)
+    print(f"ask it once done: tunedoc chat {run_dir.name} --prompt \"{PROMPT}\"", file=sys.stderr)
+    return code
+
+
+def _open_app(run_dir, runs_dir) -> int:
+    """The Textual app on the Train screen, attached to `run_dir` (its whole history, then live). Quitting the app
+    leaves the run going; `tunedoc watch RUN` re-attaches."""
+    from pathlib import Path
+
+    from tui.app import make_app
+    from tui.train_backend import TrainBackend
+
+    root = Path(runs_dir) if runs_dir else Path(run_dir).resolve().parent
+    app = make_app(start="train", train_backend=TrainBackend(root, attach=Path(run_dir).resolve()))
+    app.run()
+    print(f"left {Path(run_dir).name} running on its own; `tunedoc watch {Path(run_dir).name}` re-attaches",
+          file=sys.stderr)
+    return app.return_code or 0
 
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -39,13 +39,13 @@ def test_demo_teaches_the_name_and_chat_answers_with_it(tmp_path):
 
 SCREEN_DEMO = r"""
 import json, sys
-import trainer.cli as c, tunedoc.cli as t
+import tunedoc.cli as t
 sys.stdout.isatty = sys.stdin.isatty = lambda: True  # as in a terminal: the demo opens the app
 seen = {}
 def open_app(run_dir, root):
     seen.update(run_dir=str(run_dir), torch=[m for m in ("torch", "transformers", "bitsandbytes") if m in sys.modules])
     return 0
-c._open_app = open_app
+t._open_app = open_app
 code = t.main(["demo", "--steps", "2", "--identity", "Pike", "--runs-dir", sys.argv[1]])
 print(json.dumps({"code": code, **seen}))
 """
