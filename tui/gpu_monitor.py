@@ -55,6 +55,7 @@ class HardwareMonitor:
         self._nvml = None
         self._nvml_why: str | None = None
         self._proc = None
+        self._kids: dict = {}  # pid -> psutil.Process of the run's children (primed for cpu_percent)
         self._init_nvml()
 
     def _init_nvml(self) -> None:
@@ -125,9 +126,25 @@ class HardwareMonitor:
             if self._proc is None or self._proc.pid != pid:
                 self._proc = psutil.Process(pid)
                 self._proc.cpu_percent(None)  # the first call primes the counter
-            with self._proc.oneshot():
-                return ProcessReading(pid, self._proc.cpu_percent(None), self._proc.memory_info().rss / 2**20,
-                                      self._proc.num_threads(), psutil.cpu_count())
+                self._kids = {}
+            # the run's process and its children: a torchrun launch trains in one child per rank
+            kids = self._kids
+            cpu = rss = threads = 0.0
+            for proc in [self._proc, *self._proc.children(recursive=True)]:
+                try:
+                    if proc.pid != pid and proc.pid not in kids:
+                        kids[proc.pid] = proc
+                        proc.cpu_percent(None)  # primed now, counted from the next reading on
+                        continue
+                    proc = self._proc if proc.pid == pid else kids[proc.pid]
+                    with proc.oneshot():
+                        cpu += proc.cpu_percent(None)
+                        rss += proc.memory_info().rss
+                        threads += proc.num_threads()
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    kids.pop(proc.pid, None)
+            self._kids = kids
+            return ProcessReading(pid, cpu, rss / 2**20, int(threads), psutil.cpu_count())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             self._proc = None
             return None

@@ -103,7 +103,8 @@ class RunsScreen(Screen):
             mem = f"{r.peak_mem_mb:,.0f} MB" + (" RSS" if r.mem_kind == "rss" else "") if r.peak_mem_mb else "-"
             steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
             t.add_row("●" if r.run_id in self.marked else " ", r.run_id,
-                      Text(r.status, STATE_STYLE.get(r.status, "")), Path(r.model).name, r.profile, steps,
+                      Text(r.status, STATE_STYLE.get(r.status, "")), Path(r.model).name,
+                      r.profile + (f" ×{r.world_size}" if r.world_size > 1 else ""), steps,
                       f"{r.loss:.4f}" if r.loss is not None else "-", duration(r.duration_s), mem, key=r.run_id)
         if infos:
             t.move_cursor(row=min(row, len(infos) - 1))
@@ -203,7 +204,8 @@ class RunsScreen(Screen):
             peak = v.peak_mem_mb
             kind = " RSS" if v.last.get("mem_kind") == "rss" else ""
             elapsed = v.done.get("elapsed_s") if v.done else v.last.get("elapsed_s")
-            ct.add_row(r.run_id, f"{final:.4f}" if final is not None else "-",
+            ct.add_row(r.run_id + (f" ×{r.world_size}" if r.world_size > 1 else ""),
+                       f"{final:.4f}" if final is not None else "-",
                        f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed))
         self.query_one("#compare").display = True
         t = self.query_one("#runs", DataTable)  # the runs table just shrank: keep the highlighted run in view

@@ -52,6 +52,9 @@ class StatsPanel(Static):
         step = last.get("step", 0)
         t = Text()
         t.append(f"{state}", STATE_STYLE.get(state, ""))
+        world = view.start.get("world_size") or 1
+        if world > 1:
+            t.append(f"  {world} ranks", "bold")
         if total:
             t.append(f"  step {step}/{total}  {100 * step / total:.0f}%\n")
             t.append_text(progress_bar(step, total, max(10, width)))
@@ -72,6 +75,9 @@ class StatsPanel(Static):
         peak = view.peak_mem_mb
         if peak is not None:
             pairs.append(("peak " + ("VRAM" if last.get("mem_kind") == "cuda" else "RSS"), f"{peak:,.0f} MB"))
+        ranks = last.get("rank_peak_mem_mb")
+        if isinstance(ranks, list) and len(ranks) > 1:  # every rank's peak: the largest is the one that fits or not
+            pairs.append(("ranks", "/".join(f"{m:,.0f}" for m in ranks) + " MB"))
         col = width // 2 if width >= 28 else width
         for i, (label, value) in enumerate(pairs):
             cell = Text(f"{label} ", "dim") + Text(value)
