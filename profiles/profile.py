@@ -245,6 +245,36 @@ def load_profile(name_or_path: str | Path) -> Profile:
             raise FileNotFoundError(
                 f"no profile named {name_or_path!r}; built-in profiles: {', '.join(builtin_names()) or '(none)'}"
             )
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"profile file {str(path)!r} does not exist; pass a .toml file or a built-in name "
+                                f"({', '.join(builtin_names()) or 'none'})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProfileError([f"{path}: cannot read it as a UTF-8 TOML file ({e})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError([toml_error_text(path, e, text)]) from None
     data.setdefault("name", path.stem)
     return Profile.from_dict(data)
+
+
+def toml_error_text(path: str | Path, e: "tomllib.TOMLDecodeError", text: str = "") -> str:
+    """`file:line:col: message` for a TOML syntax error, as compilers print them (editors jump to it)."""
+    import re
+
+    line, col, msg = getattr(e, "lineno", None), getattr(e, "colno", None), getattr(e, "msg", None)
+    if line is None:  # Python < 3.14: "Invalid value (at line 3, column 1)"
+        m = re.search(r"^(.*?)\s*\(at line (\d+), column (\d+)\)\s*$", str(e))
+        end = re.search(r"^(.*?)\s*\(at end of document\)\s*$", str(e))
+        if m:
+            msg, line, col = m.group(1), int(m.group(2)), int(m.group(3))
+        elif end:  # the document ended inside a value: point at its end
+            lines = text.split("\n")
+            msg, line, col = f"{end.group(1)} (the file ends inside a value: an unclosed [, {{ or quote?)", \
+                len(lines), len(lines[-1]) + 1
+        else:
+            msg = str(e)
+    where = f"{path}:{line}:{col}" if line is not None else str(path)
+    return f"{where}: TOML syntax error: {msg}"

@@ -30,3 +30,22 @@ def test_qlora_min_is_the_minimal_memory_setup():
     p = load_profile("qlora-min")
     assert (p.quant, p.lora_r, p.grad_ckpt, p.optimizer) == ("nf4-dq", 8, True, "paged-adamw-8bit")
     assert load_profile("qlora-long").cutoff_len >= 4096
+
+
+@pytest.mark.parametrize("text, where", [
+    ("lora_r = 8\nlr 1e-4\n", ":2:4: TOML syntax error: Expected '='"),
+    ("lora_r = 8\nlora_targets = [\"q_proj\",\n", ":3:1: TOML syntax error"),  # the file ends inside a list
+])
+def test_a_toml_syntax_error_names_file_line_and_column(tmp_path, text, where):
+    from profiles.profile import ProfileError
+
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    assert f"{path}{where}" in str(e.value)
+
+
+def test_a_missing_profile_file_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_profile(tmp_path / "nope.toml")
