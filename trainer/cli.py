@@ -100,11 +100,16 @@ def train_main(args) -> int:
             _err(f"{' and '.join(missing)} required (or --resume RUN); e.g. tunedoc train --model ./my-model "
                  "--data data.jsonl --profile qlora-min")
             return 2
-        problems = _check_data(args.data, args.format)
-        if problems:
-            _err(problems)
-            return 2
+        # the model, the profile and the data are checked before a run directory exists, and every problem
+        # found is reported in one go
+        from trainer.modelcheck import check_model
+
         profile = args.profile or _default_profile()
+        problems = [p for p in (check_model(args.model), _check_profile(profile, args.sets),
+                                _check_data(args.data, args.format)) if p]
+        if problems:
+            _err("\n".join(problems))
+            return 2
         launch = _plan_launch(args)
         if launch is None:
             return 2
@@ -130,6 +135,21 @@ def _default_profile() -> str:
 
     names = builtin_names()
     return "qlora-balanced" if "qlora-balanced" in names else (names[0] if names else None)
+
+
+def _check_profile(name_or_path: str | None, sets: list[str]) -> str | None:
+    """What is wrong with the profile and its --set overrides (a TOML syntax error as file:line:col), or None."""
+    from profiles.profile import ProfileError, load_profile
+
+    if not name_or_path:
+        return None
+    try:
+        profile = load_profile(name_or_path)
+        if sets:
+            profile.with_overrides(sets)
+    except (ProfileError, FileNotFoundError) as e:
+        return str(e)
+    return None
 
 
 def _check_data(path: str, fmt: str) -> str | None:
