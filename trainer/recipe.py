@@ -79,6 +79,20 @@ def quantization_config(quant: str, compute_dtype):
     return None
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory as the OS counts it (what GNU time reports), so a step's temporaries
+    count even when they are freed before the step ends: ru_maxrss (KiB on Linux, bytes on macOS), the peak
+    working set on Windows."""
+    if sys.platform == "win32":
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     ckpts = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / "trainer_state.pt").is_file())
     return ckpts[-1] if ckpts else None
@@ -419,9 +433,7 @@ class Recipe:
         if self.device != "cpu":
             return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
                     "mem_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1), "mem_kind": "cuda"}
-        import psutil
-
-        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+        self.peak_rss = max(self.peak_rss, peak_rss_bytes())
         return {"peak_mem_mb": round(self.peak_rss / 2**20, 1), "mem_reserved_mb": None, "mem_kind": "rss"}
 
     def _global_batch(self) -> int:
