@@ -11,7 +11,8 @@ from profiles.profile import BUILTIN_DIR, ProfileError, builtin_names, load_prof
 # one glyph per breakdown part: the stacked bar and the table's legend use the same
 GLYPHS = {"quantized_weights": "█", "quant_constants": "▇", "weights_16bit": "▓", "lora_params": "▒",
           "lora_grads": "░", "optimizer_states": "#", "activations": "=", "logits_loss": "L",
-          "layer_backward": "B", "allocator_overhead": ":", "cuda_context": ".", "correction": "+"}
+          "layer_backward": "B", "allocator_overhead": ":", "cuda_context": ".", "correction": "+",
+          "ddp_buckets": "D", "nccl_buffers": "N"}
 BAR_WIDTH = 60
 
 
@@ -79,11 +80,16 @@ def estimate_args(parser: argparse.ArgumentParser) -> None:
                         help="change one profile field, e.g. --set cutoff_len=2048 (repeatable)")
     parser.add_argument("--gpu", metavar="NAME", help="the card: compares with its memory and applies corrections "
                         "recorded from earlier runs on it")
+    parser.add_argument("--gpus", type=int, default=1, metavar="N",
+                        help="training data-parallel on N GPUs (tunedoc train --gpus): the figure per GPU")
+    parser.add_argument("--strategy", default="ddp", choices=["ddp"],
+                        help="how the GPUs share the work: ddp (each holds the whole model; the only one yet)")
 
 
 def estimate_main(args) -> int:
     from profiles.archs import UnsupportedArchitecture
     from profiles.estimate import estimate
+    from profiles.multi import per_gpu
 
     try:
         profile = load_profile(args.profile).with_overrides(args.sets)
@@ -99,6 +105,9 @@ def estimate_main(args) -> int:
             return _err(err)
     try:
         est = estimate(config, profile, gpu=gpu_info.name if gpu_info else None, seq=args.seq, attn=args.attn)
+        if args.gpus < 1:
+            raise ValueError(f"--gpus {args.gpus}: at least 1")
+        est = per_gpu(est, args.gpus, args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
     if args.json:
@@ -110,7 +119,8 @@ def estimate_main(args) -> int:
         return 0
     d = est.details
     print(f"{args.model}: {d['model_type']}, {d['params'] / 1e9:.2f} B params; profile {profile.name}; "
-          f"{d['seq']} tokens x {d['micro_batch']}; attention {d['attn']}")
+          f"{d['seq']} tokens x {d['micro_batch']}; attention {d['attn']}"
+          + (f"; per GPU of {args.gpus} ({args.strategy})" if args.gpus > 1 else ""))
     print(render_breakdown(est))
     if gpu_info:
         spare = gpu_info.vram_gb - est.total_gb
@@ -125,11 +135,12 @@ def estimate_main(args) -> int:
 def render_breakdown(est) -> str:
     """The breakdown as a table with a glyph legend, and one stacked bar."""
     from profiles.estimate import BREAKDOWN_LABELS
+    from profiles.multi import LABELS
 
     lines = []
     parts = [(k, v) for k, v in est.breakdown.items() if v > 0.0005]
     for k, v in parts:
-        lines.append(f"  {GLYPHS.get(k, '?')} {BREAKDOWN_LABELS.get(k, k):<38} {v:8.2f} {est.unit}")
+        lines.append(f"  {GLYPHS.get(k, '?')} {BREAKDOWN_LABELS.get(k, LABELS.get(k, k)):<38} {v:8.2f} {est.unit}")
     lines.append(f"    {'total (peak reserved + CUDA context)':<38} {est.total_gb:8.2f} {est.unit}")
     bar = ""
     acc = 0.0
