@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -233,6 +234,11 @@ def runs_args(p: argparse.ArgumentParser) -> None:
 
 
 def runs_main(args) -> int:
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    if root.exists() and not root.is_dir():
+        _err(f"--runs-dir {root} is a file, not a folder of runs; pass the folder that holds the run directories "
+             "(default ./runs)")
+        return 2
     runs = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps([r.to_dict() for r in runs], indent=2))
@@ -251,10 +257,24 @@ def runs_main(args) -> int:
         print(f"{r.run_id:<40} {r.status:<10} {step:>11} {loss:>8} {format_duration(r.duration_s):>8} {mem:>12}  "
               f"{Path(r.model).name} / {r.profile}")
         if r.error:
-            print(f"{'':<40} {r.error}")
+            width = shutil.get_terminal_size((120, 24)).columns - 42
+            print(f"{'':<40} {shorten(r.error, width)}")
     if any(r.mem_kind == "rss" for r in runs):
         print("* CPU run: process memory (RSS), not GPU memory", file=sys.stderr)
     return 0
+
+
+def shorten(text: str, width: int) -> str:
+    """The first line of `text`, cut at a word boundary with an ellipsis when it is wider than `width` (at least
+    40): a failed run's error in the runs table, whole in `tunedoc runs --json` and trainer.log."""
+    width = max(40, width)
+    line = next((l.strip() for l in str(text).splitlines() if l.strip()), "")
+    more = len(line) > width or len([l for l in str(text).splitlines() if l.strip()]) > 1
+    if len(line) > width:
+        cut = line[: width - 1]
+        space = cut.rfind(" ")
+        line = (cut[:space] if space > width // 2 else cut).rstrip(" ,;:")
+    return line + "…" if more else line
 
 
 # ----------------------------------------------------------------------------------------------------------- watch
