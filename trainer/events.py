@@ -20,6 +20,11 @@ Types and their fields (fields marked ? may be absent or null):
               max_memory_reserved; CPU: null), mem_kind ("cuda" or "rss": what peak_mem_mb measures),
               elapsed_s (training time so far, summed across resumes), eta_s? (seconds left)
   eval        step, loss (mean token loss on the eval split)
+              kind? ("generation": answers generated and scored by `tunedoc eval` or the profile's eval_every; such
+              an event has no `loss`, its teacher-forced loss is eval_loss), bleu4?, rouge1?, rouge2?, rougeL?,
+              exact_match? (0-100), eval_loss?, perplexity?, n? (examples), tokenization? ({"13a"|"jieba": count}),
+              source? ("tunedoc eval" | "training"), dir? (RUN/eval/<time>/), base? ({the same scores for the base
+              model alone}), best? (true when save_best kept this step's adapter)
   sample      step, prompt, text (the generated reply)
   checkpoint  step, path (the checkpoint directory), reason ("every", "request", "stop", "signal", "end")
   warning     message, id? (stable id, e.g. "cpu-optimizer", "oom-fallback")
@@ -161,6 +166,11 @@ def format_event(event: dict[str, Any]) -> str:
             f"run {event.get('run_id')}: {event.get('model')} with profile {event.get('profile')} on "
             f"{event.get('device')}, {event.get('total_steps')} steps{resumed}"
         )
+    if t == "eval" and event.get("kind") == "generation":
+        scores = "  ".join(f"{k} {event[k]:.2f}" for k in ("bleu4", "rougeL") if isinstance(event.get(k), (int, float)))
+        base = event.get("base") or {}
+        moved = "".join(f" (base {base[k]:.2f})" for k in ("rougeL",) if isinstance(base.get(k), (int, float)))
+        return f"eval at step {event.get('step')} on {event.get('n')} examples: {scores}{moved}"
     if t == "eval":
         return f"eval at step {event.get('step')}: loss {_num(event.get('loss'))}"
     if t == "sample":
