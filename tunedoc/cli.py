@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("trainer.eval_cli", "eval", "Score a run's answers on held-out examples (BLEU-4, ROUGE), base vs tuned"),
     "compare": ("trainer.compare", "compare", "Compare runs: method, memory, time, loss, BLEU-4, ROUGE-L (--html page)"),
     "demo": ("tunedoc.cli", "demo", "Build a tiny local model and data set and train it (no GPU or download needed)"),
-    "serve": ("tui.cli", "serve", "Serve the app in a browser (textual-serve), for RDP or browser-only access"),
+    "serve": ("tui.cli", "serve", "Serve the app in a browser behind a token (textual-serve), for RDP or tunnels"),
 }
 
 
