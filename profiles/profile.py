@@ -23,6 +23,7 @@ QUANTS = ("nf4", "nf4-dq", "int8", "none")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+EVAL_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "exact_match")  # trainer/eval_metrics.py
 
 BUILTIN_DIR = Path(__file__).parent
 
@@ -85,6 +86,14 @@ class Profile:
     """Prompts used for sample generations shown while training."""
     save_every: int = 0
     """Save a checkpoint every N optimizer steps (0: only at the end and on request)."""
+    eval_every: int = 0
+    """Generate answers for the eval split every N optimizer steps and score them (0: never; needs eval_split)."""
+    eval_metrics: list[str] = field(default_factory=lambda: ["bleu4", "rougeL"])
+    """Scores of that eval: bleu4, rouge1, rouge2, rougeL, exact_match (the [eval] extra computes them)."""
+    eval_limit: int = 16
+    """Held-out examples that eval uses (the first N of the eval split): keeps it to seconds."""
+    save_best: str = ""
+    """Keep the adapter of the best eval so far in RUN/best/ by this metric, e.g. "rougeL" ("": off)."""
     seed: int = 42
     """Random seed for data order, LoRA init and dropout."""
 
@@ -141,7 +150,16 @@ class Profile:
             p.append("epochs must be positive unless max_steps is set")
         if not 0 <= self.eval_split < 1:
             p.append(f"eval_split={self.eval_split} must be in [0, 1)")
-        for name in ("sample_every", "save_every"):
+        bad = [m for m in self.eval_metrics if m not in EVAL_METRICS]
+        if bad:
+            p.append(f"eval_metrics={bad!r}: choose from {', '.join(EVAL_METRICS)}")
+        if self.save_best and self.save_best not in EVAL_METRICS:
+            p.append(f"save_best={self.save_best!r}: choose one of {', '.join(EVAL_METRICS)}, or \"\" for off")
+        if self.save_best and not self.eval_every:
+            p.append(f"save_best={self.save_best!r} needs eval_every (steps between evals) and eval_split")
+        if self.eval_limit < 1:
+            p.append(f"eval_limit={self.eval_limit} must be at least 1")
+        for name in ("sample_every", "save_every", "eval_every"):
             if getattr(self, name) < 0:
                 p.append(f"{name}={getattr(self, name)} must be >= 0")
         if isinstance(self.lora_targets, str) and self.lora_targets != "all-linear":
@@ -190,12 +208,14 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, (list, str)):
             return value
         raise ValueError(f"lora_targets={value!r}: use \"all-linear\" or a list of module names")
-    if name == "sample_prompts":
+    if name == "eval_metrics" and isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if name in ("sample_prompts", "eval_metrics"):
         if isinstance(value, str):
             return [value]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
-        raise ValueError(f"sample_prompts={value!r}: expected a list of strings")
+        raise ValueError(f"{name}={value!r}: expected a list of strings")
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -170,7 +170,7 @@ def generate_batch(model, tok, examples: list[dict], max_new_tokens: int = 128, 
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.no_grad():
                 ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
-                                     top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=tok.eos_token_id)
+                                     top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=tok.eos_token_id, use_cache=True)
             new = ids[:, enc["input_ids"].shape[1]:]
             out.extend(tok.decode(row, skip_special_tokens=True).strip() for row in new)
     finally:
@@ -349,3 +349,4 @@ def _n(x, sign: bool = False) -> str:
     if not _isnum(x):
         return "-"
     return f"{x:+.2f}" if sign else f"{x:.2f}"
+

@@ -492,6 +492,10 @@ class Recipe:
                 if self.dist.is_main:  # rank 0 evaluates and samples on its own copy; the others wait
                     self.emit("eval", step=self.step, loss=round(self.evaluate(), 6))
                 self.dist.barrier()
+            if p.eval_every and (self.step % p.eval_every == 0 or self.step == self.total_steps):
+                if self.dist.is_main:  # BLEU/ROUGE on a few held-out answers (trainer/eval_training.py)
+                    self._generation_eval()
+                self.dist.barrier()
             if p.sample_every and p.sample_prompts and self.step % p.sample_every == 0 and self.step < self.total_steps:
                 if self.dist.is_main:
                     self._samples()
@@ -545,6 +549,13 @@ class Recipe:
                 total, n = total + loss_sum.item(), n + count
         self.model.train()
         return total / max(n, 1)
+
+    def _generation_eval(self) -> None:
+        from trainer.eval_training import TrainingEval
+
+        if getattr(self, "gen_eval", None) is None:
+            self.gen_eval = TrainingEval(self)
+        self.gen_eval()
 
     def _samples(self) -> None:
         from trainer.generate import generate_reply
