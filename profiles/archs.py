@@ -21,7 +21,15 @@ class UnsupportedArchitecture(ValueError):
 
 
 class ConfigNotFound(FileNotFoundError):
-    """No config.json could be found or fetched for the given model; the message says where it looked and why."""
+    """No config.json could be found or fetched for the given model; the message says where it looked and why.
+    `kind` is "network" or "offline" when the Hub could not be asked (a screen then offers its own ways out)."""
+
+    def __init__(self, message: str, kind: str = "not_found") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass
@@ -242,39 +250,71 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _hub_config(repo_id: str) -> dict:
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+HUB_TIMEOUT_S = 5.0  # one look-up for config.json; an offline machine hears back in seconds, not minutes
+MIRROR = "HF_ENDPOINT=https://hf-mirror.com"
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT (a mirror) when set, else huggingface.co; read at each call."""
+    import os
+
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").strip().rstrip("/")
+
+
+def _hub_config(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> dict:
+    """config.json from huggingface_hub's cache, else one GET with `timeout` (no retries: huggingface_hub's own
+    download retries a silent endpoint five times, minutes on an offline machine)."""
+    import os
+
+    from huggingface_hub import hf_hub_url, try_to_load_from_cache
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     try:
         cached = try_to_load_from_cache(repo_id, "config.json")
-        if isinstance(cached, str):
-            return _read_json(Path(cached))
-        local = hf_hub_download(repo_id, "config.json")
+    except hf_errors.HFValidationError:
+        raise ConfigNotFound(
+            f"{repo_id!r} is neither an existing path nor a valid Hub id (owner/name, e.g. Qwen/Qwen2.5-7B)"
+        ) from None
+    if isinstance(cached, str):
+        return _read_json(Path(cached))
+    ep = hub_endpoint()
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+        raise ConfigNotFound(f"{repo_id} is not in the local cache and HF_HUB_OFFLINE is set; pass a local model "
+                             "folder or config.json path", kind="offline")
+    try:
+        r = get_session().get(hf_hub_url(repo_id, "config.json", endpoint=ep),
+                              headers=build_hf_headers(library_name="tunedoc"), timeout=timeout)
+        hf_raise_for_status(r)
+        data = r.json()
     except hf_errors.GatedRepoError:
         raise ConfigNotFound(
-            f"{repo_id} is gated: accept its licence on huggingface.co/{repo_id}, then `tunedoc login` "
+            f"{repo_id} is gated: accept its licence on {ep}/{repo_id}, then `tunedoc login` "
             "(or set HF_TOKEN) and try again"
         ) from None
     except hf_errors.RepositoryNotFoundError:
         raise ConfigNotFound(
-            f"{repo_id}: no such model on the Hub (or it is private: log in with `tunedoc login`); "
+            f"{repo_id}: no such model on {ep} (or it is private: log in with `tunedoc login`); "
             "check the id, e.g. Qwen/Qwen2.5-7B"
         ) from None
-    except hf_errors.LocalEntryNotFoundError as e:
-        raise ConfigNotFound(
-            f"could not fetch config.json for {repo_id} and it is not in the local cache ({e}); "
-            "check the network or HF_ENDPOINT, or pass a local path to config.json"
-        ) from None
-    except hf_errors.RemoteEntryNotFoundError:
+    except (hf_errors.RemoteEntryNotFoundError, hf_errors.EntryNotFoundError):
         raise ConfigNotFound(f"{repo_id} has no config.json at its root; is it a GGUF-only or adapter repo?") from None
     except hf_errors.HFValidationError:
         raise ConfigNotFound(
             f"{repo_id!r} is neither an existing path nor a valid Hub id (owner/name, e.g. Qwen/Qwen2.5-7B)"
         ) from None
-    except (hf_errors.HfHubHTTPError, OSError) as e:
+    except hf_errors.HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else "?"
+        raise ConfigNotFound(f"{ep} answered {status} for {repo_id}'s config.json; retry later, or use a mirror "
+                             f"({MIRROR}) or a local model folder or config.json path", kind="network") from None
+    except ValueError:
+        raise ConfigNotFound(f"{ep} did not answer like a Hugging Face Hub (not JSON); check HF_ENDPOINT, or use "
+                             f"a mirror ({MIRROR})", kind="network") from None
+    except Exception as e:  # noqa: BLE001 - no route, DNS, refused, timed out, proxy
         raise ConfigNotFound(
-            f"could not fetch config.json for {repo_id} ({e.__class__.__name__}: {e}); check the network or "
-            "HF_ENDPOINT, or pass a local path to config.json"
-        ) from None
-    return _read_json(Path(local))
+            f"cannot reach {ep} within {timeout:g} s for {repo_id}'s config.json ({type(e).__name__}), and it "
+            f"is not in the local cache; use a mirror ({MIRROR}), ModelScope, or a local model folder or "
+            "config.json path", kind="network") from None
+    if not isinstance(data, dict):
+        raise ConfigNotFound(f"{ep}: {repo_id}'s config.json is not a JSON object")
+    return data

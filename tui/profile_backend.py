@@ -104,6 +104,16 @@ def _load_config_real(model: str) -> dict:
     return load_config(model)
 
 
+def offline_text(model: str, kind: str = "network") -> str:
+    """The Profile screen's message when the Hub cannot be asked: the endpoint, and the ways out (short enough
+    for three lines at 80 columns)."""
+    from profiles.archs import HUB_TIMEOUT_S, hub_endpoint
+
+    why = "HF_HUB_OFFLINE is set" if kind == "offline" else f"no answer from {hub_endpoint()} in {HUB_TIMEOUT_S:g} s"
+    return (f"{model}: not cached, {why}. Ways out: a mirror (HF_ENDPOINT=https://hf-mirror.com), m and a "
+            "local folder or config.json, or g to type the GPU")
+
+
 class ProfileBackend:
     def __init__(self, probe: Callable[[], GpuProbe] | None = None,
                  load_config: Callable[[str], dict] | None = None,
@@ -129,7 +139,11 @@ class ProfileBackend:
         try:
             config = self._load_config(model)
             shape = model_shape(config)
-        except (ConfigNotFound, UnsupportedArchitecture, FileNotFoundError) as e:
+        except ConfigNotFound as e:
+            if getattr(e, "kind", None) in ("network", "offline"):
+                raise BackendError(offline_text(model, e.kind)) from None
+            raise BackendError(str(e)) from None
+        except (UnsupportedArchitecture, FileNotFoundError) as e:
             raise BackendError(str(e)) from None
         except KeyError as e:
             raise BackendError(f"{model}: config.json lacks {e}; is it a causal language model?") from None

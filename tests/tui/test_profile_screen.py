@@ -237,3 +237,52 @@ def test_snapshot_no_gpu_typed_vram_and_override(snap_compare, size):
         await settle(pilot)
 
     assert snap_compare(app_with(NO_GPU), terminal_size=size, run_before=run_before)
+
+
+@pytest.fixture
+def silent_hub(tmp_path, monkeypatch):
+    """An endpoint that accepts connections and never answers (an offline box behind a firewall that drops
+    packets), and an empty huggingface_hub cache."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import profiles.archs as archs
+
+    monkeypatch.setattr(archs, "HUB_TIMEOUT_S", 1.0)  # the real one is 5 s; the behaviour is the same
+    yield endpoint
+    server.close()
+
+
+async def test_offline_model_lookup_leaves_the_screen_usable_and_says_the_ways_out(silent_hub, tmp_path):
+    import time
+
+    backend = ProfileBackend(probe=lambda: NO_GPU)  # the real config loader, against the silent endpoint
+    app = make_app(profile_backend=backend, start="profile", screens=SPECS, clock=lambda: 0.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        t0 = time.monotonic()
+        await pilot.press("m", *"Qwen/Qwen2.5-7B", "enter")
+        await pilot.pause()
+        assert screen.pending_model == "Qwen/Qwen2.5-7B", "the look-up is running"
+        assert not screen.loading, "a full-screen spinner while the Hub does not answer"
+        assert "reading config.json" in text(app, "#model-status")
+        await pilot.press("escape", "g")  # the screen answers keys while the worker waits
+        await pilot.pause()
+        assert screen.has_class("-gpu-edit")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        took = time.monotonic() - t0
+        status = text(app, "#model-status")
+        assert silent_hub.removeprefix("http://") in status and "hf-mirror.com" in status, status
+        assert "local folder" in status and "g to type the GPU" in status, status
+        assert took < 30, f"gave up after {took:.0f} s"
+        widget = screen.query_one("#model-status")
+        needed = widget.get_content_height(widget.parent.size, app.size, widget.content_region.width)
+        assert needed <= widget.content_region.height, "the message is cut off at 80 columns"
+        app.save_screenshot(str(tmp_path / "offline.svg"))

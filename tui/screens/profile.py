@@ -81,7 +81,9 @@ class ProfileScreen(Screen):
         self.gpu_error: str | None = None
         self.gpu_others: list[str] = []
         self.model: ModelConfig | None = None
-        self.loading: str | None = None
+        # the model whose config.json a worker is reading (not `loading`: on a Screen that reactive covers the
+        # whole screen with a spinner, and nothing can be done while the Hub does not answer)
+        self.pending_model: str | None = None
         self.base: list[Profile] = []  # built-ins, in fit order once a model and a GPU are known
         self.sets: dict[str, dict[str, str]] = {}  # profile name -> field -> value text (the --set overrides)
         self.results: dict[str, FitResult | None] = {}
@@ -155,17 +157,17 @@ class ProfileScreen(Screen):
         self._refit(reorder=True)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        if message.model.model != self.loading:
+        if message.model.model != self.pending_model:
             return  # a newer request superseded this one
-        self.loading = None
+        self.pending_model = None
         self.model = message.model
         self._refit(reorder=True)
         self.query_one("#profiles", DataTable).focus()
 
     def on_model_failed(self, message: ModelFailed) -> None:
-        if message.model != self.loading:
+        if message.model != self.pending_model:
             return
-        self.loading = None
+        self.pending_model = None
         self.model = None
         self.results = {}
         self.query_one("#model-status", Static).update(f"✗ {message.error}")
@@ -183,7 +185,7 @@ class ProfileScreen(Screen):
             self.query_one("#model-status", Static).update(
                 "type a model: a local folder, a config.json or a Hub id such as Qwen/Qwen2.5-7B")
             return
-        self.loading = model
+        self.pending_model = model
         status = self.query_one("#model-status", Static)
         status.set_class(False, "-error")
         status.update(f"reading config.json of {model}…")
@@ -375,7 +377,7 @@ class ProfileScreen(Screen):
 
     def _render_model_status(self) -> None:
         status = self.query_one("#model-status", Static)
-        if self.loading:
+        if self.pending_model:
             return
         status.set_class(False, "-error")
         if self.model is None:
