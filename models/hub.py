@@ -14,6 +14,9 @@ from pathlib import Path
 from models.errors import HubError, translate
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+# search, model info and small JSON files: a screen waits on these, so an endpoint that does not answer (offline,
+# a firewall that drops packets) fails in seconds with the mirror hint; downloads have their own, longer timeouts
+LOOKUP_TIMEOUT_S = 8.0
 
 # bytes per element of the safetensors dtypes the Hub reports in `safetensors.parameters`
 _DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "BF16": 2, "F16": 2, "I16": 2,
@@ -144,7 +147,7 @@ def search(query: str, limit: int = 20, token: str | None = None) -> list[ModelH
     params += [("expand", e) for e in ("downloads", "likes", "gated", "tags", "config", "safetensors",
                                        "cardData", "pipeline_tag")]
     try:
-        r = get_session().get(f"{ep}/api/models", params=params, timeout=30,
+        r = get_session().get(f"{ep}/api/models", params=params, timeout=LOOKUP_TIMEOUT_S,
                               headers=build_hf_headers(token=tok or False, library_name="tunedoc",
                                                        library_version=__version__))
         hf_raise_for_status(r)
@@ -158,7 +161,8 @@ def info(repo: str, revision: str | None = None, token: str | None = None, endpo
     ep = (endpoint_url or endpoint()).rstrip("/")
     repo = _check_repo_id(repo)
     try:
-        m = api(ep, token).model_info(repo, revision=revision, files_metadata=True)
+        m = api(ep, token).model_info(repo, revision=revision, files_metadata=True,
+                                        timeout=LOOKUP_TIMEOUT_S)
     except Exception as e:  # noqa: BLE001
         raise translate(e, repo=repo, endpoint=ep, revision=revision, has_token=bool(resolve_token(token))) from e
     if not m.sha:
@@ -185,7 +189,7 @@ def fetch_json(repo: str, filename: str, revision: str, token: str | None = None
     tok = resolve_token(token)
     try:
         r = get_session().get(hf_hub_url(repo, filename, revision=revision, endpoint=ep),
-                              headers=build_hf_headers(token=tok or False, library_name="tunedoc"), timeout=30)
+                              headers=build_hf_headers(token=tok or False, library_name="tunedoc"), timeout=LOOKUP_TIMEOUT_S)
         hf_raise_for_status(r)
         return r.json()
     except Exception as e:  # noqa: BLE001

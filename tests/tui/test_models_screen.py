@@ -287,3 +287,39 @@ def test_snapshot_gated_error(snap_compare, size):
         await settle(pilot)
 
     assert snap_compare(app_with(fake()), terminal_size=size, run_before=run_before)
+
+
+async def test_search_against_a_silent_endpoint_gives_up_in_seconds_and_names_it(tmp_path, monkeypatch):
+    """Offline behind a firewall that drops packets: the search waits in a worker (the screen answers keys),
+    gives up after the look-up timeout, and says which endpoint did not answer and that a mirror helps."""
+    import socket
+    import time
+
+    import models.hub
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(models.hub, "LOOKUP_TIMEOUT_S", 1.0)  # the real one is 8 s; the behaviour is the same
+    try:
+        app = app_with(ModelsBackend(gpu=lambda: RTX4090))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            t0 = time.monotonic()
+            await pilot.press("slash", *"qwen", "enter")
+            await pilot.pause()
+            assert screen.searching and not screen.loading
+            await pilot.press("escape", "l")  # the screen still answers keys while the search waits
+            await pilot.pause()
+            assert screen.has_class("-cache")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert time.monotonic() - t0 < 30
+            shown = info_text(app)
+            assert endpoint in shown and "hf-mirror.com" in shown, shown
+    finally:
+        server.close()
