@@ -247,3 +247,25 @@ def compare_main(args) -> int:
     else:
         print(format_text(rows))
     return 0
+
+
+def eval_dirs(run_dir: Path) -> list[Path]:
+    """The run's eval result folders (RUN/eval/<time>/ with scores.json), oldest first."""
+    root = Path(run_dir) / "eval"
+    return sorted(p for p in root.glob("*") if (p / "scores.json").is_file()) if root.is_dir() else []
+
+
+def read_eval(eval_dir: Path) -> tuple[dict, list[dict]]:
+    """(scores.json, the examples) of one eval folder."""
+    scores = read_json(Path(eval_dir) / "scores.json")
+    rows = []
+    try:
+        lines = (Path(eval_dir) / "examples.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return scores, rows

@@ -1,12 +1,16 @@
 """The Runs screen: every run in the runs directory (status, model, profile, steps, last loss, duration, peak
 memory), attach to one (the Train screen's live view with its whole history), and compare two or more: loss
-curves overlaid and a table of final loss, tokens/s, peak memory and time.
+curves overlaid and a table of final loss, tokens/s, peak memory, time, BLEU-4 and ROUGE-L (the newest eval, and the
+base model's row when an eval ran with --base). `e` evaluates the highlighted finished run (`tunedoc eval RUN --base`
+as a child process: this process never imports torch), `v` shows its newest eval's examples side by side.
 
 The list refreshes from a thread worker that re-arms only after it finished; a run whose process died reads as
 failed with its last error (trainer.rundir.run_status)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from rich.text import Text
@@ -17,6 +21,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from trainer.compare import compare_rows, eval_dirs
 from trainer.events import read_events
 from tui.run_controls import confirm_stop, send_control
 from tui.run_model import RunView, duration
@@ -45,6 +50,9 @@ class RunsScreen(Screen):
         Binding("p", "control('pause')", "Pause", tooltip="Pause the highlighted run after its current step"),
         Binding("r", "control('resume')", "Resume", tooltip="Resume the highlighted paused run"),
         Binding("x", "stop", "Stop", tooltip="Save and stop the highlighted run (asks first)"),
+        Binding("e", "evaluate", "Eval", tooltip="Score the highlighted finished run on held-out examples, "
+                "base vs tuned (tunedoc eval RUN --base)"),
+        Binding("v", "view_eval", "Answers", tooltip="The newest eval's examples side by side, searchable"),
         Binding("R", "refresh", "Refresh", key_display="R", tooltip="Read the runs directory again"),
     ]
 
@@ -76,7 +84,7 @@ class RunsScreen(Screen):
                            ("peak mem", "mem")):
             t.add_column(label, key=key)
         ct = self.query_one("#compare-table", DataTable)
-        for label in ("run", "final loss", "tokens/s", "peak mem", "time"):
+        for label in ("run", "final loss", "tokens/s", "peak mem", "time", "BLEU-4", "ROUGE-L"):
             ct.add_column(label, key=label)
         self.query_one("#compare").border_title = "comparison"
         self.query_one("#compare").display = False
@@ -191,12 +199,17 @@ class RunsScreen(Screen):
     @work(thread=True, group="compare", exclusive=True)
     def _compare(self, runs: list) -> None:
         views = [(r, load_view(Path(r.run_dir))) for r in runs]
-        self.app.call_from_thread(self._show_compare, views)
+        scores = {row["run"]: row for row in compare_rows([Path(r.run_dir) for r in runs])}
+        self.app.call_from_thread(self._show_compare, views, scores)
 
-    def _show_compare(self, views: list) -> None:
+    def _show_compare(self, views: list, scores: dict | None = None) -> None:
+        scores = scores or {}
         self.query_one("#compare-chart", LossChart).set_series([(r.run_id, v.losses()) for r, v in views])
         ct = self.query_one("#compare-table", DataTable)
         ct.clear()
+        if "base" in scores:
+            b = scores["base"]
+            ct.add_row("base (no adapter)", "-", "-", "-", "-", _score(b, "bleu4"), _score(b, "rougeL"))
         for r, v in views:
             final = v.done.get("final_loss") if v.done else None
             final = final if final is not None else (v.losses()[-1][1] if v.losses() else None)
@@ -206,10 +219,61 @@ class RunsScreen(Screen):
             elapsed = v.done.get("elapsed_s") if v.done else v.last.get("elapsed_s")
             ct.add_row(r.run_id + (f" ×{r.world_size}" if r.world_size > 1 else ""),
                        f"{final:.4f}" if final is not None else "-",
-                       f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed))
+                       f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed),
+                       _score(scores.get(r.run_id), "bleu4"), _score(scores.get(r.run_id), "rougeL"))
         self.query_one("#compare").display = True
         t = self.query_one("#runs", DataTable)  # the runs table just shrank: keep the highlighted run in view
         t.call_after_refresh(lambda: t.move_cursor(row=t.cursor_row, scroll=True))
+
+    def action_evaluate(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        if info.status not in ("completed", "stopped"):
+            self.notify(f"{info.run_id} is {info.status}: evaluate a finished run, or from a shell "
+                        f"`tunedoc eval {info.run_id}` (reads its latest checkpoint)", title="eval")
+            return
+        python = getattr(self.backend, "python", None) or sys.executable
+        argv = [python, "-m", "tunedoc", "eval", str(info.run_dir), "--base", "--json"]
+        self.notify(f"evaluating {info.run_id}: base vs tuned on its held-out examples...", title="eval")
+        self._evaluate(info.run_id, argv)
+
+    @work(thread=True, group="eval", exclusive=True)
+    def _evaluate(self, run_id: str, argv: list[str]) -> None:
+        import json
+
+        try:  # a child process: the screen never imports torch
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+            ok, out, err = proc.returncode == 0, proc.stdout, proc.stderr.strip()
+        except (OSError, subprocess.TimeoutExpired) as e:
+            ok, out, err = False, "", str(e)
+        if ok:
+            try:
+                res = json.loads(out.strip().splitlines()[-1])
+                t, b = res.get("tuned") or {}, res.get("base") or {}
+                msg = (f"ROUGE-L {_score(b, 'rougeL')} -> {_score(t, 'rougeL')}, BLEU-4 {_score(b, 'bleu4')} -> "
+                       f"{_score(t, 'bleu4')} on {res.get('n')} examples; v shows them")
+            except (ValueError, IndexError, AttributeError):
+                msg = "done; v shows the examples"
+        else:
+            msg = "\n".join(err.splitlines()[-4:]) or "failed"
+        self.app.call_from_thread(self.notify, msg, title=f"eval of {run_id}" + ("" if ok else " failed"),
+                                  severity="information" if ok else "error", timeout=20)
+        if ok and self.query_one("#compare").display:
+            self.app.call_from_thread(self.action_compare)
+            self.app.call_from_thread(self.action_compare)
+
+    def action_view_eval(self) -> None:
+        info = self.selected()
+        if info is None:
+            return
+        dirs = eval_dirs(Path(info.run_dir))
+        if not dirs:
+            self.notify(f"{info.run_id} has no eval yet: press e to run one", title="examples")
+            return
+        from tui.screens.eval_view import EvalView
+
+        self.app.push_screen(EvalView(dirs[-1]))
 
     def action_close_compare(self) -> None:
         self.query_one("#compare").display = False
@@ -223,4 +287,12 @@ class RunsScreen(Screen):
         yield SystemCommand("Runs: pause", "Pause the highlighted run (p)", lambda: self.action_control("pause"))
         yield SystemCommand("Runs: resume", "Resume the highlighted paused run (r)",
                             lambda: self.action_control("resume"))
+        yield SystemCommand("Runs: eval", "Score the highlighted run, base vs tuned (e)", self.action_evaluate)
+        yield SystemCommand("Runs: eval examples", "The newest eval's examples side by side (v)",
+                            self.action_view_eval)
         yield SystemCommand("Runs: stop", "Save and stop the highlighted run, after confirming (x)", self.action_stop)
+
+
+def _score(row: dict | None, key: str) -> str:
+    v = (row or {}).get(key)
+    return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
