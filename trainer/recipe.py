@@ -724,6 +724,14 @@ def main(argv: list[str] | None = None) -> int:
     # kernels work without it, so the line is noise in trainer.log
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda r: "kernels-community" not in r.getMessage())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # before torch loads (OpenMP reads these once): threads for the cores actually free, waiting that sleeps
+    # instead of spinning (trainer/threads.py; a busy 2-core box ran at 1/30 speed without it)
+    from trainer.threads import configure
+
+    plan = configure()
+    print(f"cpu threads: {plan['threads']} ({plan['source']}: {plan['cores']} cores"
+          + (f", {plan['busy']} busy with other processes" if "busy" in plan else "")
+          + f"; OMP_WAIT_POLICY={plan['wait_policy']})", flush=True)
     recipe = Recipe(run_dir, resume=args.resume)
     recipe.install_signals()
     status, error = "failed", None

@@ -1,0 +1,54 @@
+"""Training threads on a shared machine (issue 17: the CPU demo ran at 1/30 speed next to a CPU-bound process):
+the thread count is a pure function of the free cores, and OpenMP waits passively unless the user says otherwise."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trainer import threads
+from trainer.threads import choose_threads
+
+
+@pytest.mark.parametrize("cores, busy, ranks, expected", [
+    (2, 0.0, 1, 2),   # an idle 2-core box: both cores
+    (2, 0.3, 1, 2),   # a little background noise does not cost a core
+    (2, 1.0, 1, 1),   # another CPU-bound process: the one free core, no thread left waiting for a time slice
+    (2, 2.5, 1, 1),   # fully busy: still one thread
+    (8, 3.0, 1, 5),
+    (8, 0.0, 2, 4),   # two ranks share the free cores
+    (8, 6.0, 4, 1),
+    (1, 0.0, 1, 1),
+])
+def test_thread_count_follows_the_free_cores(cores, busy, ranks, expected):
+    assert choose_threads(cores, busy, ranks) == expected
+
+
+def test_configure_sets_passive_waiting_and_the_count_but_keeps_what_the_user_set(monkeypatch):
+    monkeypatch.setattr(threads, "busy_cores", lambda window_s=0.3: 1.0)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    env = {}
+    plan = threads.configure(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"} and plan["busy"] == 1.0
+    mine = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
+    threads.configure(mine)
+    assert mine == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
+
+
+CHILD = r"""
+import json, os
+from trainer import threads
+threads.busy_cores = lambda window_s=0.3: 1.0
+threads.usable_cores = lambda: 2
+os.environ.pop("OMP_NUM_THREADS", None); os.environ.pop("OMP_WAIT_POLICY", None)
+threads.configure()
+import torch
+print(json.dumps({"threads": torch.get_num_threads(), "policy": os.environ["OMP_WAIT_POLICY"]}))
+"""
+
+
+def test_torch_loaded_afterwards_uses_the_chosen_threads():
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"threads": 1, "policy": "PASSIVE"}

@@ -1,0 +1,84 @@
+"""CPU threads for a training process that shares the machine well.
+
+Why: torch's CPU ops run on OpenMP threads, one per core by default, and GNU OpenMP (the one the Linux wheels use)
+spin-waits at the end of every parallel region. With another CPU-bound process on a 2-core box, one of the two
+threads is often descheduled; the other spins until its time slice ends, on every op. A small model runs
+thousands of short ops per step, so the run collapsed to about 1/30 of its speed (issue 17).
+
+So, before torch is imported (OpenMP reads its settings once, at load):
+- OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps instead of spinning and gives its core back;
+- OMP_NUM_THREADS: the cores actually free for this process: the cores it may run on (affinity, a container's
+  CPU quota) less those other processes keep busy now, shared among the ranks on this machine.
+A value the user set for either variable is kept.
+
+    plan = configure(os.environ)      # in the trainer process, before `import torch`
+    choose_threads(cores=2, busy=1.0) # -> 1: the pure rule, tested without timing anything
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+
+def choose_threads(cores: int, busy: float, ranks: int = 1) -> int:
+    """Intra-op threads per rank: the free cores (cores less the busy ones, a core busy more than half counted as
+    taken) split among `ranks`, at least 1, at most the rank's share of `cores`."""
+    cores, ranks = max(1, int(cores)), max(1, int(ranks))
+    free = math.floor(cores - max(0.0, float(busy)) + 0.5)
+    share = max(1, cores // ranks)
+    return max(1, min(share, free // ranks))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (containers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def busy_cores(window_s: float = 0.3) -> float:
+    """Cores kept busy by other processes right now: the machine's CPU use over `window_s` less this process's
+    own. Falls back to the 1-minute load average, then to 0."""
+    try:
+        import psutil
+
+        me = psutil.Process()
+        me.cpu_percent(None)
+        psutil.cpu_percent(None)
+        time.sleep(window_s)
+        total = psutil.cpu_percent(None) / 100 * (psutil.cpu_count() or 1)
+        return max(0.0, total - me.cpu_percent(None) / 100)
+    except Exception:  # noqa: BLE001 - no psutil, or no access to /proc
+        try:
+            return float(os.getloadavg()[0])
+        except (AttributeError, OSError):
+            return 0.0
+
+
+def configure(env=None, ranks: int | None = None) -> dict:
+    """Set OMP_WAIT_POLICY and OMP_NUM_THREADS in `env` (default os.environ) unless the user set them; returns
+    what was decided, for the log."""
+    env = os.environ if env is None else env
+    if ranks is None:
+        ranks = int(env.get("LOCAL_WORLD_SIZE") or 1)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cores = usable_cores()
+    if env.get("OMP_NUM_THREADS"):
+        return {"threads": env["OMP_NUM_THREADS"], "source": "OMP_NUM_THREADS", "cores": cores,
+                "wait_policy": env["OMP_WAIT_POLICY"]}
+    busy = busy_cores()
+    threads = choose_threads(cores, busy, ranks)
+    env["OMP_NUM_THREADS"] = str(threads)
+    return {"threads": threads, "source": "free cores", "cores": cores, "busy": round(busy, 2), "ranks": ranks,
+            "wait_policy": env["OMP_WAIT_POLICY"]}
