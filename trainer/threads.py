@@ -82,3 +82,44 @@ def configure(env=None, ranks: int | None = None) -> dict:
     env["OMP_NUM_THREADS"] = str(threads)
     return {"threads": threads, "source": "free cores", "cores": cores, "busy": round(busy, 2), "ranks": ranks,
             "wait_policy": env["OMP_WAIT_POLICY"]}
+
+
+class ThreadGovernor:
+    """Re-checks the free cores every `every_s` seconds between training steps and moves torch's intra-op thread
+    count to match (another job started or ended on the machine since the run began). Only for a count tunedoc
+    chose: a user's OMP_NUM_THREADS is left alone."""
+
+    def __init__(self, plan: dict, every_s: float = 15.0, clock=time.monotonic) -> None:
+        self.active = plan.get("source") == "free cores"
+        self.cores, self.ranks = int(plan.get("cores") or 1), int(plan.get("ranks") or 1)
+        self.threads = int(plan.get("threads") or 1)
+        self.every_s, self.clock = every_s, clock
+        self.last = clock()
+        self._proc = None
+        if self.active:
+            try:
+                import psutil
+
+                self._proc = psutil.Process()
+                self._proc.cpu_percent(None)
+                psutil.cpu_percent(None)
+            except Exception:  # noqa: BLE001
+                self.active = False
+
+    def tick(self) -> str | None:
+        """Between steps: a line for the log when the thread count changed, else None. Cheap when not due."""
+        if not self.active or self.clock() - self.last < self.every_s:
+            return None
+        self.last = self.clock()
+        import psutil
+
+        total = psutil.cpu_percent(None) / 100 * (psutil.cpu_count() or 1)
+        busy = max(0.0, total - self._proc.cpu_percent(None) / 100)
+        threads = choose_threads(self.cores, busy, self.ranks)
+        if threads == self.threads:
+            return None
+        import torch
+
+        torch.set_num_threads(threads)
+        before, self.threads = self.threads, threads
+        return f"cpu threads: {before} -> {threads} ({busy:.1f} of {self.cores} cores busy with other processes)"

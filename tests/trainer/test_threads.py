@@ -52,3 +52,31 @@ def test_torch_loaded_afterwards_uses_the_chosen_threads():
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"threads": 1, "policy": "PASSIVE"}
+
+
+def test_the_governor_follows_a_job_that_starts_mid_run(monkeypatch):
+    import psutil
+    import torch
+
+    now = [0.0]
+    set_to = []
+    monkeypatch.setattr(torch, "set_num_threads", set_to.append)
+    gov = threads.ThreadGovernor({"source": "free cores", "cores": 2, "ranks": 1, "threads": 2}, every_s=15,
+                                 clock=lambda: now[0])
+
+    class Me:  # this process keeps one core busy
+        def cpu_percent(self, interval=None):
+            return 100.0
+
+    gov._proc = Me()
+    monkeypatch.setattr(psutil, "cpu_count", lambda *a, **k: 2)
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 100.0)  # both cores busy: one is another job
+    now[0] = 5.0
+    assert gov.tick() is None and set_to == []  # not due yet
+    now[0] = 16.0
+    assert "2 -> 1" in gov.tick() and set_to == [1]
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 50.0)  # the other job ended
+    now[0] = 32.0
+    assert "1 -> 2" in gov.tick() and set_to == [1, 2]
+    pinned = threads.ThreadGovernor({"source": "OMP_NUM_THREADS", "cores": 2, "threads": "2"}, clock=lambda: 99.0)
+    assert pinned.tick() is None
