@@ -17,18 +17,52 @@ TEMPLATE_CHARS = 12  # per message: role markers and separators of a ChatML-like
 
 
 def data_args(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", required=True, metavar="check")
+    sub = p.add_subparsers(dest="action", required=True, metavar="check|fill")
     c = sub.add_parser("check", help="validate a data set and show counts, token lengths and padding waste",
                        description="Validate a data set (every problem with its line) and show counts, token lengths, "
                                    "truncation and padding waste. Exit 1 when there are problems.")
     c.add_argument("path", metavar="FILE", help="a .json/.jsonl data file, or a directory with dataset_info.json")
     c.add_argument("--format", default="auto", choices=("auto", "alpaca", "sharegpt", "openai"),
                    help="data format (default: detect from the records)")
+    c.add_argument("--dataset", metavar="NAME[,NAME]",
+                   help="the entries of dataset_info.json (or a v1 YAML spec) to check, as LLaMA-Factory's "
+                        "`dataset:`; the others are not read")
+    c.add_argument("--set", dest="sets", action="append", default=[], metavar="identity_name=VALUE",
+                   help="fill a placeholder such as {{name}} before checking (identity_name=Tuna or name=Tuna; "
+                        "repeatable)")
     c.add_argument("--model", help="model directory or Hub id whose tokenizer and chat template count the tokens "
                                    "(without it, lengths are estimated from characters)")
     c.add_argument("--cutoff-len", type=int, default=1024, metavar="N",
                    help="the profile's cutoff_len: longer samples are truncated (default: 1024)")
     c.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    f = sub.add_parser("fill", help="write a copy of a data file with {{name}}-style placeholders filled",
+                       description="Write a copy of a JSON/JSONL data file (such as LLaMA-Factory's identity.json) "
+                                   "with placeholders like {{name}} and {{author}} replaced in every text.")
+    f.add_argument("path", metavar="FILE", help="a .json/.jsonl data file")
+    f.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE", required=True,
+                   help="a placeholder's value: --set name=Tuna --set author=ACME (identity_name= works too)")
+    f.add_argument("--out", help="where to write the copy (default: FILE.filled.json beside it)")
+    f.add_argument("--in-place", action="store_true", help="replace FILE itself")
+
+
+def parse_fills(sets: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({placeholder: value}, problems) from `identity_name=Tuna` / `name=Tuna` strings."""
+    fill, bad = {}, []
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("identity_")
+        if not sep or not key:
+            bad.append(f"--set {item!r}: expected NAME=VALUE, e.g. identity_name=Tuna")
+        else:
+            fill[key] = value.strip()
+    return fill, bad
+
+
+def split_identity_sets(sets: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`--set` items for the data (identity_*=...) apart from the profile's: ({placeholder: value}, the rest)."""
+    ident = [s for s in sets if s.strip().startswith("identity_")]
+    fill, _ = parse_fills(ident)
+    return fill, [s for s in sets if s not in ident]
 
 
 def _estimate_tokens(conv) -> int:
@@ -59,14 +93,17 @@ def _token_lengths(convs, model: str, cutoff_len: int) -> dict:
     return D.stats(samples, cutoff_len)
 
 
-def check(path: str, fmt: str = "auto", model: str | None = None, cutoff_len: int = 1024) -> dict:
+def check(path: str, fmt: str = "auto", model: str | None = None, cutoff_len: int = 1024,
+          datasets: list[str] | None = None, fill: dict[str, str] | None = None) -> dict:
     """The whole report as a dict (what --json prints). Raises FileNotFoundError / ValueError for bad arguments,
     and TemplateError / OSError from loading the tokenizer."""
     from trainer import data as D
 
-    report: dict = {"path": str(path), "ok": True, "problems": []}
+    report: dict = {"path": str(path), "ok": True, "problems": [], "notes": []}
+    if datasets:
+        report["datasets"] = datasets
     try:
-        convs = D.load_conversations(path, fmt)
+        convs = D.load_conversations(path, fmt, datasets=datasets, fill=fill, notes=report["notes"])
     except D.DataError as e:
         report.update(ok=False, problems=[{"where": p.where, "message": p.message} for p in e.problems])
         return report
@@ -102,13 +139,19 @@ def _bar(n: int, most: int, width: int = 40) -> str:
 def render(report: dict, console) -> None:
     from rich.table import Table
 
+    from rich.markup import escape
+
+    for note in report.get("notes", []):
+        console.print(f"[yellow]note[/]: {escape(note)}", highlight=False, soft_wrap=True)
+
     if not report["ok"]:
         n = len(report["problems"])
         console.print(f"[bold red]{n} problem{'s' if n != 1 else ''}[/] in {report['path']}:")
         from trainer.data.formats import MAX_LISTED
 
         for p in report["problems"][:MAX_LISTED]:
-            console.print(f"  [cyan]{p['where']}[/]: {p['message']}", highlight=False, soft_wrap=True)
+            console.print(f"  [cyan]{escape(p['where'])}[/]: {escape(p['message'])}", highlight=False,
+                          soft_wrap=True)
         if n > MAX_LISTED:
             console.print(f"  ... and {n - MAX_LISTED} more (--json lists all)")
         return
@@ -152,7 +195,36 @@ def render(report: dict, console) -> None:
                   f"{pad['rows'] / max(1, packed['rows']):.1f}x fewer)", highlight=False)
 
 
+def fill_main(args: argparse.Namespace) -> int:
+    from trainer.data.formats import PLACEHOLDER, fill_file
+
+    fill, bad = parse_fills(args.sets)
+    if bad:
+        print("tunedoc: " + "\n".join(bad), file=sys.stderr)
+        return 2
+    try:
+        out, n = fill_file(args.path, fill, args.path if args.in_place else args.out)
+    except FileNotFoundError:
+        print(f"tunedoc: {args.path} does not exist", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        print(f"tunedoc: cannot fill {args.path}: {e}", file=sys.stderr)
+        return 2
+    left = sorted(set(PLACEHOLDER.findall(out.read_text(encoding="utf-8"))))
+    print(out)
+    print(f"{n} placeholder{'s' if n != 1 else ''} filled" + (f"; still unfilled: {', '.join('{{' + x + '}}' for x in left)}"
+                                                         if left else ""), file=sys.stderr)
+    return 0
+
+
 def data_main(args: argparse.Namespace) -> int:
+    if args.action == "fill":
+        return fill_main(args)
+    fill, bad = parse_fills(args.sets)
+    if bad:
+        print("tunedoc: " + "\n".join(bad), file=sys.stderr)
+        return 2
+    datasets = [d.strip() for d in args.dataset.split(",") if d.strip()] if args.dataset else None
     if args.cutoff_len < 2:
         print(f"tunedoc: --cutoff-len must be at least 2, got {args.cutoff_len}", file=sys.stderr)
         return 2
@@ -162,7 +234,7 @@ def data_main(args: argparse.Namespace) -> int:
               "tokenizer.json) or a Hub id like Qwen/Qwen2.5-0.5B-Instruct", file=sys.stderr)
         return 2
     try:
-        report = check(args.path, args.format, args.model, args.cutoff_len)
+        report = check(args.path, args.format, args.model, args.cutoff_len, datasets, fill)
     except FileNotFoundError as e:
         print(f"tunedoc: {e}", file=sys.stderr)
         return 2

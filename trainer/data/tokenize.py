@@ -32,7 +32,8 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool, tools:
 
 
 def assistant_spans(messages: list[dict], tokenizer, tools: list | None = None) -> tuple[str, list[tuple[int, int]]]:
-    """(full text, [(start, end)]): character spans of each assistant turn's text and end-of-turn token."""
+    """(full text, [(start, end)]): character spans of each trained assistant turn's text and end-of-turn token
+    (a turn with loss_weight 0 is context only)."""
     full = _render(tokenizer, messages, False, tools)
     spans: list[tuple[int, int]] = []
     search_from = 0
@@ -55,8 +56,10 @@ def assistant_spans(messages: list[dict], tokenizer, tools: list | None = None) 
                 end += len(tail)
         while start < end and full[start] in " \t\r\n" and not content.startswith(full[start]):
             start += 1
-        spans.append((start, end))
         search_from = end
+        if m.get("loss_weight", 1) == 0:  # LLaMA-Factory v1: shown as context, not trained on
+            continue
+        spans.append((start, end))
     return full, spans
 
 
