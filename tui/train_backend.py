@@ -58,7 +58,13 @@ class TrainBackend:
     # --- starting and steering -------------------------------------------------------------------------------
     def start(self, model: str, data: str, profile: str | None, sets: list[str], name: str | None) -> launch.RunHandle:
         """A detached run (it outlives this app). Raises ProfileError/FileNotFoundError/RuntimeError with messages
-        that name the problem."""
+        that name the problem. The model is checked first (as `tunedoc train` does): a folder without config.json
+        or tokenizer, or a Hub id neither cached nor reachable, starts no run."""
+        from trainer.modelcheck import check_model
+
+        problem = check_model(model)
+        if problem:
+            raise RuntimeError(problem)
         return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
 
     def start_demo(self, identity: str = "Tuna", steps: int | None = None,

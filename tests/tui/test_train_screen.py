@@ -197,3 +197,23 @@ async def test_browse_picks_the_data_file_and_checks_it(tmp_path):
             if s.data_report is not None:
                 break
         assert s.data_report is not None and s.data_report["ok"]
+
+
+async def test_start_form_refuses_a_folder_that_is_not_a_model(tmp_path):
+    good = tmp_path / "data.jsonl"
+    good.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    runs = copy_runs(tmp_path)
+    before = sorted(p.name for p in runs.iterdir())
+    app, _ = train_app(runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        s.query_one("#model", Input).value = str(empty)
+        s.query_one("#data", Input).value = str(good)
+        s._start(str(empty), str(good), None, None)
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.1)
+        assert any("has no config.json" in str(n.message) for n in app._notifications)
+        assert s.run_dir is None
+    assert sorted(p.name for p in runs.iterdir()) == before, "a run directory was created"
