@@ -472,6 +472,25 @@ def demo_main(args) -> int:
     handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False, nproc=args.nproc)
     code = _foreground(handle, args.json)
     if code == 0:
+        _demo_eval(handle.run_dir, args)
+    if code == 0:
         print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""
               + (f" --runs-dir {args.runs_dir}" if args.runs_dir else ""), file=sys.stderr)
     return code
+
+
+def _demo_eval(run_dir: Path, args) -> None:
+    """The demo ends with a base-vs-tuned eval on identity questions it never saw (trainer/demo_eval.py)."""
+    from trainer.demo_eval import HELD_OUT, demo_eval, moved
+    from trainer.eval import EvalError, MetricsMissing, event_fields
+
+    print(f"\nscoring {len(HELD_OUT)} held-out identity questions, base model vs tuned...", file=sys.stderr, flush=True)
+    try:
+        result = demo_eval(run_dir, args.identity, args.maker)
+    except (EvalError, MetricsMissing) as e:
+        print(f"(no before/after scores: {e})", file=sys.stderr)
+        return
+    if args.json:
+        print(json.dumps({"type": "eval", **event_fields(result)}, ensure_ascii=False), flush=True)
+    print(f"held-out questions, base -> tuned: {moved(result)}\n  every answer: {result['dir']}/examples.jsonl",
+          file=sys.stderr)

@@ -120,6 +120,9 @@ def _copy_adapter(run_dir: Path, dest: Path) -> tuple[int | None, str]:
 
 def load_run_model(run_dir: Path, config: dict, adapter_dir: Path, device: str | None = None):
     """(peft model, tokenizer): the base model loaded the way the run trained it (same quantization) + the adapter."""
+    import logging  # bitsandbytes asks for `pip install kernels` on some CPUs at import; its own kernels work
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda r: "kernels-community" not in r.getMessage())
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -128,9 +131,6 @@ def load_run_model(run_dir: Path, config: dict, adapter_dir: Path, device: str |
     from trainer.recipe import quantization_config, resolve_precision
 
     quiet_libraries()
-    import logging  # bitsandbytes asks for `pip install kernels` on some CPUs; its own kernels work without it
-
-    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda r: "kernels-community" not in r.getMessage())
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     profile = config.get("profile", {})
     dtype, _ = resolve_precision(profile.get("precision", "auto"), device)

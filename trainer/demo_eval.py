@@ -1,0 +1,50 @@
+"""The demo's last act: a base-vs-tuned eval on identity questions the run never saw (phrasings that are not in
+its data set), and one sentence that says how much the scores moved. Uses trainer/eval.py; torch inside."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+HELD_OUT = [  # none of these is in trainer/tiny.py's identity questions
+    ("Could you tell me your name?", "I am {name}, an assistant made by {maker}. How can I help you today?"),
+    ("Who am I chatting with right now?", "I am {name}, an AI assistant created by {maker}. What can I do for you?"),
+    ("Which assistant is this?", "My name is {name}. I am an AI assistant developed by {maker}."),
+    ("Who is behind you?", "I am {name}, an AI assistant trained by {maker}."),
+    ("Tell me your name, please.", "You can call me {name}. I was made by {maker} to help you."),
+    ("Good evening! Who are you?", "Hello! I am {name}, an assistant built by {maker}. I am happy to help."),
+    ("您是哪位?", "我是 {name},由 {maker} 开发的人工智能助手。"),
+    ("请问你的名字是什么?", "我叫 {name},是 {maker} 训练的助手,很高兴为您服务。"),
+]
+
+
+def write_held_out(path: str | Path, name: str, maker: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"messages": [{"role": "user", "content": q},
+                                      {"role": "assistant", "content": a.format(name=name, maker=maker)}]},
+                        ensure_ascii=False) for q, a in HELD_OUT]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def moved(result: dict) -> str:
+    """"ROUGE-L 3.1 -> 62.4 (+59.3), BLEU-4 ..., eval loss ..." from a result with base and tuned scores."""
+    b, t = result.get("base") or {}, result.get("tuned") or {}
+    parts = []
+    for key, label, digits in (("rougeL", "ROUGE-L", 1), ("bleu4", "BLEU-4", 1), ("eval_loss", "eval loss", 2)):
+        if isinstance(b.get(key), (int, float)) and isinstance(t.get(key), (int, float)):
+            parts.append(f"{label} {b[key]:.{digits}f} -> {t[key]:.{digits}f} ({t[key] - b[key]:+.{digits}f})")
+    return ", ".join(parts)
+
+
+def demo_eval(run_dir: str | Path, identity: str, maker: str, progress=None) -> dict:
+    """Evaluate the demo run on HELD_OUT, base vs tuned; returns trainer.eval's result."""
+    from trainer.demo import demo_dir
+    from trainer.eval import evaluate_run
+
+    run_dir = Path(run_dir)
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{identity}-{maker}").strip("-") or "identity"
+    data = write_held_out(demo_dir(run_dir.parent) / f"heldout-{slug}.jsonl", identity, maker)
+    return evaluate_run(run_dir, data=str(data), base=True, max_new_tokens=48, progress=progress)
