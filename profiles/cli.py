@@ -31,10 +31,10 @@ def profiles_main(args) -> int:
     if args.json:
         print(json.dumps([p.to_dict() for p in profs], indent=2))
         return 0
-    print(f"{'name':<16} {'quant':<7} {'r':>3} {'cutoff':>6} {'batch':>5} {'accum':>5} {'ckpt':<4} {'optimizer':<17} description")
+    print(f"{'name':<16} {'quant':<7} {'r':>3} {'cutoff':>6} {'batch':>5} {'accum':>5} {'ckpt':<7} {'loss':<7} {'optimizer':<17} description")
     for p in profs:
         print(f"{p.name:<16} {p.quant:<7} {p.lora_r:>3} {p.cutoff_len:>6} {p.micro_batch:>5} {p.grad_accum:>5} "
-              f"{'yes' if p.grad_ckpt else 'no':<4} {p.optimizer:<17} {p.description}")
+              f"{p.grad_ckpt:<7} {p.loss_impl:<7} {p.optimizer:<17} {p.description}")
     print("\nCopy one to edit it: the files are in " + str(BUILTIN_DIR), file=sys.stderr)
     return 0
 

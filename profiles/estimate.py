@@ -32,7 +32,17 @@ DQ_BLOCK = 256
 # logits (2) overlap in the forward. A chunked loss (torchtune's CEWithChunkedOutputLoss, 8 chunks) keeps the bf16
 # logits (2) and upcasts one chunk at a time.
 # transformers 4.46-4.49 also made a contiguous fp32 copy of the shifted logits (16).
+# tunedoc's loss_impl=plain is the same as hf: the shifted fp32 copy, log_softmax's output, its gradient.
 LOSS_BYTES = {"hf": 12.0, "hf-shift": 16.0, "chunked": 2.0 + 12.0 / 8}
+# tunedoc's chunked loss (trainer/loss.py): the lm_head runs on LOSS_CHUNK_BYTES / (4 x vocab) tokens at a time
+# (about 256 MiB of fp32 logits). Per chunk token x vocab: the logits in the compute dtype (2), their fp32 copy (4),
+# which becomes the gradient in place, and the gradient cast back to the compute dtype (2) plus one fp32 temporary
+# of the log-sum-exp (2 on average): CHUNK_BYTES_PER = 10. Kept for backward instead of logits: the gradient of
+# the hidden states, tokens x hidden in the lm_head's dtype (fp32 after prepare_model_for_kbit_training).
+# loss_impl=fused (Liger-Kernel) chunks by its own rule (about tokens x hidden logits per chunk): budgeted as
+# chunked, which is the larger of the two for vocabularies above the hidden size.
+LOSS_CHUNK_BYTES = 256 * 2**20
+CHUNK_BYTES_PER = 10.0
 # Gemma 2's final logit softcapping (logits / cap -> tanh -> * cap) keeps two more bf16 copies.
 SOFTCAP_BYTES = 4.0
 
@@ -41,9 +51,10 @@ SOFTCAP_BYTES = 4.0
 class Stack:
     """How the training code uses memory, beyond the profile. Defaults: tunedoc's trainer (HF + PEFT + bnb)."""
 
-    loss: str = "hf"
-    """hf: full-vocabulary fp32 upcast in the loss (transformers 5); hf-shift: transformers 4.46-4.49, which also
-    copied the shifted fp32 logits; chunked: fp32 one chunk at a time (torchtune)."""
+    loss: str | None = None
+    """None: follow the profile's loss_impl (tunedoc's trainer: plain -> hf, else tunedoc's chunked loss, "tunedoc").
+    hf: full-vocabulary fp32 upcast in the loss (transformers 5); hf-shift: transformers 4.46-4.49, which also
+    copied the shifted fp32 logits; chunked: full bf16 logits, fp32 one chunk at a time (torchtune)."""
     kbit_prep: bool = True
     """peft.prepare_model_for_kbit_training (as TRL and most QLoRA recipes call it) upcasts every non-quantized
     parameter (embeddings, lm_head, norms, MoE experts) to fp32."""
@@ -54,8 +65,8 @@ class Stack:
     compiled: bool = False
     """torch.compile: pointwise ops (norm internals, activation functions, casts) are fused and recomputed in
     backward, so a layer keeps little more than its matmul inputs; the chunked loss fuses its fp32 upcast."""
-    offload_activations: bool = False
-    """Checkpointed layer inputs are moved to CPU RAM (torchtune enable_activation_offloading, Unsloth's
+    offload_activations: bool | None = None
+    """None: follow the profile (grad_ckpt = "offload"). Checkpointed layer inputs are moved to CPU RAM (torchtune enable_activation_offloading, Unsloth's
     "unsloth" checkpointing): only one layer's input stays on the GPU."""
     cuda_context_gb: float = 0.45
     """CUDA context, cuBLAS and kernels loaded by torch and bitsandbytes (0.3-0.6 GiB by driver and GPU)."""
@@ -119,8 +130,12 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     if attn not in ("sdpa", "flash", "eager"):
         raise ValueError(f"attn={attn!r}: choose sdpa, flash or eager")
     stack = stack or Stack()
-    if stack.loss not in LOSS_BYTES:
-        raise ValueError(f"loss={stack.loss!r}: choose one of {', '.join(LOSS_BYTES)}")
+    if stack.loss is None:  # tunedoc's own trainer: the profile says
+        stack = replace(stack, loss="hf" if profile.loss_impl == "plain" else "tunedoc")
+    if stack.offload_activations is None:
+        stack = replace(stack, offload_activations=profile.grad_ckpt == "offload")
+    if stack.loss not in LOSS_BYTES and stack.loss != "tunedoc":
+        raise ValueError(f"loss={stack.loss!r}: choose one of {', '.join([*LOSS_BYTES, 'tunedoc'])}")
     shape = model_shape(config)
     seq = int(seq or profile.cutoff_len)
     if seq < 1:
@@ -185,12 +200,18 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     # --- activations --------------------------------------------------------------------------------------
     per_layer = _layer_activation_bytes(shape, profile, attn, seq, act, lora_linears, stack.compiled)
     outside = tokens * 8 * shape.hidden  # embedding output, final norm, lm_head input
-    if profile.grad_ckpt:
+    if profile.checkpointing:
+        # offload: the layer inputs wait in pinned CPU RAM; one is on the GPU at a time (copied back for its
+        # layer's recompute; the torchtune row in measured/published.toml calibrates this)
         kept = 1 if stack.offload_activations else shape.layers
         stored = kept * tokens * act * shape.hidden + outside
         recompute = per_layer * tokens
         notes.append(f"gradient checkpointing: keeps each layer's input, recomputes one layer at a time "
                      f"({recompute / GiB:.2f} GiB for the largest)")
+        if stack.offload_activations:
+            host = shape.layers * tokens * act * shape.hidden
+            notes.append(f"activation offload: the {shape.layers} layer inputs ({host / GiB:.2f} GiB) wait in "
+                         "pinned CPU RAM, not on the GPU; PCIe copies make steps about 10-20 % slower")
     else:
         stored = shape.layers * per_layer * tokens + outside
         recompute = 0.0
@@ -199,8 +220,15 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     grad_transient = tokens * act * 2 * (_widest_mlp(shape) + shape.hidden)
     if quantized:  # bitsandbytes dequantizes one weight at a time to bf16 for the matmul
         grad_transient += max(l.d_in * l.d_out for l in shape.attn_linears + shape.mlp_linears) * 2
-    loss_bytes = 2.5 if (stack.compiled and stack.loss == "chunked") else LOSS_BYTES[stack.loss]
-    loss = tokens * shape.vocab * (loss_bytes + (SOFTCAP_BYTES if shape.final_logit_softcap else 0))
+    if stack.loss == "tunedoc":
+        chunk = min(tokens, loss_chunk_tokens(shape.vocab))
+        # softcapping works in place on the fp32 chunk (tanh kept for its gradient: 4 more bytes)
+        per = CHUNK_BYTES_PER + (4 if shape.final_logit_softcap else 0)
+        head_bytes = 4 if (upcast or profile.precision == "fp32") else act
+        loss = chunk * shape.vocab * per + tokens * shape.hidden * head_bytes
+    else:
+        loss_bytes = 2.5 if (stack.compiled and stack.loss == "chunked") else LOSS_BYTES[stack.loss]
+        loss = tokens * shape.vocab * (loss_bytes + (SOFTCAP_BYTES if shape.final_logit_softcap else 0))
     b["activations"] = stored
     backward = recompute + grad_transient
     if loss >= backward:
@@ -212,8 +240,14 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     notes.append(f"sequence {seq} x micro-batch {profile.micro_batch} = {tokens} tokens per step, rows packed to "
                  f"full length; attention {attn}"
                  + (f" stores heads x seq^2 scores" if attn == "eager" else " (no seq^2 term)"))
-    loss_desc = ("transformers upcasts the full logits to fp32 for the loss" if stack.loss.startswith("hf")
-                 else "loss computed in fp32 one chunk at a time")
+    if stack.loss == "tunedoc":
+        loss_desc = (f"loss_impl={profile.loss_impl}: the lm_head and loss run {chunk} tokens at a time, the full "
+                     "logits are never held")
+    elif stack.loss.startswith("hf"):
+        loss_desc = "the full logits upcast to fp32 for the loss" + (
+            " (loss_impl=plain; chunked would save most of it)" if profile.loss_impl == "plain" else "")
+    else:
+        loss_desc = "loss computed in fp32 one chunk at a time"
     notes.append(f"{loss_desc}: {loss / GiB:.2f} GiB for {tokens} tokens x vocabulary {shape.vocab}"
                  + (" (+ final logit softcapping)" if shape.final_logit_softcap else "")
                  + f"; the peak is at the {peak_term}")
@@ -238,6 +272,12 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     if corrections and gpu:
         est = apply_correction(est, gpu, shape.model_type)
     return est
+
+
+def loss_chunk_tokens(vocab: int, budget_bytes: int = LOSS_CHUNK_BYTES) -> int:
+    """Tokens per chunk of tunedoc's chunked loss: about `budget_bytes` of fp32 logits, 64 to 8192 tokens
+    (trainer/loss.py uses the same rule)."""
+    return int(max(64, min(8192, budget_bytes // (4 * max(1, vocab)))))
 
 
 def apply_correction(est: Estimate, gpu_name: str, model_type: str) -> Estimate:

@@ -17,7 +17,17 @@ from profiles.profile import Profile, builtin_names, load_profile
 
 QUALITY = {"none": 3, "int8": 2, "nf4-dq": 1, "nf4": 1}
 MIN_CUTOFF = 256
-UNDO_ORDER = ["quant", "cutoff_len", "micro_batch", "lora_dropout", "optimizer", "grad_ckpt"]
+UNDO_ORDER = ["quant", "cutoff_len", "micro_batch", "lora_dropout", "optimizer", "grad_ckpt", "loss_impl"]
+# what each memory saver costs, in the words of a suggestion; speed figures are rules of thumb (checkpointing
+# recomputes the forward: ~30 %; offload adds PCIe copies of every layer input both ways: ~15 %; the chunked loss
+# does the same matmuls as the plain one, a chunk at a time)
+SAVER_WORDS = {
+    ("grad_ckpt", "on"): "turn on gradient checkpointing (about 30 % slower)",
+    ("grad_ckpt", "offload"): "turn on activation offload (about 15 % slower, uses CPU RAM)",
+    ("loss_impl", "chunked"): "use the chunked loss (no slower)",
+    ("optimizer", "paged-adamw-8bit"): "use the paged 8-bit optimizer",
+    ("lora_dropout", 0.0): "drop LoRA dropout",
+}
 
 
 def default_margin(vram_gb: float) -> float:
@@ -74,7 +84,8 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
         else:
             changes, spare = _shrink(prof, budget, run, keep_cutoff=False)
             if changes is not None:
-                suggestion = f"{set_args(changes)} fits with {spare:.1f} GiB to spare"
+                words = describe(changes)
+                suggestion = (f"{words}: " if words else "") + f"{set_args(changes)} fits with {spare:.1f} GiB to spare"
             else:
                 suggestion = (f"does not fit even with every memory saver: needs {-spare:.1f} GiB more; "
                               "use a smaller model or a bigger GPU")
@@ -88,6 +99,15 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
         return (1, -r.headroom_gb, 0, 0, p.name)
 
     return sorted(results, key=key)
+
+
+def describe(changes: dict) -> str:
+    """The changes in words with their cost ("turn on activation offload (about 15 % slower, uses CPU RAM)"),
+    for the savers that have words; sizes (micro-batch, cutoff, quant) speak for themselves in --set form."""
+    out = [SAVER_WORDS[(k, v)] for k, v in changes.items() if (k, v) in SAVER_WORDS]
+    if "cutoff_len" in changes:
+        out.append(f"cut samples to {changes['cutoff_len']} tokens")
+    return ", ".join(out)
 
 
 def _with(p: Profile, **changes) -> Profile:
@@ -116,8 +136,13 @@ def _shrink(p: Profile, budget: float, run, keep_cutoff: bool) -> tuple[dict | N
     while mb > 1:
         mb, ga = mb // 2, ga * 2
         steps.append({"micro_batch": mb, "grad_accum": ga})
-    if not p.grad_ckpt:
-        steps.append({"grad_ckpt": True})
+    # the loss and offload before anything that changes what is trained (optimizer, cutoff, base precision)
+    if p.loss_impl == "plain":
+        steps.append({"loss_impl": "chunked"})
+    if p.grad_ckpt == "off":
+        steps.append({"grad_ckpt": "on"})
+    if p.grad_ckpt != "offload":
+        steps.append({"grad_ckpt": "offload"})
     if p.optimizer == "adamw":
         steps.append({"optimizer": "paged-adamw-8bit"})
     if p.lora_dropout > 0:
@@ -151,4 +176,8 @@ def _minimal(p: Profile, changes: dict, budget: float, run) -> tuple[dict, float
             trial.pop("grad_accum", None)
         if run(_with(p, **trial)).total_gb <= budget:
             keep = trial
+        elif k == "grad_ckpt" and keep[k] == "offload" and p.grad_ckpt == "off":
+            trial = {**keep, "grad_ckpt": "on"}  # checkpointing without the offload may be enough
+            if run(_with(p, **trial)).total_gb <= budget:
+                keep = trial
     return keep, budget - run(_with(p, **keep)).total_gb

@@ -23,6 +23,10 @@ QUANTS = ("nf4", "nf4-dq", "int8", "none")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+GRAD_CKPTS = ("off", "on", "offload")
+LOSS_IMPLS = ("auto", "chunked", "fused", "plain")  # trainer/loss.py
+# older profile files and saved runs: grad_ckpt was true/false, some wrote gradient_checkpointing
+OLD_NAMES = {"gradient_checkpointing": "grad_ckpt"}
 EVAL_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "exact_match")  # trainer/eval_metrics.py
 
 BUILTIN_DIR = Path(__file__).parent
@@ -56,9 +60,17 @@ class Profile:
     """Samples per forward/backward pass. Activation memory grows linearly with it."""
     grad_accum: int = 8
     """Micro-batches accumulated per optimizer step. Effective batch = micro_batch x grad_accum; free in memory."""
-    grad_ckpt: bool = True
-    """Gradient checkpointing: recompute activations in the backward pass. Saves most activation memory,
-    costs ~30 % more compute."""
+    grad_ckpt: str = "on"
+    """Gradient (activation) checkpointing: off (every layer keeps its activations: fastest, most memory), on
+    (keep each layer's input, recompute the rest in backward: most activation memory saved, ~30 % more compute),
+    offload (as on, and the kept layer inputs move to pinned CPU RAM until backward needs them: activations
+    nearly gone from the GPU, about 10-20 % slower again from the PCIe copies, and that much CPU RAM used; on
+    the CPU it is the same as on). true/false in older files mean on/off."""
+    loss_impl: str = "auto"
+    """How the loss is computed: chunked (the lm_head applied to a few hundred tokens at a time, the full logits
+    never held: saves tokens x vocabulary x ~12 bytes, same speed), fused (Liger-Kernel's fused linear
+    cross-entropy, CUDA only, needs `pip install 'tunedoc[fast]'`), plain (full fp32 logits, the reference),
+    auto (fused where Liger is installed on CUDA, else chunked)."""
     optimizer: str = "paged-adamw-8bit"
     """adamw (32-bit states, 8 bytes/trainable param), adamw-8bit (2 bytes/param), paged-adamw-8bit (8-bit states
     that page to CPU RAM under memory pressure; CUDA only, falls back to adamw on CPU)."""
@@ -97,7 +109,16 @@ class Profile:
     seed: int = 42
     """Random seed for data order, LoRA init and dropout."""
 
+    def __post_init__(self):
+        if isinstance(self.grad_ckpt, bool):  # Profile(grad_ckpt=True) in code written before off|on|offload
+            self.grad_ckpt = "on" if self.grad_ckpt else "off"
+
     # ------------------------------------------------------------------------------------------------------
+    @property
+    def checkpointing(self) -> bool:
+        """Gradient checkpointing on (with or without offload)."""
+        return self.grad_ckpt != "off"
+
     @property
     def effective_batch(self) -> int:
         return self.micro_batch * self.grad_accum
@@ -109,6 +130,11 @@ class Profile:
     def from_dict(cls, data: dict[str, Any]) -> "Profile":
         """Build and validate; raises ProfileError listing every problem."""
         problems = []
+        data = dict(data)
+        for old, new in OLD_NAMES.items():
+            if old in data:
+                value = data.pop(old)
+                data.setdefault(new, value)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in data:
             if key not in known:
@@ -135,6 +161,10 @@ class Profile:
             p.append(f"optimizer={self.optimizer!r} is not valid; choose one of: {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r} is not valid; choose one of: {', '.join(PRECISIONS)}")
+        if self.grad_ckpt not in GRAD_CKPTS:
+            p.append(f"grad_ckpt={self.grad_ckpt!r} is not valid; choose one of: {', '.join(GRAD_CKPTS)}")
+        if self.loss_impl not in LOSS_IMPLS:
+            p.append(f"loss_impl={self.loss_impl!r} is not valid; choose one of: {', '.join(LOSS_IMPLS)}")
         if self.scheduler not in SCHEDULERS:
             p.append(f"scheduler={self.scheduler!r} is not valid; choose one of: {', '.join(SCHEDULERS)}")
         for name in ("lora_r", "lora_alpha", "cutoff_len", "micro_batch", "grad_accum"):
@@ -208,6 +238,17 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, (list, str)):
             return value
         raise ValueError(f"lora_targets={value!r}: use \"all-linear\" or a list of module names")
+    if name == "grad_ckpt":
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str):
+            v = value.strip().lower()
+            if v in ("true", "yes", "1"):
+                return "on"
+            if v in ("false", "no", "0"):
+                return "off"
+            return v
+        raise ValueError(f"grad_ckpt={value!r}: choose one of: {', '.join(GRAD_CKPTS)}")
     if name == "eval_metrics" and isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
     if name in ("sample_prompts", "eval_metrics"):

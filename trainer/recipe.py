@@ -33,6 +33,7 @@ import warnings
 from pathlib import Path
 
 from trainer import control, oom
+from trainer import loss as loss_fn
 from trainer.distributed import Dist, shard
 from trainer.events import EventWriter, format_event
 from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, EVENTS, read_json, redact, update_status, write_json
@@ -161,8 +162,10 @@ class Recipe:
         eff = self.config.get("effective") or {}
         self.mem = oom.MemorySettings(
             micro_batch=int(eff.get("micro_batch", p.micro_batch)), grad_accum=int(eff.get("grad_accum", p.grad_accum)),
-            grad_ckpt=bool(eff.get("grad_ckpt", p.grad_ckpt)), cutoff_len=int(eff.get("cutoff_len", p.cutoff_len)),
+            grad_ckpt=eff.get("grad_ckpt", p.grad_ckpt), cutoff_len=int(eff.get("cutoff_len", p.cutoff_len)),
+            loss_impl=eff.get("loss_impl", p.loss_impl),
         )
+        self._resolve_loss()  # loss_impl=fused without Liger fails here, before data or model load
         self.seed = p.seed
         random.seed(p.seed)
         torch.manual_seed(p.seed)
@@ -222,7 +225,8 @@ class Recipe:
                 if hasattr(m, "support_avx512bf16_for_cpu"):
                     m.support_avx512bf16_for_cpu = False
         self._set_grad_ckpt(self.mem.grad_ckpt)
-        oom.install_test_hook(self.model, lambda: self.mem.grad_ckpt)
+        self._resolve_loss(model.config)  # a scaled lm_head (Cohere, Granite) needs the plain loss
+        oom.install_test_hook(loss_fn.decoder_of(self.model), lambda: self.mem)
         self.trainable = [q for q in self.model.parameters() if q.requires_grad]
         if self.dist.enabled:
             self.ddp = self.dist.wrap(self.model, self._loss_sum)
@@ -241,6 +245,7 @@ class Recipe:
             precision=str(self.dtype).replace("torch.", ""), quant=p.quant, trainable_params=n_trainable,
             samples=len(self.train_convs), rows=len(self.rows), packing=p.packing,
             micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum, world_size=self.dist.world,
+            grad_ckpt=self.mem.grad_ckpt, loss_impl=self.loss_impl,
             global_batch=self._global_batch(),
             backend=self.backend if self.dist.enabled else None,
         )
@@ -297,9 +302,24 @@ class Recipe:
         self.scheduler = get_scheduler(p.scheduler, self.optimizer, num_warmup_steps=warmup,
                                        num_training_steps=self.total_steps)
 
-    def _set_grad_ckpt(self, on: bool) -> None:
+    def _resolve_loss(self, model_config=None) -> None:
+        """self.loss_impl: the loss that runs for mem.loss_impl on this device (trainer/loss.py)."""
+        try:
+            self.loss_impl, note = loss_fn.resolve(self.mem.loss_impl, self.device, model_config)
+        except loss_fn.LossUnavailable as e:
+            raise RunFailed(str(e), "loss-impl", loss_fn.LIGER_PIP if "not installed" in str(e) else None) from None
+        if note:
+            self.emit("warning", message=note, id="loss-impl")
+
+    def _set_grad_ckpt(self, mode: str) -> None:
+        from trainer import offload
+
         base = self.model.get_base_model()
-        if on:
+        _, note = offload.context(mode, self.device)
+        if note and not getattr(self, "_offload_noted", False):
+            self._offload_noted = True
+            self.emit("warning", message=note, id="offload-cpu")
+        if mode != "off":
             enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
             enable({"use_reentrant": False})
             base.enable_input_require_grads()
@@ -338,16 +358,17 @@ class Recipe:
     # one optimizer step
 
     def _loss_sum(self, batch):
-        import torch
-        import torch.nn.functional as F
+        """(loss summed over the assistant tokens, their count): trainer/loss.py, per loss_impl; a training forward
+        under grad_ckpt=offload runs inside the offload hooks (trainer/offload.py)."""
+        import contextlib
 
-        labels = batch.pop("labels")
-        with torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.device != "cpu" and self.dtype != torch.float32):
-            logits = self.model(**batch).logits
-        logits = logits[:, :-1].float()
-        target = labels[:, 1:]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
-                               reduction="sum"), int((target != -100).sum())
+        import torch
+
+        from trainer import offload
+
+        ctx = offload.context(self.mem.grad_ckpt, self.device)[0] if torch.is_grad_enabled() else contextlib.nullcontext()
+        with ctx, torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.device != "cpu" and self.dtype != torch.float32):
+            return loss_fn.causal_lm_loss(self.model, batch, self.loss_impl)
 
     def _train_step(self, step: int) -> tuple[float, float, int, int]:
         """Forward/backward over the step's micro-batches and one optimizer update.
@@ -415,16 +436,19 @@ class Recipe:
         if fb is None or (fb.kind == "cutoff_len" and not allow_cutoff):
             raise RunFailed(f"CUDA out of memory: {str(exc).splitlines()[0]}", oom.ERROR_ID,
                             oom.HINT.format(cutoff=self.mem.cutoff_len)) from None
-        self.emit("warning", id="oom-fallback", message=fb.message)
+        self.emit("warning", id="oom-fallback", message=fb.message, kind=fb.kind)
         old = self.mem
         self.mem = fb.settings
-        if self.mem.grad_ckpt and not old.grad_ckpt:
-            self._set_grad_ckpt(True)
+        if self.mem.grad_ckpt != old.grad_ckpt and old.grad_ckpt == "off":
+            self._set_grad_ckpt(self.mem.grad_ckpt)
+        if self.mem.loss_impl != old.loss_impl:
+            self._resolve_loss()
         if self.mem.cutoff_len != old.cutoff_len:
             self._build_rows()
             self._build_optimizer()  # total steps changed: a fresh schedule (nothing has been trained yet)
         self.config["effective"] = {"micro_batch": self.mem.micro_batch, "grad_accum": self.mem.grad_accum,
-                                    "grad_ckpt": self.mem.grad_ckpt, "cutoff_len": self.mem.cutoff_len}
+                                    "grad_ckpt": self.mem.grad_ckpt, "cutoff_len": self.mem.cutoff_len,
+                                    "loss_impl": self.mem.loss_impl}
         write_json(self.run_dir / CONFIG, self.config)
 
     def _memory(self) -> dict:
@@ -601,7 +625,8 @@ class Recipe:
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "rng_python": list(random.getstate()[1]),
-            "memory": [self.mem.micro_batch, self.mem.grad_accum, int(self.mem.grad_ckpt), self.mem.cutoff_len],
+            "memory": [self.mem.micro_batch, self.mem.grad_accum, self.mem.grad_ckpt, self.mem.cutoff_len,
+                       self.mem.loss_impl],
         }
         torch.save(state, tmp / "trainer_state.pt")
         os.replace(tmp, final)
@@ -641,7 +666,8 @@ class Recipe:
             from profiles.estimate import estimate
 
             prof = dataclasses.replace(self.profile, micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum,
-                                       grad_ckpt=self.mem.grad_ckpt, cutoff_len=self.mem.cutoff_len)
+                                       grad_ckpt=self.mem.grad_ckpt, cutoff_len=self.mem.cutoff_len,
+                                       loss_impl=self.mem.loss_impl)
             return estimate(load_config(self.config["model"]), prof, corrections=False)
         except Exception:  # noqa: BLE001 - an estimate is a nicety; never fail a run over it
             return None

@@ -214,9 +214,15 @@ def tradeoffs(profile: Profile, est: Estimate) -> list[str]:
                  f"step (effective batch {profile.effective_batch} with accumulation {profile.grad_accum}); "
                  f"longer samples are cut. Activations and the logits ({b.get('activations', 0):.1f} + "
                  f"{b.get('logits_loss', 0):.1f} GiB) grow with the tokens per step.")
-    lines.append("Gradient checkpointing on: activations recomputed in the backward pass, about 30 % more compute."
-                 if profile.grad_ckpt else
-                 "Gradient checkpointing off: faster steps, but every layer's activations stay in memory.")
+    lines.append({"on": "Gradient checkpointing on: activations recomputed in the backward pass, about 30 % more "
+                        "compute.",
+                  "offload": "Gradient checkpointing with offload: activations recomputed in the backward pass and "
+                             "the layer inputs kept in CPU RAM, about 30 % more compute plus ~15 % for the copies.",
+                  }.get(profile.grad_ckpt,
+                        "Gradient checkpointing off: faster steps, but every layer's activations stay in memory."))
+    lines.append("Loss in full fp32 logits (loss_impl=plain): tokens x vocabulary x 12 bytes at the loss."
+                 if profile.loss_impl == "plain" else
+                 f"Loss {profile.loss_impl}: the logits are computed a chunk at a time, never all at once.")
     lines.append(OPTIMIZER_WORDS.get(profile.optimizer, profile.optimizer) + ".")
     if profile.packing:
         lines.append("Packing on: samples are joined into full rows, no padding wasted.")

@@ -18,6 +18,9 @@ from profiles.profile import Profile
 
 HERE = Path(__file__).parent
 GB_PER_GIB = 2**30 / 1e9
+# a published row ran another framework: the full-logits loss and no offload unless its stack says otherwise
+# (the estimator's defaults follow a tunedoc profile's loss_impl and grad_ckpt instead)
+MEASURED_STACK = {"loss": "hf", "offload_activations": False}
 
 
 @dataclass
@@ -46,7 +49,7 @@ def compare(config_dir: Path, rows: list[dict] | None = None) -> list[Comparison
     for row in rows if rows is not None else load_rows():
         config = json.loads((Path(config_dir) / f"{row['model']}.json").read_text(encoding="utf-8"))
         profile = Profile.from_dict({"name": row["id"], **row["profile"]})
-        est = estimate(config, profile, attn=row.get("attn", "sdpa"), stack=Stack(**row.get("stack", {})),
+        est = estimate(config, profile, attn=row.get("attn", "sdpa"), stack=Stack(**{**MEASURED_STACK, **row.get("stack", {})}),
                        corrections=False)
         measured = row["measured"] / GB_PER_GIB if row["unit"] == "GB" else row["measured"]
         out.append(Comparison(row["id"], measured, est.figure(row["kind"]), row["kind"], row["source"]))

@@ -50,8 +50,38 @@ def test_fewer_bits_less_memory_and_double_quant_saves_constants():
 def test_checkpointing_and_sequence_drive_activations():
     on, off = est(grad_ckpt=True, cutoff_len=2048), est(grad_ckpt=False, cutoff_len=2048)
     assert off.breakdown["activations"] > 10 * on.breakdown["activations"]
-    short, long_ = est(cutoff_len=1024), est(cutoff_len=4096)
+    short, long_ = est(cutoff_len=1024, loss_impl="plain"), est(cutoff_len=4096, loss_impl="plain")
     assert long_.breakdown["logits_loss"] == pytest.approx(4 * short.breakdown["logits_loss"])
+
+
+def test_offload_leaves_one_layer_input_on_the_gpu_and_says_what_it_costs():
+    on, off = est(grad_ckpt="on", cutoff_len=4096), est(grad_ckpt="offload", cutoff_len=4096)
+    tokens, hidden, layers = 4096, 4096, 32
+    layer_input = tokens * hidden * 2 / 2**30  # bf16
+    assert on.breakdown["activations"] - off.breakdown["activations"] == pytest.approx((layers - 1) * layer_input)
+    note = next(a for a in off.assumptions if "offload" in a)
+    assert "pinned CPU RAM" in note and "slower" in note and f"{layers * layer_input:.2f} GiB" in note
+    assert not any("offload" in a for a in on.assumptions)
+
+
+def test_the_chunked_loss_drops_the_full_logits_from_the_peak():
+    plain, chunked = est(cutoff_len=4096, loss_impl="plain"), est(cutoff_len=4096, loss_impl="chunked")
+    # 4096 tokens x 128k vocabulary x 12 bytes of fp32 logits, their log-softmax and gradient
+    assert plain.breakdown["logits_loss"] == pytest.approx(4096 * 128256 * 12 / 2**30, rel=0.01)
+    assert "logits_loss" not in chunked.breakdown  # one layer's backward is the larger transient now
+    assert plain.total_gb - chunked.total_gb > 4
+    assert any("never held" in a for a in chunked.assumptions)
+    assert est(loss_impl="auto").total_gb == est(loss_impl="fused").total_gb == est(loss_impl="chunked").total_gb
+    # a short sequence with a huge vocabulary: the chunk is the loss peak, and it does not grow with the tokens
+    big = [estimate(load("gemma-2-9b"), Profile(cutoff_len=n, lora_targets=["q_proj"]), corrections=False)
+           for n in (256, 512)]
+    assert big[1].breakdown["logits_loss"] < 1.5 * big[0].breakdown["logits_loss"]
+
+
+def test_a_measured_row_without_a_stack_is_the_full_logits_loss():
+    from profiles.measured import MEASURED_STACK
+
+    assert MEASURED_STACK == {"loss": "hf", "offload_activations": False}
 
 
 def test_eager_attention_adds_a_quadratic_term():
@@ -74,11 +104,11 @@ def test_optimizer_and_rank_scale_adapter_memory():
 
 
 def test_large_vocabulary_makes_the_fp32_loss_dominate_long_sequences():
-    e = est(name="gemma-2-9b", cutoff_len=4096)
+    e = est(name="gemma-2-9b", cutoff_len=4096, loss_impl="plain")
     assert max(e.breakdown, key=e.breakdown.get) == "logits_loss"
     assert any("softcapping" in a for a in e.assumptions)
     assert estimate(load("llama-3.1-8b"), Profile(cutoff_len=4096), stack=Stack(loss="chunked"),
-                    corrections=False).total_gb < est(cutoff_len=4096).total_gb - 4
+                    corrections=False).total_gb < est(cutoff_len=4096, loss_impl="plain").total_gb - 4
 
 
 def test_moe_experts_stay_16_bit_under_bitsandbytes_unless_told():

@@ -3,14 +3,16 @@ from profile_configs import load
 
 from profiles.estimate import Stack, estimate
 from profiles.fit import default_margin, fit
-from profiles.profile import load_profile
+from profiles.profile import Profile, load_profile
 
 # (model, card GiB) -> the profiles that must fit, and those that must not
 CASES = [
     ("qwen2.5-0.5b", 8, {"qlora-min", "qlora-balanced", "lora-8bit"}, {"lora-16bit"}),
     ("qwen2.5-1.5b", 12, {"qlora-min", "qlora-balanced"}, {"lora-16bit"}),
-    ("qwen2.5-7b", 12, {"qlora-min"}, {"qlora-long", "lora-16bit"}),
-    ("llama-3.1-8b", 16, {"qlora-min", "qlora-balanced"}, {"qlora-long", "lora-16bit"}),
+    # 4096 tokens of a 7-8B model on 12-16 GB: the chunked loss and offloaded checkpoints (qlora-long's settings)
+    # make it fit where the full fp32 logits (5-7 GiB) did not
+    ("qwen2.5-7b", 12, {"qlora-min", "qlora-long"}, {"lora-16bit"}),
+    ("llama-3.1-8b", 16, {"qlora-min", "qlora-balanced", "qlora-long"}, {"lora-16bit"}),
     ("llama-3.1-8b", 24, {"qlora-min", "qlora-balanced", "qlora-long", "lora-8bit"}, {"lora-16bit"}),
     ("qwen2.5-14b", 24, {"qlora-min", "qlora-balanced"}, {"lora-16bit"}),
     ("qwen2.5-32b", 24, set(), {"qlora-balanced", "lora-8bit", "lora-16bit"}),
@@ -45,11 +47,32 @@ def test_fitting_profiles_rank_by_tokens_per_step():
 
 
 def test_suggestion_names_the_change_and_the_spare_memory():
-    r = next(r for r in fit(load("qwen2.5-7b"), 12) if r.profile.name == "qlora-balanced")
+    big = Profile.from_dict({**load_profile("qlora-balanced").to_dict(), "micro_batch": 8, "grad_accum": 2})
+    [r] = fit(load("qwen2.5-7b"), 12, profiles=[big])
     assert not r.fits
-    assert "--set micro_batch=1 --set grad_accum=16 fits with" in r.suggestion
+    assert "--set micro_batch=4 --set grad_accum=4 fits with" in r.suggestion
     hopeless = next(r for r in fit(load("llama-3.1-70b"), 24) if r.profile.name == "qlora-min")
     assert "does not fit even with every memory saver" in hopeless.suggestion
+
+
+def test_offload_and_the_chunked_loss_are_offered_before_a_shorter_cutoff():
+    # 4096 tokens of Llama 3.1 8B on a 12 GB card, checkpointing on, full logits: 4.7 GiB over
+    [r] = fit(load("llama-3.1-8b"), 12, profiles=[Profile(cutoff_len=4096, grad_ckpt="on", loss_impl="plain")])
+    assert not r.fits
+    assert r.changes == {"loss_impl": "chunked", "grad_ckpt": "offload"}
+    assert r.suggestion.startswith("use the chunked loss (no slower), turn on activation offload (about 15 % slower")
+    assert "--set loss_impl=chunked --set grad_ckpt=offload fits with" in r.suggestion
+    # with the chunked loss already on, offload alone is the way
+    [r] = fit(load("llama-3.1-8b"), 12, profiles=[Profile(cutoff_len=4096, grad_ckpt="on")])
+    assert r.changes == {"grad_ckpt": "offload"} and r.suggestion.startswith("turn on activation offload")
+    changed = Profile.from_dict({**r.profile.to_dict(), **r.changes})
+    assert estimate(load("llama-3.1-8b"), changed).total_gb <= 12 - default_margin(12)
+
+
+def test_checkpointing_without_offload_is_kept_when_it_is_enough():
+    # lora-16bit (checkpointing off) on 12 GB: the savers run up to offload, but "on" is enough once 4-bit fits
+    r = next(r for r in fit(load("qwen2.5-7b"), 12) if r.profile.name == "lora-16bit")
+    assert r.changes["grad_ckpt"] == "on" and "turn on gradient checkpointing (about 30 % slower)" in r.suggestion
 
 
 def test_seq_overrides_every_profile_and_room_to_grow_is_offered():
