@@ -41,12 +41,55 @@ def profiles_main(args) -> int:
 
 # --- shared -----------------------------------------------------------------------------------------------
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="PATH_OR_HUB_ID",
+    parser.add_argument("--model", metavar="PATH_OR_HUB_ID",
                         help="config.json, a model directory, or a Hub id (only config.json is fetched)")
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help="a LLaMA-Factory SFT config: its model and settings (model_name_or_path only needs "
+                             "config.json); --model and --set override")
     parser.add_argument("--seq", type=int, metavar="N", help="tokens per sample (overrides the profile's cutoff_len)")
     parser.add_argument("--attn", choices=("sdpa", "flash", "eager"), default="sdpa",
                         help="attention implementation (eager adds a seq^2 term)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _llamafactory(args):
+    """(model, Profile, None) from --config (a LLaMA-Factory YAML) and --set, or (None, None, error). The keys it
+    does not use go to stderr by name."""
+    from trainer.datacheck import split_identity_sets
+    from trainer.llamafactory import ConfigError, read_config
+
+    try:
+        imp = read_config(args.config)
+    except (ConfigError, FileNotFoundError) as e:
+        return None, None, str(e)
+    if imp.ignored or imp.unknown:
+        print(f"{args.config}: not used (`tunedoc train --config --dry-run` says why): "
+              f"{', '.join([*imp.ignored, *(f'{k} (unknown)' for k in imp.unknown)])}", file=sys.stderr)
+    if imp.errors:
+        return None, None, f"{args.config}: tunedoc cannot train this:\n" + "\n".join(f"  - {e}" for e in imp.errors)
+    try:
+        profile = imp.profile(split_identity_sets(getattr(args, "sets", []) or [])[1])
+    except ProfileError as e:
+        return None, None, str(e)
+    model = args.model or imp.model
+    if not model:
+        return None, None, f"{args.config}: no model_name_or_path; pass --model"
+    return model, profile, None
+
+
+def _yaml_changes(config_path: str, changes: dict) -> str:
+    """fit's changes as the LLaMA-Factory keys to paste into the config."""
+    from trainer.llamafactory import yaml_keys
+
+    keys = yaml_keys(changes)
+    lines = [f"  in {config_path}:"]
+    for k, v in keys.items():
+        if k.startswith("#"):
+            lines.append(f"    {k}: {v}  (no LLaMA-Factory key; tunedoc only)" if v is not None else
+                         f"    {k} (no LLaMA-Factory key; tunedoc only)")
+        else:
+            lines.append(f"    {k}: {'null' if v is None else str(v).lower() if isinstance(v, bool) else v}")
+    return "\n".join(lines)
 
 
 def _load_config(model: str):
@@ -74,8 +117,9 @@ def _lookup_gpu(name: str):
 # --- estimate ---------------------------------------------------------------------------------------------
 def estimate_args(parser: argparse.ArgumentParser) -> None:
     _model_args(parser)
-    parser.add_argument("--profile", default="qlora-balanced", metavar="NAME_OR_TOML",
-                        help=f"a built-in profile ({', '.join(builtin_names())}) or a TOML file")
+    parser.add_argument("--profile", default=None, metavar="NAME_OR_TOML",
+                        help=f"a built-in profile ({', '.join(builtin_names())}) or a TOML file (default: "
+                             "qlora-balanced)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
                         help="change one profile field, e.g. --set cutoff_len=2048 (repeatable)")
     parser.add_argument("--gpu", metavar="NAME", help="the card: compares with its memory and applies corrections "
@@ -91,10 +135,19 @@ def estimate_main(args) -> int:
     from profiles.estimate import estimate
     from profiles.multi import per_gpu
 
-    try:
-        profile = load_profile(args.profile).with_overrides(args.sets)
-    except (ProfileError, FileNotFoundError) as e:
-        return _err(str(e))
+    if args.config:
+        if args.profile:
+            return _err("--profile and --config both give the profile: use one (--set still overrides)")
+        args.model, profile, err = _llamafactory(args)
+        if err:
+            return _err(err)
+    else:
+        if not args.model:
+            return _err("--model (or --config FILE.yaml) is required")
+        try:
+            profile = load_profile(args.profile or "qlora-balanced").with_overrides(args.sets)
+        except (ProfileError, FileNotFoundError) as e:
+            return _err(str(e))
     config, err = _load_config(args.model)
     if err:
         return _err(err)
@@ -126,6 +179,8 @@ def estimate_main(args) -> int:
         spare = gpu_info.vram_gb - est.total_gb
         verdict = f"fits with {spare:.1f} GiB to spare" if spare >= 0 else f"does not fit: {-spare:.1f} GiB short"
         print(f"{gpu_info.name} ({gpu_info.vram_gb:g} GiB): {verdict}")
+        if spare < 0 and args.config:
+            print(f"what would make it fit: tunedoc fit --config {args.config} --gpu \"{gpu_info.name}\"")
     print("assumptions:")
     for a in est.assumptions:
         print(f"  - {a}")
@@ -161,6 +216,8 @@ def fit_args(parser: argparse.ArgumentParser) -> None:
     card.add_argument("--gpu", metavar="NAME", help="a GPU by name, e.g. 'RTX 4090'")
     card.add_argument("--vram", type=float, metavar="GB", help="free GPU memory in GB (GPU sizes are binary: 24 = 24 GiB)")
     parser.add_argument("--margin", type=float, metavar="GB", help="safety margin (default: 5 %% of the card, >= 0.5)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="with --config: change one field of the config's profile (repeatable)")
 
 
 def _probed_gpu() -> tuple[str | None, float | None, str | None]:
@@ -191,6 +248,14 @@ def fit_main(args) -> int:
     from profiles.archs import UnsupportedArchitecture
     from profiles.fit import fit
 
+    profiles = None
+    if args.config:
+        args.model, profile, err = _llamafactory(args)
+        if err:
+            return _err(err)
+        profiles = [profile]
+    elif not args.model:
+        return _err("--model (or --config FILE.yaml) is required")
     config, err = _load_config(args.model)
     if err:
         return _err(err)
@@ -210,11 +275,18 @@ def fit_main(args) -> int:
             return _err(err)
         where = f"{gpu_name} ({vram:.1f} GiB free)"
     try:
-        results = fit(config, vram, seq=args.seq, margin_gb=args.margin, gpu=gpu_name, attn=args.attn)
+        results = fit(config, vram, seq=args.seq, margin_gb=args.margin, gpu=gpu_name, attn=args.attn,
+                      profiles=profiles)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
     if args.json:
-        print(json.dumps({"vram_gb": vram, "gpu": gpu_name, "results": [r.to_dict() for r in results]}, indent=2))
+        out = {"vram_gb": vram, "gpu": gpu_name, "results": [r.to_dict() for r in results]}
+        if args.config:
+            from trainer.llamafactory import yaml_keys
+
+            out["config"] = args.config
+            out["yaml_changes"] = yaml_keys(results[0].changes)
+        print(json.dumps(out, indent=2))
         return 0
     from profiles.fit import default_margin
 
@@ -228,6 +300,8 @@ def fit_main(args) -> int:
               + (f"{r.headroom_gb:+.1f} GiB" if r.fits else f"{-r.headroom_gb:.1f} GiB over"))
         if r.suggestion:
             print(f"       {r.suggestion}")
+        if args.config and r.changes:
+            print(_yaml_changes(args.config, r.changes))
     if not any(r.fits for r in results):
         print("nothing fits as is; the suggestions above say what would", file=sys.stderr)
     return 0

@@ -40,10 +40,18 @@ def train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data file (.json/.jsonl) or a directory with dataset_info.json")
     p.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"],
                    help="data format (default: detect)")
+    p.add_argument("--dataset", metavar="NAME[,NAME]",
+                   help="the entries of --data's dataset_info.json to train on, as LLaMA-Factory's `dataset:`")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="a LLaMA-Factory SFT config (llamafactory-cli train FILE.yaml): its model, data sets and "
+                        "settings become the run; --model/--data/--set still override")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything and print the profile the run would get (TOML), then stop")
     p.add_argument("--profile", default=None,
                    help="built-in profile name (`tunedoc profiles` lists them) or a .toml file (default: qlora-balanced)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one profile field, e.g. --set lr=1e-4 --set max_steps=200 (repeatable)")
+                   help="override one profile field, e.g. --set lr=1e-4 --set max_steps=200 (repeatable); "
+                        "identity_name=... identity_author=... fill the data's {{name}}/{{author}} placeholders")
     _runs_dir_arg(p)
     p.add_argument("--name", help="a readable name that becomes part of the run id")
     p.add_argument("--detach", action="store_true",
@@ -96,27 +104,32 @@ def train_main(args) -> int:
             _err(str(e))
             return 2
     else:
-        missing = [f"--{n}" for n in ("model", "data") if not getattr(args, n)]
+        prep = _prepare_train(args)
+        if prep is None:
+            return 2
+        model, data, fmt, profile, sets = prep["model"], prep["data"], prep["format"], prep["profile"], prep["sets"]
+        missing = [f"--{n}" for n, v in (("model", model), ("data", data)) if not v]
         if missing:
-            _err(f"{' and '.join(missing)} required (or --resume RUN); e.g. tunedoc train --model ./my-model "
-                 "--data data.jsonl --profile qlora-min")
+            _err(f"{' and '.join(missing)} required (or --resume RUN, or --config FILE.yaml); e.g. tunedoc train "
+                 "--model ./my-model --data data.jsonl --profile qlora-min")
             return 2
         # the model, the profile and the data are checked before a run directory exists, and every problem
         # found is reported in one go
         from trainer.modelcheck import check_model
 
-        profile = args.profile or _default_profile()
-        problems = [p for p in (check_model(args.model), _check_profile(profile, args.sets),
-                                _check_data(args.data, args.format)) if p]
+        problems = [p for p in ((None if args.dry_run else check_model(model)), _check_profile(profile, sets),
+                                prep.get("data_problem") or _check_data(data, fmt)) if p]
         if problems:
             _err("\n".join(problems))
             return 2
+        if args.dry_run:
+            return _print_profile(profile, sets, model, data)
         launch = _plan_launch(args)
         if launch is None:
             return 2
         try:
-            handle = start_run(args.model, args.data, profile, args.sets, args.runs_dir, args.name, args.format,
-                               python=args.python, detach=args.detach, launch=launch)
+            handle = start_run(model, data, profile, sets, args.runs_dir, args.name, fmt,
+                               python=args.python, detach=args.detach, launch=launch, extra=prep.get("extra"))
         except (ProfileError, FileNotFoundError, RuntimeError) as e:
             _err(str(e))
             return 2
@@ -129,6 +142,114 @@ def train_main(args) -> int:
                   f"--plain`, stop it with `tunedoc stop {handle.run_id}`", file=sys.stderr)
         return 0
     return _foreground(handle, args.json, offset if args.resume else 0)
+
+
+def _prepare_train(args) -> dict | None:
+    """The model, data, format, profile and --set items of a new run, from the flags and a LLaMA-Factory --config
+    (its report on stderr). Picked data sets, filled placeholders and max_samples become one prepared JSONL beside
+    the runs, so the run reads exactly what was checked. None after an error message."""
+    from trainer.datacheck import split_identity_sets
+
+    fill, sets = split_identity_sets(args.sets)
+    datasets = [d.strip() for d in args.dataset.split(",") if d.strip()] if args.dataset else []
+    out = {"model": args.model, "data": args.data, "format": args.format, "profile": args.profile, "sets": sets}
+    max_samples, source = None, None
+    if args.config:
+        from trainer.llamafactory import ConfigError, read_config
+
+        try:
+            imp = read_config(args.config)
+        except (ConfigError, FileNotFoundError) as e:
+            _err(str(e))
+            return None
+        print("\n".join(imp.report()), file=sys.stderr)
+        if imp.errors:
+            _err(f"{args.config}: keys that would change what is trained, which tunedoc cannot do:\n"
+                 + "\n".join(f"  - {e}" for e in imp.errors))
+            return None
+        if args.profile:
+            _err("--profile and --config both give the profile: use one (--set still overrides)")
+            return None
+        out["model"] = args.model or imp.model
+        datasets = datasets or imp.dataset
+        max_samples = imp.max_samples
+        if not args.data:
+            found = imp.data_dir()
+            if found is None:
+                _err(f"{args.config}: dataset_dir {imp.dataset_dir!r} (with a dataset_info.json) is not under "
+                     f"{Path.cwd()} nor beside the config; pass --data DIR")
+                return None
+            out["data"] = str(found)
+        out["profile"] = str(_prepared_dir(args) / f"{Path(args.config).stem}.toml")
+        _write_profile_toml(imp.profile(), Path(out["profile"]))
+        source = {"config": str(Path(args.config).resolve()), "dataset": datasets, "dataset_dir": imp.dataset_dir,
+                  "max_samples": max_samples}
+    out["profile"] = out["profile"] or _default_profile()
+    if datasets and not source:
+        source = {"dataset": datasets, "dataset_dir": str(Path(out["data"]).resolve()) if out["data"] else None}
+    if source:
+        out["extra"] = {"llamafactory": source}
+    if (datasets or fill or max_samples) and out["data"]:
+        from trainer import data as D
+
+        convs, problems = [], []
+        for name in datasets or [None]:
+            try:
+                part = D.load_conversations(out["data"], args.format, datasets=[name] if name else None, fill=fill)
+            except FileNotFoundError as e:
+                out["data_problem"] = str(e)
+                return out
+            except D.DataError as e:
+                problems += e.problems
+                continue
+            convs += part[:max_samples] if max_samples else part
+        if problems:
+            out["data_problem"] = (f"{D.DataError(problems)}\n(fix these and run again; `tunedoc data check "
+                                   f"{out['data']}{' --dataset ' + ','.join(datasets) if datasets else ''}` re-checks)")
+            return out
+        import hashlib
+
+        from trainer.data.formats import write_jsonl
+
+        label = "+".join(datasets) if datasets else Path(out["data"]).stem
+        digest = hashlib.sha256(repr([(c.messages, c.tools) for c in convs]).encode()).hexdigest()[:10]
+        out["data"] = str(write_jsonl(convs, _prepared_dir(args) / f"{label[:60]}-{digest}.jsonl"))
+        out["format"] = "openai"
+        print(f"data: {len(convs)} conversations" + (f" from {', '.join(datasets)}" if datasets else "")
+              + (f" (at most {max_samples} each)" if max_samples else "")
+              + (f", placeholders filled ({', '.join(sorted(fill))})" if fill else "") + f" -> {out['data']}",
+              file=sys.stderr)
+    return out
+
+
+def _prepared_dir(args) -> Path:
+    """Where prepared data and profiles live: runs/.prepared/ (beside the runs that read them)."""
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    d = root / ".prepared"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_profile_toml(profile, path: Path) -> Path:
+    lines = []
+    for k, v in profile.to_dict().items():
+        lines.append(f"{k} = {json.dumps(v, ensure_ascii=False)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _print_profile(name_or_path: str, sets: list[str], model: str, data: str) -> int:
+    """--dry-run: the profile the run would get, as TOML on stdout (a file `--profile` reads back)."""
+    from profiles.profile import load_profile
+
+    profile = load_profile(name_or_path)
+    if sets:
+        profile = profile.with_overrides(sets)
+    print(f"# tunedoc train --model {model} --data {data}")
+    for k, v in profile.to_dict().items():
+        print(f"{k} = {json.dumps(v, ensure_ascii=False)}")
+    print("dry run: nothing started", file=sys.stderr)
+    return 0
 
 
 def _default_profile() -> str:
@@ -384,6 +505,9 @@ def export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output directory (default: RUN/adapter-export or RUN/merged); it must "
                    "be new or empty: a folder with other files is never touched")
     p.add_argument("--force", action="store_true", help="replace an earlier export of the same kind in --out")
+    p.add_argument("--llamafactory", action="store_true",
+                   help="write the equivalent LLaMA-Factory SFT config (RUN/llamafactory/train.yaml, or in --out) and "
+                        "the dataset_info.json entry for the run's data, to train it there on a bigger machine")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
                    help="merged weights' dtype (auto: bf16 where the GPU supports it, else fp16)")
     _runs_dir_arg(p)
@@ -396,6 +520,8 @@ def export_main(args) -> int:
     run_dir = _resolve(args.run, args.runs_dir)
     if run_dir is None:
         return 2
+    if args.llamafactory:
+        return _export_llamafactory(run_dir, args)
     try:
         result = export_run(run_dir, out=args.out, merge=args.merge, dtype=args.dtype, force=args.force,
                             progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -406,6 +532,35 @@ def export_main(args) -> int:
         print(json.dumps(result))
     else:
         print(result["path"])
+    return 0
+
+
+def _export_llamafactory(run_dir: Path, args) -> int:
+    """RUN/llamafactory/train.yaml (+ dataset_info.json when the run's data is not a LLaMA-Factory data set)."""
+    from trainer.llamafactory import to_config
+    from trainer.rundir import read_json
+
+    config = read_json(run_dir / "config.json")
+    if not config.get("profile"):
+        _err(f"{run_dir}: no config.json with a profile; is this a tunedoc run?")
+        return 1
+    out = Path(args.out) if args.out else run_dir / "llamafactory"
+    target = out / "train.yaml"
+    if target.exists() and not args.force:
+        _err(f"{target} exists; --force replaces it")
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    text, entries = to_config(config, dataset_name=f"tunedoc_{run_dir.name}".replace("-", "_"))
+    if entries:
+        text = text.replace("dataset_dir: .", f"dataset_dir: {out}")
+        (out / "dataset_info.json").write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
+    if args.json:
+        print(json.dumps({"path": str(target), "dataset_info": str(out / "dataset_info.json") if entries else None}))
+    else:
+        print(target)
+        print(f"train it with LLaMA-Factory: llamafactory-cli train {target}", file=sys.stderr)
     return 0
 
 

@@ -125,14 +125,17 @@ def world_size(launch: dict | None) -> int:
 
 def start_run(model: str, data: str, profile_name_or_path: str | None, sets: list[str] | None,
               runs_dir: str | os.PathLike | None, name: str | None, fmt: str = "auto",
-              python: str | None = None, detach: bool = True, launch: dict | None = None) -> RunHandle:
+              python: str | None = None, detach: bool = True, launch: dict | None = None,
+              extra: dict | None = None) -> RunHandle:
     """Create `runs_dir/<run-id>/` with config.json and start the trainer in its own process.
 
     Returns at once. `runs_dir` None means `default_runs_dir()`. `python` is the interpreter that trains (default:
     this one). `detach=False` keeps the child in this terminal's process group so Ctrl-C reaches it (foreground
-    `tunedoc train`); it still logs to trainer.log and writes events."""
+    `tunedoc train`); it still logs to trainer.log and writes events. `extra`: more config.json keys (e.g.
+    "llamafactory": the config and data set names a run came from, for `export --llamafactory`)."""
     name = redact(name) if name else name
     config = build_config(model, data, profile_name_or_path, sets, fmt, name)
+    config.update(extra or {})
     root = (Path(runs_dir) if runs_dir is not None else default_runs_dir()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id(model, name, root)
