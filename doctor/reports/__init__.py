@@ -198,15 +198,15 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
     kinds += envinfo.parse_banners(lines, facts)
     is_trace = _trace_facts(lines, facts)
     found = signatures.scan(lines, source)
-    low = text.lower()
+    scope = signatures.Scope(text)
     # a signature whose condition needs facts (Windows, WSL, MIG) is checked once all facts are in
     early = (None, "mig", "outside-range")
     for row, sig in found:
-        if row.when in early and signatures.holds(row.when, facts, low, sig):
+        if row.when in early and signatures.holds(row.when, facts, scope, sig):
             facts.signatures.append(sig)
     _apply_signature_facts(facts)
     for row, sig in found:
-        if row.when not in early and signatures.holds(row.when, facts, low, sig):
+        if row.when not in early and signatures.holds(row.when, facts, scope, sig):
             facts.signatures.append(sig)
     if is_trace or facts.signatures:
         kinds.append("traceback")

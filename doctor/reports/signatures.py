@@ -99,7 +99,50 @@ TABLE: list[Row] = [
 ]
 
 COMPILED = [(row, re.compile(row.pattern, re.I)) for row in TABLE]
-# quick prefilter: every row's pattern has one of these words (lowercased)
+def _key(pattern: str) -> str | None:
+    """The longest literal run a match of `pattern` must contain (lowercased, outside groups and classes, not made
+    optional by a quantifier), or None when there is none of 4+ characters (such a row is always searched)."""
+    runs, cur, depth, i = [], "", 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        nxt = pattern[i + 1] if i + 1 < len(pattern) else ""
+        if c == "\\":
+            lit = nxt if nxt in ".()[]{}?*+|\\-'/ " else None
+            i += 2
+            if depth == 0 and lit and pattern[i:i + 1] not in ("?", "*", "{"):
+                cur += lit
+            else:
+                runs.append(cur)
+                cur = ""
+            continue
+        if c == "[":
+            j = i + 1
+            while j < len(pattern) and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            runs.append(cur)
+            cur, i = "", j + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return None
+        if depth == 0 and c not in "()^$.+*?{}|" and nxt not in ("?", "*", "{"):
+            cur += c
+        else:
+            runs.append(cur)
+            cur = ""
+        i += 1
+    runs.append(cur)
+    best = max(runs, key=len).lower()
+    return best if len(best.strip()) >= 4 else None
+
+
+# the literal each row's match must contain: a row's regex runs only on lines that hold it (a substring test)
+KEYS = [_key(row.pattern) for row in TABLE]
+# per id, at most this many lines are kept: a training log repeating a warning every step adds nothing after that
+PER_ID = 20
 _UNITS = {"bytes": 1 / 1024**3, "KiB": 1 / 1024 / 1024, "MiB": 1 / 1024, "GiB": 1.0}
 
 
@@ -152,24 +195,39 @@ def _data(row: Row, m: re.Match) -> dict:
 
 
 def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
-    """All signature rows that match, in order; one Signature per (id, line)."""
+    """All signature rows that match, in order; one Signature per (id, line), a line repeated word for word counted
+    once, at most PER_ID lines per id. Linear in the lines, and cheap per line: a row's regex runs only on lines
+    that hold its literal key (KEYS; substring tests), each distinct line once."""
     out = []
-    seen: set[tuple[str, int]] = set()
+    texts: set[str] = set()
+    per_id: dict[str, int] = {}
+    rows = list(zip(TABLE, (rx for _, rx in COMPILED), KEYS))
     for ln in lines:
         t = ln.text
-        if len(t) < 10:
+        if len(t) < 10 or t in texts:
             continue
-        for row, rx in COMPILED:
-            m = rx.search(t)
-            if not m or (row.id, ln.no) in seen:
+        texts.add(t)
+        low = t.lower()
+        ids_here: set[str] = set()
+        for row, rx, key in rows:
+            if (key is not None and key not in low) or row.id in ids_here:
                 continue
-            sid, low = row.id, t.lower()
+            m = rx.search(t)
+            if not m:
+                continue
+            sid = row.id
             if sid == "torch-import-dll" and "bitsandbytes" in low:
                 sid = "bnb-no-gpu-binary"  # a bitsandbytes DLL that does not load is bnb's problem, not torch's
             elif sid == "torch-import-dll" and "winerror" in low and not ("torch" in low or m.groupdict().get("dll")
                                                                           or m.groupdict().get("dll2")):
                 continue
-            seen.add((row.id, ln.no))
+            ids_here.add(row.id)
+            n = per_id.get(row.id, 0)
+            if n >= PER_ID:
+                continue
+            per_id[row.id] = n + 1
+            if n + 1 == PER_ID:  # this id is done: stop searching for it
+                rows = [x for x in rows if x[0].id != row.id]
             out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{ln.no}", data=_data(row, m))))
     return out
 
@@ -178,18 +236,27 @@ RANGE = re.compile(r"Minimum and Maximum cuda capability supported by this versi
                    r"\((\d+)\.(\d+)\)\s*-\s*\((\d+)\.(\d+)\)", re.I)
 
 
-def holds(when: str | None, facts: Facts, text: str, sig: Signature | None = None) -> bool:
+class Scope:
+    """What the conditions read from the whole report, computed once per report (not once per matched line: a log
+    that repeats a recognised warning on every step would otherwise be scanned once per line, quadratic)."""
+
+    def __init__(self, text: str):
+        m = RANGE.search(text)
+        self.range = ((int(m.group(1)), int(m.group(2))), int(m.group(3))) if m else None
+        self.mig = "mig" in text.lower()
+
+
+def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | None = None) -> bool:
     if when is None:
         return True
+    scope = text if isinstance(text, Scope) else Scope(text)
     if when == "outside-range":
         # the 2.8+ warning names the range; a GPU inside it (same major as a built arch, not older than the
         # minimum) runs by binary compatibility, e.g. GB10 sm_121 on sm_120 kernels
-        m = RANGE.search(text)
         cc = (sig.data.get("capability") if sig else None) or ""
-        if not m or not re.match(r"^\d+\.\d+$", cc):
+        if scope.range is None or not re.match(r"^\d+\.\d+$", cc):
             return True
-        lo = (int(m.group(1)), int(m.group(2)))
-        hi_major = int(m.group(3))
+        lo, hi_major = scope.range
         major, minor = (int(x) for x in cc.split("."))
         return not ((major, minor) >= lo and major <= hi_major)
     if when == "windows":
@@ -197,5 +264,5 @@ def holds(when: str | None, facts: Facts, text: str, sig: Signature | None = Non
     if when == "wsl":
         return bool(facts.platform.is_wsl)
     if when == "mig":
-        return "mig" in text.lower()
+        return scope.mig
     return True
