@@ -637,7 +637,7 @@ def demo_main(args) -> int:
 def _demo_eval(run_dir: Path, args) -> None:
     """The demo ends with a base-vs-tuned eval on identity questions it never saw (trainer/demo_eval.py)."""
     from trainer.demo_eval import HELD_OUT, demo_eval, moved
-    from trainer.eval import EvalError, MetricsMissing, event_fields
+    from trainer.eval import EvalError, MetricsMissing
 
     print(f"\nscoring {len(HELD_OUT)} held-out identity questions, base model vs tuned...", file=sys.stderr, flush=True)
     try:
@@ -645,7 +645,5 @@ def _demo_eval(run_dir: Path, args) -> None:
     except (EvalError, MetricsMissing) as e:
         print(f"(no before/after scores: {e})", file=sys.stderr)
         return
-    if args.json:
-        print(json.dumps({"type": "eval", **event_fields(result)}, ensure_ascii=False), flush=True)
     print(f"held-out questions, base -> tuned: {moved(result)}\n  every answer: {result['dir']}/examples.jsonl",
           file=sys.stderr)

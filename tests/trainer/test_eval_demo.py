@@ -22,7 +22,9 @@ def test_demo_ends_with_a_before_after_eval(tmp_path):
                   timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    ev = events[-1]
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"  # stdout: the run's events only
+    run_dir = tmp_path / next(e for e in events if e["type"] == "start")["run_id"]
+    ev = [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()][-1]
     assert ev["type"] == "eval" and ev["kind"] == "generation" and ev["n"] == len(HELD_OUT)
     assert ev["rougeL"] > ev["base"]["rougeL"] + 20 and ev["eval_loss"] < ev["base"]["eval_loss"]
     assert "held-out questions, base -> tuned: ROUGE-L" in out.stderr
