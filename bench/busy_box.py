@@ -95,21 +95,21 @@ def main() -> int:
     args = ap.parse_args()
     print(f"{os.cpu_count()} cores; {args.steps} demo steps per measurement (rate over steps {SKIP}..end)")
     with tempfile.TemporaryDirectory(prefix="busy-box-") as tmp:
-        tmp = Path(tmp)
+        runs = Path(tmp) / "runs"  # one folder: the tiny model in runs/.demo is built once, here
         subprocess.run([sys.executable, "-m", "tunedoc", "demo", "--headless", "--steps", "2", "--runs-dir",
-                        str(tmp / "warm")], cwd=ROOT, capture_output=True, timeout=600)  # builds the tiny model
+                        str(runs)], cwd=ROOT, capture_output=True, timeout=600)
         print(f"alone:           ({load()})", flush=True)
-        alone, dev_a = steps_per_s(tmp / "alone", args.steps)
+        alone, dev_a = steps_per_s(runs, args.steps)
         print(f"  {alone:7.1f} steps/s   [{dev_a}]")
         print(f"with competitor: ({load()})", flush=True)
-        busy, dev_b = with_competitor(lambda: steps_per_s(tmp / "busy", args.steps))
+        busy, dev_b = with_competitor(lambda: steps_per_s(runs, args.steps))
         print(f"  {busy:7.1f} steps/s   [{dev_b}]")
         ratio = busy / alone if alone else 0.0
         print(f"ratio busy/alone: {ratio:.2f}  (goal >= 0.4 on 2 cores; a fair share is 0.5)")
         if args.old:
             old_env = {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "OMP_WAIT_POLICY": "ACTIVE"}
             print(f"previous threading with competitor: ({load()})", flush=True)
-            old, dev_o = with_competitor(lambda: steps_per_s(tmp / "old", args.steps, old_env, args.old_timeout))
+            old, dev_o = with_competitor(lambda: steps_per_s(runs, args.steps, old_env, args.old_timeout))
             print(f"  {old:7.1f} steps/s   [{dev_o}]   ratio {old / alone if alone else 0:.2f}")
     return 0
 
