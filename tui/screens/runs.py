@@ -64,6 +64,7 @@ class RunsScreen(Screen):
             self.backend = TrainBackend()
         self.infos: list = []
         self.marked: list[str] = []  # run ids, in the order marked
+        self._compared: list = []  # the runs the open comparison shows
         self._poll = None  # the one pending refresh timer (R and controls refresh early without adding polls)
 
     def compose(self) -> ComposeResult:
@@ -198,6 +199,7 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="compare", exclusive=True)
     def _compare(self, runs: list) -> None:
+        self._compared = runs
         views = [(r, load_view(Path(r.run_dir))) for r in runs]
         scores = {row["run"]: row for row in compare_rows([Path(r.run_dir) for r in runs])}
         self.app.call_from_thread(self._show_compare, views, scores)
@@ -259,9 +261,8 @@ class RunsScreen(Screen):
             msg = "\n".join(err.splitlines()[-4:]) or "failed"
         self.app.call_from_thread(self.notify, msg, title=f"eval of {run_id}" + ("" if ok else " failed"),
                                   severity="information" if ok else "error", timeout=20)
-        if ok and self.query_one("#compare").display:
-            self.app.call_from_thread(self.action_compare)
-            self.app.call_from_thread(self.action_compare)
+        if ok and self.query_one("#compare").display and self._compared:
+            self.app.call_from_thread(self._compare, self._compared)  # the open comparison shows the new scores
 
     def action_view_eval(self) -> None:
         info = self.selected()
