@@ -58,5 +58,10 @@ def eval_main(args) -> int:
     except (EvalError, MetricsMissing, FileNotFoundError) as e:
         _err(str(e))
         return 2
+    except ValueError as e:  # trainer.data's TemplateError: the model's chat template cannot format the prompts
+        if type(e).__name__ != "TemplateError":
+            raise
+        _err(f"the model's chat template cannot format these prompts: {e}")
+        return 2
     print(json.dumps(result, ensure_ascii=False) if args.json else format_result(result))
     return 0

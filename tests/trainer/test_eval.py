@@ -121,6 +121,9 @@ def test_tuned_model_beats_the_base_model_on_the_held_out_answers(trained):
     assert [r["prompt"] for r in rows] == [c.messages[0]["content"] for c in held]
     # an eval event the screens read, with both sets of scores
     events = [json.loads(line) for line in (runs / run_id / "events.jsonl").read_text().splitlines()]
+    # the recipe's own eval loss at the last step was taken on the same held-out examples with the same weights
+    recipe_eval = [e for e in events if e["type"] == "eval" and "loss" in e][-1]
+    assert recipe_eval["step"] == 80 and tuned["eval_loss"] == pytest.approx(recipe_eval["loss"], rel=0.02)
     ev = [e for e in events if e["type"] == "eval" and e.get("kind") == "generation"][-1]
     assert ev["rougeL"] == tuned["rougeL"] and ev["base"]["rougeL"] == base["rougeL"] and "loss" not in ev
     # the text form says what moved and how the text was tokenized
