@@ -197,6 +197,9 @@ class Facts:
     signatures: list[Signature] = field(default_factory=list)
     probes: dict[str, ProbeStatus] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # report files / kinds merged into these facts
+    # reports only: the line each fact read from free text came from ("torch.version" -> "issue.txt:12: ...")
+    quoted: dict[str, str] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)  # two parts of a report that disagree on a fact
 
     # --- JSON ---------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-from doctor.facts import Facts, merge
-from doctor.reports import envinfo, packages, signatures, smi, tools
+from doctor.facts import Facts, Signature, merge
+from doctor.reports import envinfo, freetext, packages, signatures, smi, tools
 from doctor.reports.common import add_gpu, cuda_from_local, fill
 from doctor.reports.text import Line, clean_lines, decode, joined
 
@@ -30,7 +30,7 @@ MAX_BYTES = 50 * 1024 * 1024
 
 # every kind `detect` can answer, in the order it reports them
 KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvcc",
-         "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback")
+         "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
 
 HINT = ("paste the output of `python -m torch.utils.collect_env`, `nvidia-smi`, `pip list` or the full error "
         "traceback, or save a machine's facts with `tunedoc doctor --save FILE`")
@@ -107,6 +107,7 @@ def _trace_facts(lines: list[Line], facts: Facts) -> bool:
 
 def _apply_signature_facts(facts: Facts) -> None:
     """Facts a signature states outright (a GPU and its capability, the torch arch list, the nvcc version)."""
+    extra: list[Signature] = []
     for s in facts.signatures:
         d = s.data
         if s.id == "torch-arch-unsupported" and d.get("capability") and d.get("gpu"):
@@ -123,8 +124,17 @@ def _apply_signature_facts(facts: Facts) -> None:
         elif s.id in ("driver-not-loaded", "driver-library-mismatch"):
             facts.driver.present = True
             fill(facts.driver, "nvidia_smi_error", s.line)
+        elif s.id == "extension-abi-mismatch" and d.get("have"):
+            fill(facts.torch, "version", d["have"])
+            facts.torch.installed = True
+            if d["have"].endswith("+cpu") and "+cu" in d.get("built_for", ""):
+                # built for a CUDA torch, running on a CPU torch: the CPU build is the problem to fix
+                facts.torch.cuda = ""
+                extra.append(Signature(id="torch-cpu-build", line=s.line, source=s.source,
+                                       data={"explains": "extension-abi-mismatch"}))
         elif s.id == "bnb-no-gpu-binary" and d.get("bnb_cuda") and facts.torch.cuda is None:
             facts.torch.cuda = f"{d['bnb_cuda'][:-1]}.{d['bnb_cuda'][-1]}"
+    facts.signatures.extend(extra)
 
 
 def _reclassify_bnb(facts: Facts) -> None:
@@ -197,6 +207,8 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
             kinds.append(kind)
     kinds += envinfo.parse_banners(lines, facts)
     is_trace = _trace_facts(lines, facts)
+    if freetext.parse_freetext(lines, facts, source):
+        kinds.append("free-text")
     found = signatures.scan(lines, source)
     scope = signatures.Scope(text)
     # a signature whose condition needs facts (Windows, WSL, MIG) is checked once all facts are in

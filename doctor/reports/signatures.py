@@ -19,7 +19,7 @@ from doctor.reports.text import Line
 class Row:
     id: str
     pattern: str
-    when: str | None = None  # None | "windows" | "wsl" | "mig" | "outside-range"
+    when: str | None = None  # None | "windows" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
 
 
 R = Row
@@ -46,6 +46,13 @@ TABLE: list[Row] = [
     R("driver-too-old", r"NVIDIA driver on your system is too old \(found version (?P<found_raw>\d+)\)"),
     R("driver-too-old", r"CUDA driver version is insufficient for CUDA runtime version"),
     R("driver-too-old", r"Error 804: forward compatibility was attempted on non supported HW"),
+    R("driver-too-old", r"forward compatibility was attempted on non supported HW"),
+    R("driver-too-old", r"CUDA driver version is insufficient"),  # cut before "for CUDA runtime version"
+    # 803: the libcuda a process loads does not match the kernel module (a compat package, an upgrade without reboot)
+    R("driver-library-mismatch", r"Error 803: system has unsupported display driver / cuda driver combination"),
+    R("driver-library-mismatch", r"system has unsupported display driver / cuda driver combination"),
+    # NVML loses the device inside a running container (systemd cgroup driver + daemon-reload, no-cgroups)
+    R("container-nvml-lost", r"Failed to initialize NVML: Unknown Error"),
     R("driver-too-old", r"the provided PTX was compiled with an unsupported toolchain"),
     R("no-driver", r"Found no NVIDIA driver on your system"),
     R("driver-not-loaded", r"NVIDIA-SMI has failed because it couldn.t communicate with the NVIDIA driver"),
@@ -56,6 +63,13 @@ TABLE: list[Row] = [
     # --- CUDA runtime, toolkit, cuDNN, extensions
     R("libcudart-missing", r"(?P<lib>libcudart\.so[\d.]*): cannot open shared object file"),
     R("libcudart-missing", r"Missing dependency: (?P<lib>libcudart\.so[\d.]*)"),
+    R("libcudart-missing", r"Could not load dynamic library '(?P<lib>libcud(?:art|blas\w*)\.so[\d.]*)'"),
+    R("libcudart-missing", r"(?P<lib>libcublas(?:Lt)?\.so\.1[12]\S*): cannot open shared object file", when="no-torch-lib"),
+    R("torchvision-mismatch", r"operator torchvision::(?P<op>\w+) does not exist"),
+    R("extension-abi-mismatch", r"(?P<module>xFormers) was built for:\s*PyTorch (?P<built>[\w.+]+)"),
+    R("extension-abi-mismatch", r"(?P<module>xFormers) can't load C\+\+/CUDA extensions"),
+    R("extension-abi-mismatch", r"(?P<module>)PyTorch (?P<built>[\w.+]+)\s+with\s+CUDA \d+ \(you have (?P<have>[\w.+]+)\)"),
+    R("extension-abi-mismatch", r"(?P<module>flash_attn\w*)\.\S*: undefined symbol"),
     R("nvcc-mismatch", r"Installed CUDA version (?P<nvcc>\d+\.\d+) does not match the version torch was compiled with "
       r"(?P<torch_cuda>\d+\.\d+)"),
     R("nvcc-mismatch", r"The detected CUDA version \((?P<nvcc>\d+\.\d+)\) mismatches the version that was used to "
@@ -179,7 +193,12 @@ def _data(row: Row, m: re.Match) -> dict:
         if "gpu" in g or "gpu2" in g:
             d["gpu_index"] = int(g.get("gpu") or g["gpu2"])
     elif row.id == "extension-abi-mismatch":
-        mod = g.get("module", "")
+        mod = g.get("module", "").lower()
+        if g.get("built"):
+            d["built_for"] = g["built"]
+        if g.get("have"):
+            d["have"] = g["have"]
+        mod = mod or "xformers"
         d["module"] = mod
         d["package"] = ("flash-attn" if mod.startswith("flash_attn") else mod.split("_")[0] if mod.endswith("_C")
                         else mod.replace("_", "-"))
@@ -218,9 +237,8 @@ def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
             sid = row.id
             if sid == "torch-import-dll" and "bitsandbytes" in low:
                 sid = "bnb-no-gpu-binary"  # a bitsandbytes DLL that does not load is bnb's problem, not torch's
-            elif sid == "torch-import-dll" and "winerror" in low and not ("torch" in low or m.groupdict().get("dll")
-                                                                          or m.groupdict().get("dll2")):
-                continue
+            weak = (sid == "torch-import-dll" and "winerror" in low
+                    and not ("torch" in low or m.groupdict().get("dll") or m.groupdict().get("dll2")))
             ids_here.add(row.id)
             n = per_id.get(row.id, 0)
             if n >= PER_ID:
@@ -228,7 +246,10 @@ def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
             per_id[row.id] = n + 1
             if n + 1 == PER_ID:  # this id is done: stop searching for it
                 rows = [x for x in rows if x[0].id != row.id]
-            out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{ln.no}", data=_data(row, m))))
+            data = _data(row, m)
+            if weak:  # a truncated or translated WinError line: torch's if the report is about torch
+                data["needs_torch"] = True
+            out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{ln.no}", data=data)))
     return out
 
 
@@ -243,13 +264,19 @@ class Scope:
     def __init__(self, text: str):
         m = RANGE.search(text)
         self.range = ((int(m.group(1)), int(m.group(2))), int(m.group(3))) if m else None
-        self.mig = "mig" in text.lower()
+        low = text.lower()
+        self.mig = "mig" in low
+        self.torch = bool(re.search(r"\btorch\b|_load_dll_libraries|site-packages[\\/]torch", low))
+        # torch's own wheels ship libcublas; a missing one under torch/lib is torch's install, not a CUDA runtime
+        self.torch_lib = bool(re.search(r"torch[\\/]lib[\\/]libcublas", low))
 
 
 def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | None = None) -> bool:
+    scope = text if isinstance(text, Scope) else Scope(text)
+    if sig is not None and sig.data.pop("needs_torch", False) and not scope.torch:
+        return False
     if when is None:
         return True
-    scope = text if isinstance(text, Scope) else Scope(text)
     if when == "outside-range":
         # the 2.8+ warning names the range; a GPU inside it (same major as a built arch, not older than the
         # minimum) runs by binary compatibility, e.g. GB10 sm_121 on sm_120 kernels
@@ -265,4 +292,6 @@ def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | 
         return bool(facts.platform.is_wsl)
     if when == "mig":
         return scope.mig
+    if when == "no-torch-lib":
+        return not scope.torch_lib
     return True

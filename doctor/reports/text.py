@@ -68,6 +68,12 @@ def decode(data: bytes, name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("utf-8", errors="replace")
+        high = sum(1 for b in data if b > 127)
+        if text.count("\ufffd") > 3 and high < len(data) // 3:
+            # a Chinese-locale Windows console writes GBK (cp936): "找不到指定的模块", "动态链接库(DLL)初始化例程失败"
+            gbk = data.decode("gbk", errors="replace")
+            if gbk.count("\ufffd") < text.count("\ufffd") // 4:
+                return gbk
         if text.count("\ufffd") > max(3, len(text) // 50):
             raise ValueError(f"{name} is not UTF-8 text (it looks binary)") from None
         return text

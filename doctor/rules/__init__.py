@@ -13,6 +13,7 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     id                       severity area      meaning
     no-driver                error    driver    No NVIDIA driver found
     container-no-gpu         error    driver    This container was started without GPU access
+    container-nvml-lost      error    driver    The container lost access to the GPU (NVML: Unknown Error)
     driver-not-loaded        error    driver    The NVIDIA driver is installed but not loaded
     driver-library-mismatch  error    driver    NVIDIA driver and library versions do not match
     driver-too-old           error    driver    The NVIDIA driver is too old for this PyTorch build
@@ -37,6 +38,7 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     torch-cuda-unavailable   error    torch     PyTorch is built with CUDA but cannot use the GPU
     torch-cuda-op-failed     error    torch     A tiny CUDA operation failed
     torch-env-mismatch       warning  torch     pip and python are different interpreters
+    torchvision-mismatch     error    torch     torchvision was built for another PyTorch
     cudnn-mismatch           error    torch     cuDNN version mismatch
     extension-abi-mismatch   error    torch     A compiled extension was built against another PyTorch
     cuda-oom                 error    torch     CUDA out of memory
@@ -81,12 +83,15 @@ def evaluate(facts: Facts) -> list[Finding]:
             _add(found, f)
     for f in signatures.from_signatures(facts, found):
         _add(found, f)
-    # an area with a problem does not also show its "ok" line
-    bad_areas = {f.area for f in found.values() if f.severity in ("error", "warning")}
+    # an area with a problem does not also show its "ok" line; advice about a working GPU (no bf16) is no problem
+    bad_areas = {f.area for f in found.values() if f.severity in ("error", "warning") and f.id not in ADVICE}
     out = [f for f in found.values() if not (f.severity == "ok" and f.area in bad_areas)]
     sev = {s: i for i, s in enumerate(SEVERITIES)}
     area = {a: i for i, a in enumerate(AREAS)}
     return sorted(out, key=lambda f: (sev.get(f.severity, 9), area.get(f.area, 99)))
+
+
+ADVICE = {"bf16-unsupported"}
 
 
 def _add(found: dict[str, Finding], f: Finding) -> None:

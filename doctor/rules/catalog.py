@@ -28,6 +28,13 @@ CATALOG: dict[str, Entry] = {
                           "Without `--gpus all` (docker) or a GPU resource (Kubernetes), no driver library is "
                           "mounted and no GPU is visible.",
                           "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"),
+    "container-nvml-lost": C("error", "driver", "The container lost access to the GPU (NVML: Unknown Error)",
+                             "nvidia-smi and CUDA in a running container fail with \"Failed to initialize NVML: "
+                             "Unknown Error\" when the host reloads systemd (daemon-reload) with the systemd cgroup "
+                             "driver, or the toolkit runs with no-cgroups: the container keeps its mounts but loses "
+                             "the device permission. Restarting the container restores it; the lasting fix is the "
+                             "cgroupfs driver or the toolkit's device-node symlinks.",
+                             "https://github.com/NVIDIA/nvidia-container-toolkit/issues/48"),
     "driver-not-loaded": C("error", "driver", "The NVIDIA driver is installed but not loaded",
                            "The user-space libraries are present but the kernel module does not answer. Usual "
                            "causes: Secure Boot blocks the unsigned module, or a kernel update without a rebuilt "
@@ -99,6 +106,10 @@ CATALOG: dict[str, Entry] = {
                             "The `pip` on PATH installs into another Python than the one that runs tunedoc's "
                             "training: packages you install with it are invisible here. Always use "
                             "`<python> -m pip`."),
+    "torchvision-mismatch": C("error", "torch", "torchvision was built for another PyTorch",
+                              "Each torchvision release is built against one torch release (torchvision 0.N+15 for "
+                              "torch 2.N). Upgrading torch alone leaves the old torchvision, whose compiled operators "
+                              "no longer load: \"operator torchvision::nms does not exist\"."),
     "cudnn-mismatch": C("error", "torch", "cuDNN version mismatch",
                         "An older cuDNN on LD_LIBRARY_PATH or PATH shadows the one bundled with PyTorch."),
     "extension-abi-mismatch": C("error", "torch", "A compiled extension was built against another PyTorch",

@@ -64,7 +64,15 @@ def _driver_old(facts, data, ev):
         f" (it supports CUDA {found})" if found else "")
     tv = facts.torch.cuda or data.get("needed")
     need = K.min_driver(tv, facts.platform.system or "Linux") if tv else K.min_driver("12.8", facts.platform.system or "Linux")
-    fixes = [driver_fix(facts, need, "")]
+    if facts.platform.in_container:
+        why = ("The image's CUDA is newer than the host driver (error 804: forward compatibility works only on "
+               "data-centre GPUs)." if data.get("forward_compat") else "A container uses the host's driver.")
+        fixes = [Fix(title=f"Update the driver on the host (not in the image) to {need} or newer. {why}",
+                     commands=[], shell="bash", url="https://docs.nvidia.com/deploy/cuda-compatibility/"),
+                 Fix(title="Or use an image built for an older CUDA that the host driver supports "
+                           "(nvidia-smi on the host shows the highest)", commands=["nvidia-smi"], shell="bash")]
+    else:
+        fixes = [driver_fix(facts, need, "")]
     if found:
         cc = _cc_from(facts, data)
         choice = K.best_torch_install(cc, found, facts.platform.system or "Linux")
@@ -162,16 +170,52 @@ def _not_loaded(facts, data, ev):
 
 
 def _container(facts, data, ev):
-    return make("container-no-gpu", evidence=ev, fixes=[Fix(
-        title="Start the container with GPU access (NVIDIA Container Toolkit on the host)",
-        commands=["docker run --gpus all ..."], shell="bash",
-        url="https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html")])
+    return make("container-no-gpu", evidence=ev, fixes=container_gpu_fixes())
+
+
+def container_gpu_fixes() -> list[Fix]:
+    """How a container gets the host's GPU: docker run, compose, the toolkit (the fix for "no driver" in a container)."""
+    toolkit = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
+    return [Fix(title="Start the container with GPU access (docker run)", commands=["docker run --gpus all ..."],
+                shell="bash", url=toolkit),
+            Fix(title="docker compose: reserve the GPU for the service (deploy.resources.reservations.devices)",
+                commands=["services:", "  app:", "    deploy:", "      resources:", "        reservations:",
+                          "          devices:", "            - driver: nvidia", "              count: all",
+                          "              capabilities: [gpu]"], shell="yaml",
+                url="https://docs.docker.com/compose/how-tos/gpu-support/"),
+            Fix(title="On the host: install the NVIDIA Container Toolkit and register it with docker",
+                commands=["sudo apt-get install -y nvidia-container-toolkit",
+                          "sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"],
+                shell="bash", url=toolkit)]
+
+
+def _nvml_lost(facts, data, ev):
+    return make("container-nvml-lost", evidence=ev, fixes=[
+        Fix(title="Restart the container: it gets the device permission back", commands=["docker restart <container>"],
+            shell="bash"),
+        Fix(title="For good: the cgroupfs driver in /etc/docker/daemon.json (or the toolkit's device-node symlinks)",
+            commands=['"exec-opts": ["native.cgroupdriver=cgroupfs"]', "sudo systemctl restart docker"], shell="bash",
+            url="https://github.com/NVIDIA/nvidia-container-toolkit/issues/48")])
+
+
+def _torchvision(facts, data, ev):
+    tv = facts.torch.version
+    base = (tv or "").split("+")[0]
+    variant = K.variant_of(tv, facts.torch.cuda) if tv else None
+    comp = K.torch_companions(base, variant, {"torchvision": ""}) if base else []
+    spec = comp[0] if comp else "torchvision"
+    args = ["install", "--upgrade", "--force-reinstall", "--no-deps", spec]
+    if variant and variant != "cpu" and variant.startswith("cu"):
+        args += ["--index-url", f"https://download.pytorch.org/whl/{variant}"]
+    title = (f"Install the torchvision built for torch {tv} ({spec})" if comp else
+             "Install the torchvision built for the installed torch (torchvision 0.N+15 for torch 2.N)")
+    return make("torchvision-mismatch", evidence=ev, fixes=[Fix(title=title, commands=[pip(facts, *args)],
+                                                               shell=shell_of(facts), applicable=True)])
 
 
 def _no_driver(facts, data, ev):
     if facts.platform.in_container or data.get("container"):
-        return make("container-no-gpu", evidence=ev, fixes=[Fix(
-            title="Start the container with GPU access", commands=["docker run --gpus all ..."], shell="bash")])
+        return make("container-no-gpu", evidence=ev, fixes=container_gpu_fixes())
     return make("no-driver", evidence=ev, fixes=[driver_fix(facts, K.min_driver("12.8", facts.platform.system or "Linux"),
                                                             "")])
 
@@ -277,5 +321,5 @@ BUILDERS = {
     "flash-attn-unsupported": _flash, "bf16-unsupported": _bf16, "deepspeed-op-build": _deepspeed,
     "nvcc-mismatch": _nvcc, "libcudart-missing": _cudart, "win-symlinks": _symlinks, "win-long-paths": _long_paths,
     "mig-device-selection": _mig, "torch-env-mismatch": _env_mismatch, "torch-missing": _torch_missing,
-    "bnb-missing": _bnb_missing,
+    "bnb-missing": _bnb_missing, "container-nvml-lost": _nvml_lost, "torchvision-mismatch": _torchvision,
 }

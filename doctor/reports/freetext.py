@@ -1,0 +1,348 @@
+"""Facts from what people really write: hand-filled issue templates, prose, one-liner prints, pip/conda logs.
+
+    n = parse_freetext(lines, facts, source="issue.txt")   # facts filled, one quoted line per fact; n = how many
+
+Runs after the format parsers, so a fact a tool printed (collect_env, nvidia-smi) wins; a different value from
+prose is kept as a conflict note (`facts.conflicts`). Every fact filled here keeps the line it came from in
+`facts.quoted` ("torch.version" -> "issue.txt:12: PyTorch Version: 2.2.0+cu121"), shown as evidence with `-v`.
+Facts from prose count as reported (`origin` stays "report"), never as probed.
+
+What it reads (the patterns are tables below):
+- key/value lines in any casing, spacing and markdown: `- **PyTorch Version**: 2.2.0+cu121`, `| GPU | RTX 4090 |`,
+  `CUDA Version: 12.8 (Driver 570.181)`, `Compute Capability: 12.0`, `torch.version.cuda: 12.8`;
+- versions and GPU names in prose ("Ubuntu 16.04, NVIDIA driver 367.57, GeForce GTX 1080");
+- pip and conda logs and wheel names (`torch-2.8.0.dev20250416%2Bcu128-cp312-cp312-win_amd64.whl`,
+  `Successfully installed torch-2.5.1`, `Requirement already satisfied: torch in ... (2.5.1)`);
+- interactive one-liners (`>>> torch.__version__` then `'2.5.1+cu121'`, `get_device_capability()` then `(8, 6)`);
+- OS, WSL and container hints from prompts and paths (`C:\\Users\\me>`, `/mnt/c/`, `root@3f2a9c1b7d4e:/#`,
+  `docker compose up`, Kubernetes).
+"""
+
+from __future__ import annotations
+
+import re
+
+from doctor.facts import Facts
+from doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
+from doctor.reports.text import Line
+
+TORCH_V = r"(\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc|\.dev)\d+)?(?:\+(?:cu\d+|cpu|rocm[\d.]+|xpu))?)"
+DRIVER_V = r"(\d{3}\.\d{1,3}(?:\.\d{1,3})?)"
+CUDA_V = r"(\d{1,2}\.\d)"
+GPU_NAME = re.compile(
+    r"((?:NVIDIA\s+)?(?:GeForce\s+)?(?:RTX|GTX|TITAN)\s*(?:A?\d{3,4}|PRO\s+\d{4}|Xp?|V|RTX)(?:\s*(?:Ti|SUPER|D|Laptop"
+    r"(?:\s+GPU)?|Max-Q|Blackwell))*"
+    r"|(?:NVIDIA\s+)?(?:Tesla\s+)?(?:[AHLBV]\d{2,3}|T4|P100|P40|K80|GH200|GB10)(?:[- ](?:SXM\d?|PCIe|NVL))?"
+    r"(?:[- ]\d+\s?GB)?|(?:NVIDIA\s+)?(?:Quadro\s+)?RTX\s+A\d{4}|(?:NVIDIA\s+)?Quadro\s+\w+)", re.I)
+STRONG_GPU = re.compile(r"\b(?:RTX|GTX|TITAN|Tesla|Quadro|GeForce|[AH]100|[AHL]40S?|L4|T4|V100|P100|GH200|GB10)\b",
+                        re.I)
+
+# key (normalised: lowercase, markdown and punctuation removed) -> fact it names
+KEYS: list[tuple[re.Pattern, str]] = [(re.compile(k), v) for k, v in [
+    (r"^(?:cuda (?:version )?\(?torch\)?|torch\.?version\.?cuda|torch cuda(?: version)?|pytorch cuda(?: version)?|"
+     r"cuda used to build pytorch|cuda \(pytorch\)|cuda runtime(?: version)?)$", "torch.cuda"),
+    (r"^(?:torch|pytorch)(?: \w+)?(?: version)?$|^torch\.?__version__$|^pytorch version \(.*\)$", "torch.version"),
+    (r"^(?:nvidia )?(?:gpu )?driver(?: version)?$|^nvidia$|^display driver$", "driver.version"),
+    (r"^cuda(?: toolkit| driver)?(?: version)?$|^cuda version \(driver\)$|^nvidia-smi cuda$", "cuda"),
+    (r"^(?:gpus?|gpu (?:name|model|type|info)|graphics(?: card)?|video card|device(?: name)?|gpu\(s\)|"
+     r"torch\.?cuda\.?get_device_name.*|card|hardware)$", "gpu"),
+    (r"^(?:compute capability|cuda capability|capability|torch\.?cuda\.?get_device_capability.*|sm)$", "cc"),
+    (r"^(?:os|operating system|platform|system|os version|os platform and distribution|distro|environment)$", "os"),
+    (r"^python(?: version)?$", "python"),
+    (r"^(?:cuda available|torch\.?cuda\.?is_available.*|is cuda available|gpu available)$", "cuda_available"),
+    (r"^(bitsandbytes|transformers|accelerate|peft|trl|xformers|flash[-_ ]attn|torchvision|torchaudio|triton|"
+     r"unsloth|vllm|deepspeed)(?: version)?$", "package"),
+]]
+
+PROSE: list[tuple[re.Pattern, str]] = [(re.compile(p, re.I), k) for p, k in [
+    (r"\b(?:py)?torch\s*(?:version\s*)?(?:==|=|:|is|v)?\s*" + TORCH_V + r"(?![\w.])", "torch.version"),
+    (r"\bdriver\s*(?:version\s*)?(?:is\s*|:\s*|=\s*|v)?" + DRIVER_V + r"\b", "driver.version"),
+    (r"\b" + DRIVER_V + r"\s+(?:nvidia\s+)?driver\b", "driver.version"),
+    (r"\b(?:Ubuntu|Debian|CentOS|Rocky|Fedora|Arch Linux|Windows\s*(?:10|11|Server)|WSL\s*2?|macOS)\b[\s\d.]*", "os"),
+    (r"\b(?:on|in|under|using|with) (?:native |my )?windows\b", "os"),
+    (r"\bpython\s*(?:version\s*)?(?:==|:|is)?\s*(3\.\d{1,2}(?:\.\d+)?)\b", "python"),
+]]
+
+PIP_OK = re.compile(r"^\s*Successfully installed (.+)$")
+PIP_HAVE = re.compile(r"Requirement already satisfied: ([\w.-]+)(?:[<>=!~][^\s]*)? in (\S+)(?: \(([^)]+)\))?")
+WHEEL = re.compile(r"\b(torch|torchvision|torchaudio|bitsandbytes|xformers|flash_attn|triton)-(\d[\w.]*?(?:(?:%2B|\+)"
+                   r"[\w.]+)?)-(cp3\d+|py3)-[\w.]+?-(win_amd64|manylinux\w*|linux_x86_64|macosx\w*|any)\.whl", re.I)
+COLLECT = re.compile(r"^\s*Collecting (torch|bitsandbytes)==(\d[\w.+]*)")
+CONDA_PKG = re.compile(r"^\s+(pytorch|pytorch-cuda|cudatoolkit)\s*[-=]?\s*(\d[\w.]*)-([\w.]+)\s+\S+")
+REPL = re.compile(r"torch\.__version__|torch\.version\.cuda|get_device_name|get_device_capability|cuda\.is_available")
+WIN_PROMPT = re.compile(r"^\s*(?:\(\S+\)\s*)?(?:PS\s+)?[A-Z]:\\[^>]*>|\b[A-Z]:\\Users\\", re.I)
+WSL_HINT = re.compile(r"/mnt/[c-z]/|\bWSL ?2?\b|microsoft-standard", re.I)
+CONTAINER_HINT = re.compile(r"^\s*root@[0-9a-f]{12}:|\bdocker(?:-compose| compose| run| exec)\b|\bkubectl\b|"
+                            r"\bkubernetes\b|/\.dockerenv|\bnvidia-container|\bDockerfile\b|\bcontainer\b.*\bgpus?\b",
+                            re.I)
+MD = re.compile(r"[*_`]+")
+
+
+def _key(raw: str) -> str:
+    k = MD.sub("", raw).strip().strip(":").strip().lower()
+    k = re.sub(r"^[-+•>#\d.)\s]+", "", k)
+    k = re.sub(r"\(\)|\[\d\]|\(0\)", "", k)
+    return re.sub(r"\s+", " ", k).strip()
+
+
+def _split(text: str) -> tuple[str, str] | None:
+    """'- **PyTorch Version**: 2.2' / '| GPU | RTX 4090 |' / 'torch.version.cuda = 12.8' -> (key, value)."""
+    t = text.strip()
+    if t.startswith("|") and t.count("|") >= 3:
+        cells = [c.strip() for c in t.strip("|").split("|")]
+        if len(cells) >= 2 and cells[0] and not set(cells[0]) <= set("-: "):
+            return _key(cells[0]), MD.sub("", cells[1]).strip()
+        return None
+    t = re.sub(r"^\s*(?:[-*+•]|\d+[.)])\s+", "", t)
+    m = re.match(r"^(?:>>>\s*|print\()?\s*([^:=]{1,60}?)\s*\)?\s*(?::|=|：| - |\t)\s*(.+)$", MD.sub("", t))
+    if not m:
+        return None
+    return _key(m.group(1)), m.group(2).strip().strip("`'\"").strip()
+
+
+class _Out:
+    def __init__(self, facts: Facts, source: str):
+        self.facts, self.source, self.count = facts, source, 0
+
+    def set(self, path: str, obj, attr: str, value, line: Line) -> None:
+        if value in (None, ""):
+            return
+        old = getattr(obj, attr)
+        where = f"{self.source}:{line.no}: {line.text.strip()[:200]}"
+        if old in (None, ""):
+            setattr(obj, attr, value)
+            self.facts.quoted.setdefault(path, where)
+            self.count += 1
+        elif str(old).split("+")[0] != str(value).split("+")[0] and path not in ("platform.system",):
+            note = f"{path}: {old} elsewhere in the report, but {value} at {where}"
+            if note not in self.facts.conflicts and len(self.facts.conflicts) < 10:
+                self.facts.conflicts.append(note)
+
+
+def _gpu(out: _Out, name: str, line: Line) -> None:
+    from doctor import knowledge as K
+
+    name = re.sub(r"\s*\(?\d+\s*G[Bi]B?\)?\s*$", "", name.strip().strip("'\"")).strip()
+    if not name or not STRONG_GPU.search(name):
+        return
+    facts = out.facts
+    if facts.gpus:
+        if not any(K.lookup_gpu(g.name or "") == K.lookup_gpu(name) for g in facts.gpus):
+            note = f"gpu: {facts.gpus[0].name} elsewhere in the report, but {name} at {out.source}:{line.no}"
+            if len(facts.gpus) == 1 and note not in facts.conflicts and len(facts.conflicts) < 10:
+                facts.conflicts.append(note)
+        return
+    if not name.lower().startswith(("nvidia", "tesla", "quadro")) and K.lookup_gpu(name):
+        name = "NVIDIA " + ("GeForce " + name if re.match(r"(?i)(rtx|gtx)\s*\d", name) else name)
+    add_gpu(facts, name, 0)
+    facts.quoted.setdefault("gpu", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
+    out.count += 1
+
+
+def _cc(value: str) -> str | None:
+    m = re.search(r"\(?\s*(\d{1,2})\s*[,.]\s*(\d)\s*\)?", value)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def _kv(out: _Out, key: str, value: str, line: Line) -> bool:
+    f = out.facts
+    for rx, what in KEYS:
+        m = rx.match(key)
+        if not m:
+            continue
+        low = value.lower()
+        if what == "torch.version":
+            v = re.search(TORCH_V, value)
+            if v:
+                out.set("torch.version", f.torch, "version", v.group(1), line)
+                f.torch.installed = True
+        elif what == "torch.cuda":
+            v = re.search(CUDA_V, value)
+            if v:
+                out.set("torch.cuda", f.torch, "cuda", v.group(1), line)
+            elif low in ("none", "n/a") and f.torch.cuda is None:
+                out.set("torch.cuda", f.torch, "cuda", "", line)
+        elif what == "driver.version":
+            v = re.search(DRIVER_V, value)
+            if v:
+                out.set("driver.version", f.driver, "version", v.group(1), line)
+                f.driver.present = True
+            c = re.search(r"cuda(?: version)?\s*:?\s*" + CUDA_V, low)
+            if c:
+                out.set("driver.cuda_version", f.driver, "cuda_version", c.group(1), line)
+        elif what == "cuda":
+            d = re.search(r"driver\s*:?\s*(?:version\s*)?" + DRIVER_V, low)
+            v = re.search(r"^\s*" + CUDA_V, value)
+            if d:
+                out.set("driver.version", f.driver, "version", d.group(1), line)
+                f.driver.present = True
+                if v:
+                    out.set("driver.cuda_version", f.driver, "cuda_version", v.group(1), line)
+            elif v and "nvcc" in low:
+                out.set("toolkit.nvcc_version", f.toolkit, "nvcc_version", v.group(1), line)
+            elif v:  # a bare "CUDA Version" in a template: kept as quoted, not guessed into a layer
+                f.quoted.setdefault("cuda", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
+        elif what == "gpu":
+            _gpu(out, value.split(",")[0], line)
+        elif what == "cc":
+            cc = _cc(value)
+            if cc and f.gpus and len(f.gpus) == 1:
+                out.set("gpu.compute_capability", f.gpus[0], "compute_capability", cc, line)
+            elif cc:
+                f.torch.devices.append({"capability": cc})
+                f.quoted.setdefault("gpu.compute_capability", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
+        elif what == "os":
+            before = f.platform.system
+            platform_from(value, f)
+            if f.platform.system and not before:
+                f.quoted.setdefault("platform.system", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
+                out.count += 1
+            d = re.search(r"(Ubuntu|Debian|CentOS|Rocky|Fedora)[\s\w.]*", value, re.I)
+            if d:
+                fill(f.platform, "distro", d.group(0).strip())
+        elif what == "python":
+            v = re.search(r"\b(3\.\d{1,2}(?:\.\d+)?)\b", value)
+            if v:
+                out.set("python.version", f.python, "version", v.group(1), line)
+        elif what == "cuda_available":
+            if low.startswith("true") or low == "yes":
+                out.set("torch.cuda_available", f.torch, "cuda_available", True, line)
+            elif low.startswith("false") or low == "no":
+                out.set("torch.cuda_available", f.torch, "cuda_available", False, line)
+        elif what == "package":
+            v = re.search(r"\b(\d+\.\d+(?:\.\d+)?(?:\.post\d+|\.dev\d+)?(?:\+[\w.]+)?)\b", value)
+            if v:
+                name = m.group(1).replace(" ", "-").replace("_", "-")
+                if name not in f.python.packages:
+                    add_package(f, name, v.group(1))
+                    f.quoted.setdefault(f"package.{name}", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
+                    out.count += 1
+        return True
+    return False
+
+
+def _pip(out: _Out, ln: Line) -> None:
+    f, t = out.facts, ln.text
+    m = PIP_OK.match(t)
+    if m:
+        for tok in m.group(1).split():
+            name, _, ver = tok.rpartition("-")
+            if name and re.match(r"\d", ver):
+                if name.lower() == "torch":
+                    out.set("torch.version", f.torch, "version", ver, ln)
+                elif name.replace("_", "-").lower() not in f.python.packages:
+                    add_package(f, name, ver)
+        return
+    m = PIP_HAVE.search(t)
+    if m:
+        name, where, ver = m.group(1), m.group(2), m.group(3)
+        if ver and name.lower() == "torch":
+            out.set("torch.version", f.torch, "version", ver.split(")")[0], ln)
+        elif ver and name.replace("_", "-").lower() not in f.python.packages:
+            add_package(f, name, ver)
+        py = re.search(r"[Pp]ython(3)\.?(\d{1,2})[/\\]", where)
+        if py:
+            out.set("python.version", f.python, "version", f"{py.group(1)}.{py.group(2)}", ln)
+        return
+    for m in WHEEL.finditer(t):
+        name, ver, tag, plat = m.group(1).lower(), m.group(2).replace("%2B", "+").replace("%2b", "+"), m.group(3), m.group(4)
+        if name == "torch":
+            out.set("torch.version", f.torch, "version", ver, ln)
+        elif name.replace("_", "-") not in f.python.packages:
+            add_package(f, name, ver)
+        if tag.startswith("cp3"):
+            out.set("python.version", f.python, "version", f"3.{tag[3:]}", ln)
+        if plat == "win_amd64":
+            out.set("platform.system", f.platform, "system", "Windows", ln)
+        elif plat.startswith(("manylinux", "linux")):
+            out.set("platform.system", f.platform, "system", "Linux", ln)
+    m = COLLECT.match(t) or CONDA_PKG.match(t)
+    if m and m.group(1) in ("torch", "pytorch"):
+        out.set("torch.version", f.torch, "version", m.group(2), ln)
+    elif m and m.group(1) == "pytorch-cuda":
+        out.set("torch.cuda", f.torch, "cuda", m.group(2), ln)
+
+
+def _repl(out: _Out, lines: list[Line], i: int) -> None:
+    """`>>> torch.__version__` (or print(...)) followed by its value on the next non-empty line."""
+    q = REPL.search(lines[i].text)
+    nxt = next((x for x in lines[i + 1:i + 3] if x.text.strip()), None)
+    if not q or nxt is None or re.search(r"[:=]", lines[i].text.split(q.group(0))[-1]):
+        return
+    v = nxt.text.strip().strip("'\"")
+    what = q.group(0)
+    if what == "torch.__version__" and re.fullmatch(TORCH_V, v):
+        out.set("torch.version", out.facts.torch, "version", v, nxt)
+    elif what == "torch.version.cuda" and re.fullmatch(CUDA_V, v):
+        out.set("torch.cuda", out.facts.torch, "cuda", v, nxt)
+    elif what == "torch.version.cuda" and v == "None":
+        out.set("torch.cuda", out.facts.torch, "cuda", "", nxt)
+    elif what == "get_device_name":
+        _gpu(out, v, nxt)
+    elif what == "get_device_capability" and _cc(v) and re.fullmatch(r"\(\s*\d+\s*,\s*\d+\s*\)", v):
+        if out.facts.gpus and len(out.facts.gpus) == 1:
+            out.set("gpu.compute_capability", out.facts.gpus[0], "compute_capability", _cc(v), nxt)
+    elif what == "cuda.is_available" and v in ("True", "False"):
+        out.set("torch.cuda_available", out.facts.torch, "cuda_available", v == "True", nxt)
+
+
+def _prose(out: _Out, ln: Line) -> None:
+    f, t = out.facts, ln.text
+    for rx, what in PROSE:
+        for m in rx.finditer(t):
+            if what == "torch.version" and f.torch.version is None:
+                if re.search(r"torch(?:vision|audio)", t[max(0, m.start() - 1):m.end()], re.I):
+                    continue
+                out.set("torch.version", f.torch, "version", m.group(1), ln)
+                f.torch.installed = True
+            elif what == "driver.version":
+                out.set("driver.version", f.driver, "version", m.group(1), ln)
+                f.driver.present = True
+            elif what == "os" and f.platform.system is None:
+                platform_from(m.group(0), f)
+                if f.platform.system:
+                    f.quoted.setdefault("platform.system", f"{out.source}:{ln.no}: {t.strip()[:200]}")
+                    out.count += 1
+            elif what == "python":
+                out.set("python.version", f.python, "version", m.group(1), ln)
+    if not f.gpus:
+        m = GPU_NAME.search(t)
+        if m and STRONG_GPU.search(m.group(0)):
+            _gpu(out, m.group(0), ln)
+
+
+def _hints(out: _Out, ln: Line) -> None:
+    f, t = out.facts, ln.text
+    if f.platform.system is None and WIN_PROMPT.search(t):
+        out.set("platform.system", f.platform, "system", "Windows", ln)
+    if f.platform.is_wsl is None and WSL_HINT.search(t):
+        f.platform.is_wsl = True
+        fill(f.platform, "system", "Linux")
+        f.quoted.setdefault("platform.is_wsl", f"{out.source}:{ln.no}: {t.strip()[:200]}")
+    if f.platform.in_container is None and CONTAINER_HINT.search(t):
+        f.platform.in_container = True
+        low = t.lower()
+        fill(f.platform, "container_kind", "kubernetes" if "kube" in low else "docker")
+        f.quoted.setdefault("platform.in_container", f"{out.source}:{ln.no}: {t.strip()[:200]}")
+
+
+def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> int:
+    """Fill `facts` from free text; returns how many facts it filled (0: nothing found)."""
+    out = _Out(facts, source)
+    for i, ln in enumerate(lines):
+        t = ln.text
+        if len(t) < 3 or len(t) > 2000:
+            continue
+        _hints(out, ln)
+        if "install" in t or "Requirement" in t or ".whl" in t or "Collecting" in t or "pytorch" in t:
+            _pip(out, ln)
+        if REPL.search(t):
+            _repl(out, lines, i)
+        kv = _split(t)
+        if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
+            continue
+        _prose(out, ln)
+    t = facts.torch
+    if t.version and t.cuda is None:
+        t.cuda = cuda_from_local(t.version)
+    return out.count
