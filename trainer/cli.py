@@ -118,6 +118,7 @@ def train_main(args) -> int:
         from trainer.modelcheck import check_model
 
         problems = [p for p in ((None if args.dry_run else check_model(model)), _check_profile(profile, sets),
+                                None if args.python else _check_loss(profile, sets),
                                 prep.get("data_problem") or _check_data(data, fmt)) if p]
         if problems:
             _err("\n".join(problems))
@@ -272,6 +273,25 @@ def _check_profile(name_or_path: str | None, sets: list[str]) -> str | None:
     except (ProfileError, FileNotFoundError) as e:
         return str(e)
     return None
+
+
+def _check_loss(name_or_path: str | None, sets: list[str]) -> str | None:
+    """loss_impl=fused without Liger-Kernel in this interpreter: what to install, before a run directory exists
+    (another --python is checked by the trainer itself, at the start of its setup)."""
+    from profiles.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(name_or_path).with_overrides(sets or []) if name_or_path else None
+    except (ProfileError, FileNotFoundError):
+        return None  # _check_profile reports it
+    if profile is None or profile.loss_impl != "fused":
+        return None
+    from trainer.loss import LIGER_PIP, liger_available
+
+    if liger_available():
+        return None
+    return (f"loss_impl=fused needs Liger-Kernel, which is not installed: {LIGER_PIP}; or use loss_impl=chunked "
+            "(the same memory saving in plain torch) or auto")
 
 
 def _check_data(path: str, fmt: str) -> str | None:

@@ -139,3 +139,34 @@ def test_auto_picks_liger_on_cuda_and_falls_back_for_scaled_heads(monkeypatch):
 
     impl, note = L.resolve("auto", "cuda:0", Cohere())
     assert impl == "plain" and "logit_scale" in note
+
+
+def test_train_with_fused_and_no_liger_says_what_to_install_before_a_run_exists(tiny_model_dir, identity_jsonl,
+                                                                                 tmp_path):
+    import subprocess
+    import sys
+
+    if L.liger_available():
+        pytest.skip("Liger-Kernel is installed here")
+    out = subprocess.run([sys.executable, "-m", "tunedoc", "train", "--model", str(tiny_model_dir), "--data",
+                          str(identity_jsonl), "--profile", "qlora-min", "--runs-dir", str(tmp_path / "runs"),
+                          "--set", "loss_impl=fused"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "loss_impl=fused needs Liger-Kernel" in out.stderr and "pip install 'tunedoc[fast]'" in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_trainer_refuses_fused_without_liger_at_setup(tiny_model_dir, identity_jsonl, tmp_path, monkeypatch):
+    """Another interpreter (--python) is checked by the trainer itself: a failed run with the pip command."""
+    from profiles.profile import load_profile
+    from trainer.recipe import Recipe, RunFailed
+    from trainer.rundir import CONFIG, write_json
+
+    monkeypatch.setattr(L, "liger_available", lambda: False)
+    prof = load_profile("qlora-min").with_overrides(["loss_impl=fused"])
+    write_json(tmp_path / CONFIG, {"model": str(tiny_model_dir), "data": str(identity_jsonl), "profile": prof.to_dict()})
+    r = Recipe(tmp_path, echo=False)
+    with pytest.raises(RunFailed) as e:
+        r.setup()
+    assert e.value.id == "loss-impl" and "tunedoc[fast]" in e.value.hint
+    assert not hasattr(r, "model")  # refused before the model loads
