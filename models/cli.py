@@ -63,11 +63,26 @@ def models_args(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     for p in (s, i, r):
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+        _source_arg(p)
+
+
+def _source_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", choices=("hf", "modelscope"), default="hf",
+                   help="hf: the Hugging Face Hub or the HF_ENDPOINT mirror (default); modelscope: ModelScope, "
+                        "through the modelscope library (pip install 'tunedoc[modelscope]'; a modelscope:// prefix "
+                        "on the id does the same)")
+
+
+def _modelscope(args) -> bool:
+    repo = getattr(args, "repo", "") or ""
+    return getattr(args, "source", "hf") == "modelscope" or repo.startswith("modelscope://")
 
 
 def models_main(args) -> int:
     action = getattr(args, "action", None)
     try:
+        if action in ("search", "info", "rm") and _modelscope(args):
+            return _ms_models(args, action)
         if action == "search":
             return _search(args)
         if action == "info":
@@ -83,11 +98,18 @@ def _list(args) -> int:
     from models.cache import list_cache
     from models.hub import cache_dir
 
+    from models import modelscope as ms
+
     models = list_cache(extra_dirs=args.dir)
+    ms_models = ms.list_cache()
     if args.json:
-        print(json.dumps({"cache_dir": str(cache_dir()), "models": [m.to_dict() for m in models]}, indent=2))
+        print(json.dumps({"cache_dir": str(cache_dir()), "models": [m.to_dict() for m in models],
+                          "modelscope": {"cache_dir": str(ms.cache_dir()), "models": [m.to_dict() for m in ms_models]}},
+                         indent=2))
         return 0
-    if not models:
+    if not models and ms_models:
+        print(f"no models in {cache_dir()}", file=sys.stderr)
+    elif not models:
         print(f"no models in {cache_dir()}" + (f" or {', '.join(args.dir)}" if args.dir else ""), file=sys.stderr)
         print("  download one with `tunedoc download OWNER/NAME` (find it with `tunedoc models search NAME`)",
               file=sys.stderr)
@@ -97,10 +119,67 @@ def _list(args) -> int:
         revs = ", ".join(",".join(r.refs) or r.commit[:8] for r in m.revisions) or "-"
         note = f"+{human_bytes(m.incomplete_bytes)} partial (resume: tunedoc download {m.repo})" \
             if m.incomplete_bytes else ""
-        rows.append([m.repo, human_bytes(m.size), revs, _ago(m.last_used), note or m.path])
-    print(_table(rows, ["MODEL", "SIZE", "REVISIONS", "LAST USED", "PATH"]))
+        rows.append([m.repo, "hf", human_bytes(m.size), revs, _ago(m.last_used), note or m.path])
+    for m in ms_models:
+        note = f"+{human_bytes(m.incomplete_bytes)} partial (resume: tunedoc download {m.repo} --source " \
+               "modelscope)" if m.incomplete_bytes else ""
+        rows.append([m.repo, "modelscope", human_bytes(m.size), ", ".join(m.revisions), _ago(m.last_used),
+                     note or m.path])
+    print(_table(rows, ["MODEL", "SOURCE", "SIZE", "REVISIONS", "LAST USED", "PATH"]))
     total = sum(m.size for m in models)
-    print(f"{len(models)} models, {human_bytes(total)} in {cache_dir()}", file=sys.stderr)
+    if models:
+        print(f"{len(models)} models, {human_bytes(total)} in {cache_dir()}", file=sys.stderr)
+    if ms_models:
+        print(f"{len(ms_models)} models, {human_bytes(sum(m.size for m in ms_models))} in {ms.cache_dir()} "
+              "(ModelScope)", file=sys.stderr)
+    return 0
+
+
+def _ms_models(args, action: str) -> int:
+    """search | info | rm on ModelScope."""
+    from models import modelscope as ms
+
+    if action == "search":
+        hits = ms.search(args.query, limit=args.limit)
+        if args.json:
+            print(json.dumps({"endpoint": ms.endpoint(), "source": "modelscope", "query": args.query,
+                              "results": [h.to_dict() for h in hits]}, indent=2))
+        elif not hits:
+            print(f"no models match {args.query!r} on ModelScope ({ms.endpoint()})", file=sys.stderr)
+        else:
+            print(_table([[h.id, human_bytes(h.size_bytes) if h.size_bytes else "?", human_count(h.downloads),
+                           h.license or "?"] for h in hits], ["MODEL", "SIZE", "DOWNLOADS", "LICENSE"]))
+            print(f"{len(hits)} results from ModelScope ({ms.endpoint()})", file=sys.stderr)
+        return 0
+    if action == "info":
+        mi = ms.info(args.repo, args.revision)
+        if args.json:
+            print(json.dumps(mi.to_dict(), indent=2))
+            return 0
+        print(f"{mi.repo} @ {mi.revision} (ModelScope, {mi.endpoint})")
+        print(f"  license {mi.license or '?'}   downloads {human_count(mi.downloads)}   likes {human_count(mi.likes)}")
+        print("  files:")
+        for f in sorted(mi.files, key=lambda f: f.name):
+            print(f"    {f.name:<48} {human_bytes(f.size):>10}")
+        print(f"  download: {len(mi.files)} files, {human_bytes(mi.total_size)}")
+        return 0
+    repo, _ = ms.strip_prefix(args.repo)
+    hit = next((m for m in ms.list_cache() if m.repo == repo), None)
+    if hit is None:
+        raise HubError("not_found", f"{repo} is not in the ModelScope cache ({ms.cache_dir()})",
+                       "see what is there with `tunedoc models`")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise HubError("bad_input", f"refusing to delete {repo} ({human_bytes(hit.size)}) without confirmation",
+                           "add --yes to delete without asking")
+        if input(f"delete {repo}: {human_bytes(hit.size)} in {hit.path}? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing deleted", file=sys.stderr)
+            return 1
+    freed = ms.remove(repo)
+    if args.json:
+        print(json.dumps({"repo": repo, "source": "modelscope", "freed_bytes": freed}))
+    else:
+        print(f"deleted {repo} (ModelScope): {human_bytes(freed)} freed")
     return 0
 
 
@@ -232,11 +311,49 @@ def download_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", metavar="DIR", help="cache to download into (default: $HF_HUB_CACHE)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be fetched and the disk check")
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout: plan, progress, done/error")
+    _source_arg(parser)
+
+
+def _ms_download(args) -> int:
+    """download --source modelscope: the disk check, then the library's snapshot_download (which resumes)."""
+    from models import modelscope as ms
+
+    as_json = args.json
+    try:
+        p = ms.plan(ms.strip_prefix(args.repo)[0], args.revision, args.cache_dir)
+    except HubError as e:
+        return _fail(e, as_json)
+    if as_json:
+        print(json.dumps({"type": "plan", **p.to_dict()}), flush=True)
+    else:
+        free = "?" if p.free_bytes is None else human_bytes(p.free_bytes)
+        print(f"{p.repo} @ {p.revision} from ModelScope ({p.endpoint})\n  {p.files} files, "
+              f"{human_bytes(p.total_bytes)}" + (f" ({human_bytes(p.present_bytes)} already here)" if p.present_bytes
+                                                 else "") + f"\n  into {p.cache_dir} ({free} free)", file=sys.stderr)
+    if args.dry_run:
+        return 0 if p.fits else 1
+    t0 = time.monotonic()
+    try:
+        path = ms.download(p.repo, args.revision, args.cache_dir, the_plan=p)
+    except HubError as e:
+        return _fail(e, as_json)
+    secs = time.monotonic() - t0
+    if as_json:
+        print(json.dumps({"type": "done", "repo": p.repo, "source": "modelscope", "path": str(path),
+                          "files": p.files, "total_bytes": p.total_bytes, "downloaded_bytes": p.needed_bytes,
+                          "seconds": round(secs, 3)}), flush=True)
+    else:
+        print(f"done: {p.repo} ({human_bytes(p.total_bytes)}, {p.files} files, sha256-checked by the modelscope "
+              f"library) in {human_duration(secs)}", file=sys.stderr)
+        print(path)
+    return 0
 
 
 def download_main(args) -> int:
     from models.download import download, plan
 
+    if _modelscope(args):
+        return _ms_download(args)
     as_json = args.json
     try:
         p = plan(args.repo, args.revision, args.include, args.exclude, endpoint_url=args.endpoint,
