@@ -41,6 +41,7 @@ class Finding:
     detail: str = ""  # the explanation
     evidence: list[str] = field(default_factory=list)  # facts or report lines it rests on
     fixes: list[Fix] = field(default_factory=list)
+    explains: list[str] = field(default_factory=list)  # ids of other findings this one causes (root cause first)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -82,6 +82,12 @@ def render(facts: Facts, findings: list[Finding], verbose: bool = False, console
         for f in items:
             _line(console, marks, f.severity, f.title, indent=4)
             _details(console, f, verbose, bullet, indent=8)
+    for note in facts.conflicts:
+        console.print(Text(f"Note: the report disagrees with itself: {note}", style="yellow"))
+    if verbose and facts.quoted:
+        console.print(Text("Read from the report's text:", style="bold"))
+        for key, where in facts.quoted.items():
+            console.print(Text(f"    {bullet} {key}: {where}", style="dim"))
     if verbose:
         _probes(console, facts, marks)
     console.print()
@@ -180,9 +186,59 @@ def _no_finding_reason(facts: Facts, area: str) -> str:
               if n in PROBE_AREAS and area in PROBE_AREAS[n] and st.error]
     if failed:
         return "nothing to check (" + "; ".join(failed) + ")"
+    known = area_facts(facts, area)
+    if known:
+        return known
     if facts.origin == "report":
-        return "not in the report"
+        return "not in the report" + (f" (paste {NEXT_PASTE[area]} to check it)" if area in NEXT_PASTE else "")
     return "nothing to report"
+
+
+# what to paste next, per area, when a report says nothing about it
+NEXT_PASTE = {
+    "driver": "`nvidia-smi`", "gpu": "`nvidia-smi`", "cuda": "`nvcc --version`",
+    "torch": "`python -m torch.utils.collect_env`", "bnb": "`python -m bitsandbytes`",
+    "platform": "`python -m torch.utils.collect_env`", "hf": "`huggingface-cli env`",
+}
+
+
+def _sm_range(arch: list[str] | None) -> str | None:
+    nums = sorted(int(a.split("_")[1]) for a in arch or [] if re.match(r"^sm_\d+$", a))
+    if not nums:
+        return None
+    return f"sm_{nums[0]}" if len(nums) == 1 else f"sm_{nums[0]}–sm_{nums[-1]}"
+
+
+def area_facts(facts: Facts, area: str) -> str | None:
+    """What is known about an area, in a few words (flutter doctor style): 'torch 2.14.1+cu130, CUDA 13.0,
+    sm_75–sm_120; no GPU to use it'. None when nothing is known."""
+    t, d, p = facts.torch, facts.driver, facts.platform
+    parts: list[str] = []
+    if area == "torch" and t.version:
+        parts.append(f"torch {t.version}")
+        parts.append(f"CUDA {t.cuda}" if t.cuda else ("CPU build" if t.cuda == "" else ""))
+        parts.append(_sm_range(t.arch_list) or "")
+        text = ", ".join(x for x in parts if x)
+        if facts.gpus == [] and t.cuda:
+            text += "; no GPU to use it"
+        return text
+    if area == "driver" and (d.version or d.cuda_version):
+        return ", ".join(x for x in (f"driver {d.version}" if d.version else "",
+                                     f"supports CUDA {d.cuda_version}" if d.cuda_version else "") if x)
+    if area == "gpu" and facts.gpus:
+        g = facts.gpus[0]
+        more = f" (+{len(facts.gpus) - 1} more)" if len(facts.gpus) > 1 else ""
+        cc = f", sm_{g.compute_capability.replace('.', '')}" if g.compute_capability else ""
+        return f"{g.name}{cc}{more}"
+    if area == "cuda" and facts.toolkit.nvcc_version:
+        return f"nvcc {facts.toolkit.nvcc_version}"
+    if area == "bnb" and facts.bnb.version:
+        return f"bitsandbytes {facts.bnb.version}"
+    if area == "platform" and p.system:
+        bits = [p.distro or p.system, "WSL2" if p.is_wsl else "", f"in a {p.container_kind or ''} container".replace(
+            "  ", " ") if p.in_container else "", f"Python {facts.python.version}" if facts.python.version else ""]
+        return ", ".join(x for x in bits if x)
+    return None
 
 
 def _count_areas(findings: list[Finding], severity: str) -> list[str]:
@@ -216,8 +272,9 @@ def summary_line(facts: Facts, findings: list[Finding]) -> str:
         first = next(f for f in findings if f.severity == "error")
         n = len(errors)
         nxt = first.fixes[0].title if first.fixes else first.title
+        root = f" Root cause: {first.title} (it explains {len(first.explains)} more)." if first.explains else ""
         return (f"Doctor found issues in {n} categor{'y' if n == 1 else 'ies'} ({titles(errors)}): fix the ✗ lines "
-                f"first. Next step: {nxt} (tunedoc doctor -v shows the commands).")
+                f"first.{root} Next step: {nxt} (tunedoc doctor -v shows the commands).")
     gpu = ready_gpu(facts)
     if warnings:
         first = next(f for f in findings if f.severity == "warning")
@@ -230,8 +287,10 @@ def summary_line(facts: Facts, findings: list[Finding]) -> str:
         nxt = first.fixes[0].title if first.fixes else first.title
         return (f"{lead} warnings in {n} categor{'y' if n == 1 else 'ies'} ({titles(warnings)}). "
                 f"Next step: {nxt}.")
-    unchecked = [AREA_TITLES[a] for a, known in (("torch", facts.torch.import_ok), ("bnb", facts.bnb.import_ok))
-                 if known is None]
+    unchecked = [AREA_TITLES[a] for a, known in (("torch", facts.torch.import_ok if facts.torch.import_ok is not None
+                                                          else facts.torch.version),
+                                                ("bnb", facts.bnb.import_ok if facts.bnb.import_ok is not None
+                                                 else facts.bnb.version)) if known is None]
     if unchecked:  # a report without PyTorch in it (an nvidia-smi paste) cannot say "ready"
         where = "in the report" if facts.origin == "report" else "checked"
         return (f"No problem found{' on ' + gpu if gpu else ''}, but {' and '.join(unchecked)} "

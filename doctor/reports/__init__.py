@@ -222,6 +222,10 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
             facts.signatures.append(sig)
     if is_trace or facts.signatures:
         kinds.append("traceback")
+    if ("torch.version" in facts.quoted and facts.torch.import_ok is None
+            and not any(s.id in ("torch-import-dll", "torch-missing") for s in facts.signatures)):
+        # a torch version the user printed or wrote down: torch imported for them (unknown CUDA is reset by _finish)
+        facts.torch.import_ok = True
     _reclassify_bnb(facts)
     _finish(facts)
     facts.sources = list(dict.fromkeys([*facts.sources, *kinds]))

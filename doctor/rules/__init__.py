@@ -86,9 +86,43 @@ def evaluate(facts: Facts) -> list[Finding]:
     # an area with a problem does not also show its "ok" line; advice about a working GPU (no bf16) is no problem
     bad_areas = {f.area for f in found.values() if f.severity in ("error", "warning") and f.id not in ADVICE}
     out = [f for f in found.values() if not (f.severity == "ok" and f.area in bad_areas)]
+    _root_causes(out)
     sev = {s: i for i, s in enumerate(SEVERITIES)}
     area = {a: i for i, a in enumerate(AREAS)}
-    return sorted(out, key=lambda f: (sev.get(f.severity, 9), area.get(f.area, 99)))
+    return sorted(out, key=lambda f: (sev.get(f.severity, 9), 0 if f.explains else 1, area.get(f.area, 99)))
+
+
+# root cause -> the findings it explains when both stand (fix the root and they go away). Sources: the corpus
+# threads (a CPU torch: "Torch not compiled with CUDA enabled", xformers built for a CUDA torch; an old driver: the
+# CUDA init error; a container without GPU access: no driver, no CUDA) and shared/KNOWLEDGE.md PART 1.4.
+EXPLAINS: dict[str, tuple[str, ...]] = {
+    "no-driver": ("torch-cuda-unavailable", "torch-cuda-op-failed", "bnb-no-gpu-binary", "bnb-quant-failed"),
+    "container-no-gpu": ("no-driver", "torch-cuda-unavailable", "torch-cuda-op-failed", "bnb-no-gpu-binary",
+                         "bnb-quant-failed"),
+    "container-nvml-lost": ("torch-cuda-unavailable", "torch-cuda-op-failed", "driver-library-mismatch"),
+    "driver-not-loaded": ("torch-cuda-unavailable", "torch-cuda-op-failed", "bnb-quant-failed"),
+    "driver-library-mismatch": ("torch-cuda-unavailable", "torch-cuda-op-failed", "bnb-quant-failed"),
+    "driver-too-old": ("torch-cuda-unavailable", "torch-cuda-op-failed", "bnb-quant-failed", "bnb-no-gpu-binary"),
+    "torch-cpu-build": ("torch-cuda-unavailable", "extension-abi-mismatch", "bnb-no-gpu-binary", "bnb-quant-failed",
+                        "win-libuv", "win-no-nccl"),
+    "torch-missing": ("bnb-import-error", "torchvision-mismatch", "extension-abi-mismatch"),
+    "torch-import-dll": ("bnb-import-error", "torch-cuda-unavailable"),
+    "torch-arch-unsupported": ("torch-cuda-op-failed", "bnb-quant-failed"),
+    "wsl-linux-driver": ("wsl-libcuda-path", "torch-cuda-unavailable", "torch-cuda-op-failed"),
+}
+
+
+def _root_causes(findings: list[Finding]) -> None:
+    """Mark which standing finding explains which others (`explains`), and say so in its detail."""
+    by_id = {f.id: f for f in findings}
+    for f in findings:
+        if f.severity not in ("error", "warning"):
+            continue
+        explained = [i for i in EXPLAINS.get(f.id, ()) if i in by_id and by_id[i].severity in ("error", "warning")]
+        if explained:
+            f.explains = explained
+            names = "; ".join(by_id[i].title for i in explained)
+            f.detail = (f.detail + f" This is the root cause: it also explains {names}.").strip()
 
 
 ADVICE = {"bf16-unsupported"}

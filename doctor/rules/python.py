@@ -111,6 +111,10 @@ def torch_rules(facts: Facts):
         for cc in _ccs(facts):
             if not K.arch_supports(arch, cc):
                 arch_bad.append(cc)
+    elif t.cuda and K.vkey(t.cuda)[:2] < (12, 8):
+        # a release older than the knowledge table: no CUDA build before 12.8 has Blackwell (sm_100/sm_120) kernels
+        arch_bad = [cc for cc in _ccs(facts) if K.vkey(cc)[:1] >= (10,)]
+        arch = [f"CUDA {t.cuda} build: no sm_100/sm_120 (those need CUDA 12.8+)"] if arch_bad else arch
     if arch_bad:
         fixes, choice = _best_fix(facts)
         names = ", ".join(_gpu_names(facts)) or "this GPU"
