@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 
 MIRROR_HINT = "set HF_ENDPOINT to a mirror, e.g. `export HF_ENDPOINT=https://hf-mirror.com`"
+MODELSCOPE_HINT = "or get the model from ModelScope with `--source modelscope` (pip install 'tunedoc[modelscope]')"
 
 
 class HubError(Exception):
@@ -105,7 +106,8 @@ def translate(exc: BaseException, *, repo: str, endpoint: str, revision: str | N
         return HubError(
             "network",
             f"cannot reach {endpoint}: {_first_line(exc) or type(exc).__name__}",
-            f"check the connection and any proxy (HTTPS_PROXY); if the host is blocked where you are, {MIRROR_HINT}",
+            f"check the connection and any proxy (HTTPS_PROXY); if the host is blocked where you are, {MIRROR_HINT}, "
+            f"{MODELSCOPE_HINT}",
         )
     if isinstance(exc, ValueError) and "json" in type(exc).__name__.lower():
         return HubError("network", f"{endpoint} did not answer like a Hugging Face Hub (not JSON)",

@@ -113,3 +113,23 @@ def test_without_the_library_the_fix_is_the_extra(ms, tmp_path):
     r = subprocess.run([sys.executable, "-m", "tunedoc", "models", "search", "x", "--source", "modelscope"],
                        capture_output=True, text=True, timeout=60, env=env, cwd=str(Path(__file__).parents[2]))
     assert r.returncode == 1 and "pip install 'tunedoc[modelscope]'" in r.stderr, r.stderr
+
+
+def test_a_hub_that_never_answers_names_the_endpoint_and_both_ways_out(hf_home, monkeypatch):
+    import socket
+
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    try:
+        t0 = time.monotonic()
+        r = run("models", "search", "qwen", timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"cannot reach {url}" in r.stderr
+    assert "HF_ENDPOINT=https://hf-mirror.com" in r.stderr and "--source modelscope" in r.stderr
+    assert took < 30, took  # one look-up with its own timeout, no retry storm
