@@ -212,8 +212,10 @@ def tradeoffs(profile: Profile, est: Estimate) -> list[str]:
     tokens = profile.cutoff_len * profile.micro_batch
     lines.append(f"{profile.cutoff_len} tokens per sample x micro-batch {profile.micro_batch} = {tokens} tokens per "
                  f"step (effective batch {profile.effective_batch} with accumulation {profile.grad_accum}); "
-                 f"longer samples are cut. Activations and the logits ({b.get('activations', 0):.1f} + "
-                 f"{b.get('logits_loss', 0):.1f} GiB) grow with the tokens per step.")
+                 + (f"longer samples are cut. Activations and the logits ({b.get('activations', 0):.1f} + "
+                    f"{b['logits_loss']:.1f} GiB) grow with the tokens per step." if "logits_loss" in b else
+                    f"longer samples are cut. Activations ({b.get('activations', 0):.1f} GiB) grow with the tokens "
+                    "per step."))
     lines.append({"on": "Gradient checkpointing on: activations recomputed in the backward pass, about 30 % more "
                         "compute.",
                   "offload": "Gradient checkpointing with offload: activations recomputed in the backward pass and "
