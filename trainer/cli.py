@@ -36,7 +36,8 @@ def _resolve(arg: str, runs_dir) -> Path | None:
 
 # ----------------------------------------------------------------------------------------------------------- train
 def train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory or Hugging Face Hub id")
+    p.add_argument("--model", help="model directory, Hugging Face Hub id, or modelscope://OWNER/NAME (a model "
+                                   "downloaded with `tunedoc download --source modelscope`)")
     p.add_argument("--data", help="data file (.json/.jsonl) or a directory with dataset_info.json")
     p.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"],
                    help="data format (default: detect)")
@@ -186,6 +187,16 @@ def _prepare_train(args) -> dict | None:
         source = {"config": str(Path(args.config).resolve()), "dataset": datasets, "dataset_dir": imp.dataset_dir,
                   "max_samples": max_samples}
     out["profile"] = out["profile"] or _default_profile()
+    if out["model"] and str(out["model"]).startswith("modelscope://"):
+        from models import modelscope as ms
+
+        repo = ms.strip_prefix(out["model"])[0]
+        snap = ms.snapshot_path(repo)
+        if not (snap / "config.json").is_file():
+            _err(f"{out['model']} is not in the ModelScope cache ({ms.cache_dir()}); download it first: "
+                 f"tunedoc download {repo} --source modelscope")
+            return None
+        out["model"] = str(snap)
     if datasets and not source:
         source = {"dataset": datasets, "dataset_dir": str(Path(out["data"]).resolve()) if out["data"] else None}
     if source:

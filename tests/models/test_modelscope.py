@@ -133,3 +133,19 @@ def test_a_hub_that_never_answers_names_the_endpoint_and_both_ways_out(hf_home, 
     assert f"cannot reach {url}" in r.stderr
     assert "HF_ENDPOINT=https://hf-mirror.com" in r.stderr and "--source modelscope" in r.stderr
     assert took < 30, took  # one look-up with its own timeout, no retry storm
+
+
+def test_train_takes_a_downloaded_modelscope_model(tmp_path, hf_home, monkeypatch, tiny_model_dir, identity_jsonl):
+    files = {p.name: p.read_bytes() for p in Path(tiny_model_dir).iterdir() if p.is_file()}
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    with FakeModelScope({"tunedoc/tiny-llama": files}) as server:
+        monkeypatch.setenv("MODELSCOPE_DOMAIN", server.url)
+        args = ("train", "--model", "modelscope://tunedoc/tiny-llama", "--data", identity_jsonl, "--dry-run",
+                "--runs-dir", tmp_path / "runs")
+        r = run(*args)
+        assert r.returncode == 2 and "tunedoc download tunedoc/tiny-llama --source modelscope" in r.stderr
+        assert run("download", "modelscope://tunedoc/tiny-llama").returncode == 0
+        r = run(*args)
+    assert r.returncode == 0, r.stderr
+    snap = tmp_path / "ms" / "models" / "tunedoc--tiny-llama" / "snapshots" / "master"
+    assert r.stdout.splitlines()[0].startswith(f"# tunedoc train --model {snap} ")
