@@ -145,3 +145,21 @@ async def test_e_evaluates_a_finished_run_in_a_child_process(tmp_path):
         assert any("ROUGE-L 4.00 -> 40.00" in str(n.message) for n in app._notifications)
     argv = json.loads(log.read_text().splitlines()[0])
     assert argv[:3] == ["-m", "tunedoc", "eval"] and argv[3].endswith("demo-finished") and "--base" in argv
+
+
+def test_eval_view_snapshot_80x24(snap_compare, tmp_path):
+    """The eval view as a person sees it at 80x24 (look at the SVG before updating it)."""
+    runs = copy_runs(tmp_path)
+    add_eval(runs / "demo-finished")
+    app, _ = train_app(runs, start="runs")
+
+    async def run_before(pilot):
+        await drawn(pilot, 5)
+        s = runs_screen(pilot.app)
+        await highlight(pilot, s, "demo-finished")
+        await pilot.press("v")
+        await drawn(pilot, 3)
+        await pilot.press("down")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
