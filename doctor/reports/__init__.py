@@ -125,7 +125,7 @@ def _apply_signature_facts(facts: Facts) -> None:
             facts.driver.present = True
             fill(facts.driver, "nvidia_smi_error", s.line)
         elif s.id == "extension-abi-mismatch" and d.get("have"):
-            fill(facts.torch, "version", d["have"])
+            facts.torch.version = d["have"]  # "(you have 2.1.2+cpu)": what is installed, whatever else was quoted
             facts.torch.installed = True
             if d["have"].endswith("+cpu") and "+cu" in d.get("built_for", ""):
                 # built for a CUDA torch, running on a CPU torch: the CPU build is the problem to fix
@@ -207,8 +207,7 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
             kinds.append(kind)
     kinds += envinfo.parse_banners(lines, facts)
     is_trace = _trace_facts(lines, facts)
-    if freetext.parse_freetext(lines, facts, source):
-        kinds.append("free-text")
+    n_free = freetext.parse_freetext(lines, facts, source)
     found = signatures.scan(lines, source)
     scope = signatures.Scope(text)
     # a signature whose condition needs facts (Windows, WSL, MIG) is checked once all facts are in
@@ -222,6 +221,8 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
             facts.signatures.append(sig)
     if is_trace or facts.signatures:
         kinds.append("traceback")
+    if n_free and not kinds:  # free text is a kind of its own only when no tool's format was recognized
+        kinds.append("free-text")
     if ("torch.version" in facts.quoted and facts.torch.import_ok is None
             and not any(s.id in ("torch-import-dll", "torch-missing") for s in facts.signatures)):
         # a torch version the user printed or wrote down: torch imported for them (unknown CUDA is reset by _finish)

@@ -109,8 +109,12 @@ class _Out:
             return
         old = getattr(obj, attr)
         where = f"{self.source}:{line.no}: {line.text.strip()[:200]}"
-        if old in (None, ""):
+        if old in (None, "") or (isinstance(old, str) and isinstance(value, str) and len(value) > len(old)
+                                 and value.startswith(old)):  # "2.8.0" from a path, "2.8.0.dev2025+cu128" here
             setattr(obj, attr, value)
+            self.facts.quoted.setdefault(path, where)
+            self.count += 1
+        elif str(old) == str(value):  # another part of the report said the same: quote it if none did
             self.facts.quoted.setdefault(path, where)
             self.count += 1
         elif str(old).split("+")[0] != str(value).split("+")[0] and path not in ("platform.system",):
@@ -319,11 +323,13 @@ def _hints(out: _Out, ln: Line) -> None:
         f.platform.is_wsl = True
         fill(f.platform, "system", "Linux")
         f.quoted.setdefault("platform.is_wsl", f"{out.source}:{ln.no}: {t.strip()[:200]}")
+        out.count += 1
     if f.platform.in_container is None and CONTAINER_HINT.search(t):
         f.platform.in_container = True
         low = t.lower()
         fill(f.platform, "container_kind", "kubernetes" if "kube" in low else "docker")
         f.quoted.setdefault("platform.in_container", f"{out.source}:{ln.no}: {t.strip()[:200]}")
+        out.count += 1
 
 
 def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> int:
