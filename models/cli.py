@@ -333,8 +333,16 @@ def _ms_download(args) -> int:
     if args.dry_run:
         return 0 if p.fits else 1
     t0 = time.monotonic()
+    last = [0.0]
+
+    def progress(d: dict) -> None:  # JSON lines at most twice a second, and each file's end
+        now = time.monotonic()
+        if as_json and (now - last[0] >= 0.5 or d["file_done"] >= d["file_total"]):
+            last[0] = now
+            print(json.dumps({"type": "progress", "source": "modelscope", **d}), flush=True)
+
     try:
-        path = ms.download(p.repo, args.revision, args.cache_dir, the_plan=p)
+        path = ms.download(p.repo, args.revision, args.cache_dir, the_plan=p, on_progress=progress)
     except HubError as e:
         return _fail(e, as_json)
     secs = time.monotonic() - t0

@@ -185,8 +185,10 @@ def plan(repo: str, revision: str | None = None, cache: str | os.PathLike | None
 
 
 def download(repo: str, revision: str | None = None, cache: str | os.PathLike | None = None,
-             the_plan: MsPlan | None = None) -> Path:
-    """snapshot_download into the ModelScope cache after the disk check; an interrupted download resumes."""
+             the_plan: MsPlan | None = None, on_progress=None) -> Path:
+    """snapshot_download into the ModelScope cache after the disk check; an interrupted download resumes.
+    on_progress(dict) gets {"file", "file_done", "file_total", "done", "total"} as bytes arrive (from the
+    library's ProgressCallback, one instance per file, possibly from several threads)."""
     repo, _ = strip_prefix(repo)
     p = the_plan or plan(repo, revision, cache)
     if not p.fits:
@@ -195,8 +197,31 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
     _api()  # the import error, if any, as a HubError
     from modelscope import snapshot_download
 
+    callbacks = None
+    if on_progress is not None:
+        import threading
+
+        from modelscope_hub import ProgressCallback
+
+        lock = threading.Lock()
+        state = {"done": p.present_bytes}
+
+        class Report(ProgressCallback):
+            def __init__(self, filename: str, file_size: int):
+                super().__init__(filename, file_size)
+                self.got = 0
+
+            def update(self, size: int) -> None:
+                with lock:
+                    self.got += size
+                    state["done"] += size
+                    on_progress({"file": self.filename, "file_done": self.got, "file_total": self.file_size,
+                                 "done": state["done"], "total": p.total_bytes})
+
+        callbacks = [Report]
     try:
-        path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache) if cache else None)
+        path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache) if cache else None,
+                                 progress_callbacks=callbacks)
     except Exception as e:  # noqa: BLE001 - translated
         raise translate(e, repo) from None
     return Path(path)

@@ -82,6 +82,9 @@ def test_download_killed_half_way_resumes_byte_exact_then_models_lists_both_cach
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert lines[0]["type"] == "plan" and lines[0]["fits"] and lines[-1]["type"] == "done"
+    progress = [x for x in lines if x["type"] == "progress"]
+    weights = [x for x in progress if x["file"].endswith("model.safetensors")]
+    assert weights and weights[-1]["file_done"] == weights[-1]["file_total"] == len(WEIGHTS), progress
     ranges = [rng for _, path, rng in ms.requests if "model.safetensors" in path]
     assert ranges and ranges[0] is not None and int(ranges[0].split("=")[1].split("-")[0]) >= had  # resumed
     snap = Path(lines[-1]["path"])
