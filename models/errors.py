@@ -1,7 +1,8 @@
 """One error type for everything that can go wrong talking to the Hub, with the fix in words.
 
 `HubError.kind` is stable for scripts (`--json`) and for the TUI, which picks an icon and a next step from it:
-gated, not_found, network, disk, auth, corrupt, cancelled, bad_input, server.
+gated, not_found, network, disk, auth, corrupt, cancelled, bad_input, server, missing (an optional library such
+as modelscope is not installed; the hint is the pip command).
 """
 
 from __future__ import annotations
