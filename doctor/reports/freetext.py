@@ -332,22 +332,35 @@ def _hints(out: _Out, ln: Line) -> None:
         out.count += 1
 
 
+# cheap substring prefilters (lowercased line): a long log's lines mostly hold none of these
+HINT_WORDS = (":\\", "/mnt/", "wsl", "microsoft", "root@", "docker", "kube", "container")
+PROSE_WORDS = ("torch", "driver", "ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "windows", "wsl",
+               "macos", "python", "rtx", "gtx", "titan", "tesla", "quadro", "geforce", "a100", "h100", "h200", "l40",
+               "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30")
+
+
 def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> int:
-    """Fill `facts` from free text; returns how many facts it filled (0: nothing found)."""
+    """Fill `facts` from free text; returns how many facts it filled (0: nothing found). Linear: each distinct line
+    is read once, and the regexes run only on lines holding one of their words."""
     out = _Out(facts, source)
+    seen: set[str] = set()
     for i, ln in enumerate(lines):
         t = ln.text
-        if len(t) < 3 or len(t) > 2000:
+        if len(t) < 3 or len(t) > 2000 or t in seen:
             continue
-        _hints(out, ln)
+        seen.add(t)
+        low = t.lower()
+        if any(w in low for w in HINT_WORDS):
+            _hints(out, ln)
         if "install" in t or "Requirement" in t or ".whl" in t or "Collecting" in t or "pytorch" in t:
             _pip(out, ln)
         if REPL.search(t):
             _repl(out, lines, i)
-        kv = _split(t)
+        kv = _split(t) if (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t) else None
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue
-        _prose(out, ln)
+        if any(w in low for w in PROSE_WORDS):
+            _prose(out, ln)
     t = facts.torch
     if t.version and t.cuda is None:
         t.cuda = cuda_from_local(t.version)
