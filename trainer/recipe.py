@@ -303,9 +303,12 @@ class Recipe:
                                        num_training_steps=self.total_steps)
 
     def _resolve_loss(self, model_config=None) -> None:
-        """self.loss_impl: the loss that runs for mem.loss_impl on this device (trainer/loss.py)."""
+        """self.loss_impl: the loss that runs for mem.loss_impl on this device and model (trainer/loss.py)."""
+        if model_config is not None:
+            self._model_config = model_config  # kept for the OOM step-down's switch to the chunked loss
         try:
-            self.loss_impl, note = loss_fn.resolve(self.mem.loss_impl, self.device, model_config)
+            self.loss_impl, note = loss_fn.resolve(self.mem.loss_impl, self.device,
+                                                   getattr(self, "_model_config", None))
         except loss_fn.LossUnavailable as e:
             raise RunFailed(str(e), "loss-impl", loss_fn.LIGER_PIP if "not installed" in str(e) else None) from None
         if note:
