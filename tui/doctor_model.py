@@ -48,6 +48,7 @@ class DoctorModel:
     findings: list[Finding] = field(default_factory=list)
     generation: int = 0
     report: list[str] | None = None  # paths, when the facts come from a report
+    facts: object = None  # the Facts last diagnosed: an area without a finding names what is known about it
 
     # --- events ------------------------------------------------------------------------------------------------
     def start(self, names: list[str], now: float, fresh: bool) -> int:
@@ -115,6 +116,13 @@ class DoctorModel:
         area_order = {a: i for i, a in enumerate(AREAS)}
         return sorted(out, key=lambda f: (order.get(f.severity, 9), area_order.get(f.area, 99)))
 
+    def _known(self, area: str) -> str | None:
+        if self.facts is None:
+            return None
+        from doctor.render import area_facts  # lazy: the app paints before any doctor module loads
+
+        return area_facts(self.facts, area)
+
     def area_views(self, now: float) -> list[AreaView]:
         views = []
         for area in AREAS:
@@ -142,9 +150,10 @@ class DoctorModel:
                     verb = "cancelled" if failed[0].cancelled else "failed"
                     views.append(AreaView(area, title, "failed", f"{failed[0].name} check {verb}: {st.error}"))
                 elif self.report is not None:
-                    views.append(AreaView(area, title, "unknown", "not in the report"))
+                    known = self._known(area)
+                    views.append(AreaView(area, title, "none" if known else "unknown", known or "not in the report"))
                 elif probes and all(n in self.runs for n in probes):
-                    views.append(AreaView(area, title, "none", "nothing to report"))
+                    views.append(AreaView(area, title, "none", self._known(area) or "nothing to report"))
                 else:
                     views.append(AreaView(area, title, "unknown", "not checked"))
         return views

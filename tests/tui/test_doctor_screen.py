@@ -321,3 +321,43 @@ async def test_no_gpu_box_offers_the_demo_on_d_and_a_gpu_box_does_not(app_for, t
         await pilot.press("D")
         await pilot.pause(0.1)
         assert app.current_mode == "doctor"
+
+
+async def test_open_a_hand_written_report_names_its_facts(app_for, tmp_path):
+    # the real parser and rules behind `o`, on the new kinds: a markdown template and a GBK-encoded Windows traceback
+    from doctor.reports import parse_files
+    from doctor.rules import evaluate
+
+    class Backend(type(healthy_backend())):
+        def load_report(self, paths):
+            return parse_files(paths)
+
+        def diagnose(self, facts):
+            return evaluate(facts)
+
+    template = tmp_path / "issue.md"
+    template.write_text("### Environment\n- **PyTorch Version**: 2.6.0+cu124\n- GPU: NVIDIA GeForce RTX 5090\n"
+                        "- Driver: 570.124.04\n", encoding="utf-8")
+    zh = tmp_path / "zh.txt"
+    zh.write_bytes(('  File "D:\\ai\\venv\\lib\\site-packages\\torch\\__init__.py", line 148\n'
+                    "OSError: [WinError 1114] 动态链接库(DLL)初始化例程失败。\n").encode("gbk"))
+    backend = Backend(probes={}, findings=[], python=PY)
+    app = app_for(backend)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        for path, area, expect in ((template, "torch", "has no kernels for NVIDIA GeForce RTX 5090"),
+                                   (zh, "torch", "fails to import")):
+            await pilot.press("o")
+            await pilot.pause()
+            app.screen.query_one("Input").value = str(path)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert expect in row(app, area).line
+        # the driver area names the version read from the prose; an area the report does not mention says so
+        await pilot.press("o")
+        await pilot.pause()
+        app.screen.query_one("Input").value = str(template)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert row(app, "driver").line == "NVIDIA driver 570.124.04"
+        assert row(app, "bnb").line == "not in the report"

@@ -165,6 +165,7 @@ class DoctorScreen(Screen):
     def _diagnose(self) -> None:
         try:
             self.model.findings = self.backend.diagnose(self.facts)
+            self.model.facts = self.facts
         except Exception as e:  # noqa: BLE001 - a rule bug must not take the screen down with it
             self.notify(f"the doctor's rules failed: {type(e).__name__}: {e}", severity="error", timeout=10)
         self._refresh_view()
