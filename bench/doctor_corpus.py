@@ -70,7 +70,7 @@ def _blind_records() -> dict[str, dict]:
     out: dict[str, dict] = {}
     for p in sorted(CORPUS.glob("blind-*.json")):
         data = json.loads(p.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("cases"), list):
+        if isinstance(data, dict) and isinstance(data.get("cases"), (list, dict)):
             data = data["cases"]
         if isinstance(data, dict):
             data = [dict(v, file=k) if isinstance(v, dict) else {"file": k, "got": v} for k, v in data.items()]
@@ -94,7 +94,8 @@ def _got(rec: dict) -> tuple[dict[str, str], bool]:
             elif isinstance(x, str):
                 fid, _, sev = x.partition(":")
                 got[fid] = sev
-    errored = rec.get("exit", rec.get("rc", rec.get("exit_code"))) == 2 or bool(rec.get("unrecognized"))
+    errored = (rec.get("exit", rec.get("rc", rec.get("exit_code"))) == 2 or bool(rec.get("unrecognized"))
+               or "no report recognized" in str(rec.get("error") or ""))
     return got, errored
 
 
@@ -128,11 +129,11 @@ def main() -> None:
         rec = blind.get(e["file"])
         if rec is None:
             continue
-        if "pass" in rec and not any(k in rec for k in ("findings", "got", "ids")):
-            rows_blind.append((e, bool(rec["pass"]), ""))
-        else:
-            got, errored = _got(rec)
-            rows_blind.append((e, *judge(e, got, errored)))
+        got, errored = _got(rec)
+        passed, why = judge(e, got, errored)
+        if "pass" in rec and bool(rec["pass"]) != passed:
+            why += f" (the record says pass={rec['pass']})"
+        rows_blind.append((e, passed, why))
     table(f"(a) blind first run of the new cases ({len(blind)} recorded in blind-*.json)", rows_blind)
     rows_now = []
     for e in index:

@@ -48,9 +48,12 @@ TABLE: list[Row] = [
     R("driver-too-old", r"Error 804: forward compatibility was attempted on non supported HW"),
     R("driver-too-old", r"forward compatibility was attempted on non supported HW"),
     R("driver-too-old", r"CUDA driver version is insufficient"),  # cut before "for CUDA runtime version"
-    # 803: the libcuda a process loads does not match the kernel module (a compat package, an upgrade without reboot)
-    R("driver-library-mismatch", r"Error 803: system has unsupported display driver / cuda driver combination"),
-    R("driver-library-mismatch", r"system has unsupported display driver / cuda driver combination"),
+    # 803: the CUDA user-space library is newer than the kernel driver (an old driver under a newer CUDA, a compat
+    # package, an upgrade without reboot); threads fix it by updating the driver (easydiffusion#379)
+    R("driver-too-old", r"(?P<e803>Error 803): system has unsupported display driver / cuda driver combination"),
+    R("driver-too-old", r"(?P<e803>system has unsupported display driver / cuda driver combination)"),
+    # a container (docker without the nvidia runtime, a Kubernetes pod) that has no driver library mounted
+    R("no-driver", r"could not load NVML library"),
     # NVML loses the device inside a running container (systemd cgroup driver + daemon-reload, no-cgroups)
     R("container-nvml-lost", r"Failed to initialize NVML: Unknown Error"),
     R("driver-too-old", r"the provided PTX was compiled with an unsupported toolchain"),
@@ -184,6 +187,8 @@ def _data(row: Row, m: re.Match) -> dict:
         d["found"] = f"{n // 1000}.{(n % 1000) // 10}"
     elif row.id == "driver-too-old" and "804" in m.group(0):
         d["forward_compat"] = True
+    elif row.id == "driver-too-old" and "e803" in g:
+        d["e803"] = True
     elif row.id == "cuda-oom":
         for key, *names in (("tried_gib", "tried"), ("total_gib", "total", "total2"), ("free_gib", "free", "free2"),
                             ("allocated_gib", "alloc")):

@@ -73,6 +73,10 @@ def _driver_old(facts, data, ev):
                            "(nvidia-smi on the host shows the highest)", commands=["nvidia-smi"], shell="bash")]
     else:
         fixes = [driver_fix(facts, need, "")]
+        if data.get("e803"):
+            fixes.append(Fix(title="Error 803 right after a driver upgrade: reboot; a CUDA compat package "
+                                   "(cuda-compat) shadowing the driver's libcuda: remove it", commands=["sudo reboot"],
+                             shell="bash"))
     if found:
         cc = _cc_from(facts, data)
         choice = K.best_torch_install(cc, found, facts.platform.system or "Linux")

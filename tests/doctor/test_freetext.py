@@ -150,7 +150,7 @@ def test_804_in_a_container_is_the_host_driver():
 def test_803_and_insufficient_driver():
     _, fs = diagnose("RuntimeError: Unexpected error from cudaGetDeviceCount(). Error 803: system has unsupported "
                      "display driver / cuda driver combination\n")
-    assert "driver-library-mismatch" in ids(fs, "error")
+    assert "driver-too-old" in ids(fs, "error")
     _, fs = diagnose("RuntimeError: CUDA error: CUDA driver version is insufficient for CUDA runtime version\n")
     assert "driver-too-old" in ids(fs, "error")
 
