@@ -33,6 +33,7 @@ class RunView:
     start: dict[str, Any] = field(default_factory=dict)  # the latest start event
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> latest step event
     evals: dict[int, float] = field(default_factory=dict)
+    scores: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> a generation eval's BLEU/ROUGE
     samples: list[dict[str, Any]] = field(default_factory=list)  # newest last
     log: list[LogLine] = field(default_factory=list)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
@@ -70,6 +71,8 @@ class RunView:
                 self.steps[e["step"]] = e
             elif kind == "eval" and isinstance(e.get("step"), int) and _isnum(e.get("loss")):
                 self.evals[e["step"]] = float(e["loss"])
+            elif kind == "eval" and e.get("kind") == "generation" and isinstance(e.get("step"), int):
+                self.scores[e["step"]] = e
             elif kind == "sample":
                 self.samples.append(e)
                 del self.samples[:-MAX_SAMPLES]
@@ -148,6 +151,15 @@ class RunView:
 
     def eval_losses(self) -> list[tuple[int, float]]:
         return sorted(self.evals.items())
+
+    def score_series(self) -> list[tuple[str, list[tuple[int, float]]]]:
+        """The generation evals' scores over the steps (0-100), for the metrics the run reports."""
+        out = []
+        for key, label in (("rougeL", "ROUGE-L"), ("bleu4", "BLEU-4"), ("exact_match", "exact")):
+            points = [(s, float(e[key])) for s, e in sorted(self.scores.items()) if _isnum(e.get(key))]
+            if points:
+                out.append((label, points))
+        return out
 
     def lrs(self) -> list[tuple[int, float]]:
         return [(s, float(e["lr"])) for s, e in sorted(self.steps.items()) if _isnum(e.get("lr"))]

@@ -48,3 +48,14 @@ def test_process_reading_adds_up_the_children():
             p.kill()
         parent.kill()
         parent.wait()
+
+
+def test_generation_evals_become_the_scores_chart_series():
+    view = RunView()
+    view.apply([
+        {"v": 1, "t": 1.0, "type": "eval", "kind": "generation", "step": 30, "bleu4": 0.9, "rougeL": 4.5},
+        {"v": 1, "t": 2.0, "type": "eval", "step": 30, "loss": 6.4},
+        {"v": 1, "t": 3.0, "type": "eval", "kind": "generation", "step": 60, "bleu4": 15.2, "rougeL": 22.3},
+    ])
+    assert view.score_series() == [("ROUGE-L", [(30, 4.5), (60, 22.3)]), ("BLEU-4", [(30, 0.9), (60, 15.2)])]
+    assert view.evals == {30: 6.4}  # the eval loss curve keeps only loss evals

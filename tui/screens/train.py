@@ -220,7 +220,13 @@ class TrainScreen(Screen):
         if view.evals:
             series.append(("eval", view.eval_losses()))
         self.query_one("#loss", LossChart).set_series(series)
-        self.query_one("#lr", LossChart).set_series([("lr", view.lrs())])
+        second = self.query_one("#lr", LossChart)
+        scores = view.score_series()
+        if scores:  # the profile's eval_every scores answers while training: plot them instead of the schedule
+            second.border_title = "eval scores (0-100)"
+            second.set_series(scores)
+        else:
+            second.set_series([("lr", view.lrs())])
         self.query_one(StatsPanel).show(view, state)
         self.query_one(HardwarePanel).show(self.hardware)
         self.query_one(SamplesPanel).show(view)
