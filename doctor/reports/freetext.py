@@ -34,7 +34,7 @@ GPU_NAME = re.compile(
     r"(?:\s+GPU)?|Max-Q|Blackwell))*"
     r"|(?:NVIDIA\s+)?(?:Tesla\s+)?(?:[AHLBV]\d{2,3}|T4|P100|P40|K80|GH200|GB10)(?:[- ](?:SXM\d?|PCIe|NVL))?"
     r"(?:[- ]\d+\s?GB)?|(?:NVIDIA\s+)?(?:Quadro\s+)?RTX\s+A\d{4}|(?:NVIDIA\s+)?Quadro\s+\w+)", re.I)
-STRONG_GPU = re.compile(r"\b(?:RTX|GTX|TITAN|Tesla|Quadro|GeForce|[AH]100|[AHL]40S?|L4|T4|V100|P100|GH200|GB10)\b",
+STRONG_GPU = re.compile(r"\b(?:NVIDIA\s+[A-Z]+\d*|[ABHL]\d{2,3}S?|RTX|GTX|TITAN|Tesla|Quadro|GeForce|[AH]100|[AHL]40S?|L4|T4|V100|P100|GH200|GB10)\b",
                         re.I)
 
 # key (normalised: lowercase, markdown and punctuation removed) -> fact it names
@@ -42,11 +42,11 @@ KEYS: list[tuple[re.Pattern, str]] = [(re.compile(k), v) for k, v in [
     (r"^(?:cuda (?:version )?\(?torch\)?|torch\.?version\.?cuda|torch cuda(?: version)?|pytorch cuda(?: version)?|"
      r"cuda used to build pytorch|cuda \(pytorch\)|cuda runtime(?: version)?)$", "torch.cuda"),
     (r"^(?:torch|pytorch)(?: \w+)?(?: version)?$|^torch\.?__version__$|^pytorch version \(.*\)$", "torch.version"),
-    (r"^(?:nvidia )?(?:gpu )?driver(?: version)?$|^nvidia$|^display driver$", "driver.version"),
+    (r"^(?:nvidia )?(?:gpu |cuda )?driver(?: version)?$|^nvidia$|^display driver$", "driver.version"),
     (r"^cuda(?: toolkit| driver)?(?: version)?$|^cuda version \(driver\)$|^nvidia-smi cuda$", "cuda"),
     (r"^(?:gpus?|gpu (?:name|model|type|info)|graphics(?: card)?|video card|device(?: name)?|gpu\(s\)|"
-     r"torch\.?cuda\.?get_device_name.*|card|hardware)$", "gpu"),
-    (r"^(?:compute capability|cuda capability|capability|torch\.?cuda\.?get_device_capability.*|sm)$", "cc"),
+     r"torch\.?cuda\.?get_device_name.*|card|hardware|gpu [\d, ]+)$", "gpu"),
+    (r"^(?:gpu [\d, ]+ )?(?:compute capability|cuda capability|capability|torch\.?cuda\.?get_device_capability.*|sm)$", "cc"),
     (r"^(?:os|operating system|platform|system|os version|os platform and distribution|distro|environment)$", "os"),
     (r"^python(?: version)?$", "python"),
     (r"^(?:cuda available|torch\.?cuda\.?is_available.*|is cuda available|gpu available)$", "cuda_available"),
@@ -69,6 +69,9 @@ WHEEL = re.compile(r"\b(torch|torchvision|torchaudio|bitsandbytes|xformers|flash
                    r"[\w.]+)?)-(cp3\d+|py3)-[\w.]+?-(win_amd64|manylinux\w*|linux_x86_64|macosx\w*|any)\.whl", re.I)
 COLLECT = re.compile(r"^\s*Collecting (torch|bitsandbytes)==(\d[\w.+]*)")
 CONDA_PKG = re.compile(r"^\s+(pytorch|pytorch-cuda|cudatoolkit)\s*[-=]?\s*(\d[\w.]*)-([\w.]+)\s+\S+")
+# a `conda list` / `pip list` row pasted without its header
+PKG_ROW = re.compile(r"^\s*(?:[-*]\s+)?(torch|torchvision|torchaudio|bitsandbytes|xformers|flash[-_]attn|triton|deepspeed|"
+                     r"transformers|accelerate|peft|trl|vllm)\s+(\d+\.\d+[\w.+]*)(?:\s+\S+){0,3}\s*$", re.I)
 REPL = re.compile(r"torch\.__version__|torch\.version\.cuda|get_device_name|get_device_capability|cuda\.is_available")
 WIN_PROMPT = re.compile(r"^\s*(?:\(\S+\)\s*)?(?:PS\s+)?[A-Z]:\\[^>]*>|\b[A-Z]:\\Users\\", re.I)
 WSL_HINT = re.compile(r"/mnt/[c-z]/|\bWSL ?2?\b|microsoft-standard", re.I)
@@ -187,7 +190,11 @@ def _kv(out: _Out, key: str, value: str, line: Line) -> bool:
             elif v:  # a bare "CUDA Version" in a template: kept as quoted, not guessed into a layer
                 f.quoted.setdefault("cuda", f"{out.source}:{line.no}: {line.text.strip()[:200]}")
         elif what == "gpu":
-            _gpu(out, value.split(",")[0], line)
+            _gpu(out, re.split(r"[,|]", value)[0], line)
+            d = re.search(r"\bdriver\s*:?\s*" + DRIVER_V, value, re.I)
+            if d:
+                out.set("driver.version", f.driver, "version", d.group(1), line)
+                f.driver.present = True
         elif what == "cc":
             cc = _cc(value)
             if cc and f.gpus and len(f.gpus) == 1:
@@ -356,6 +363,16 @@ def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> i
             _pip(out, ln)
         if REPL.search(t):
             _repl(out, lines, i)
+        m = PKG_ROW.match(t)
+        if m:
+            name = m.group(1).lower().replace("_", "-")
+            if name == "torch":
+                out.set("torch.version", facts.torch, "version", m.group(2), ln)
+            if name not in facts.python.packages:
+                add_package(facts, name, m.group(2))
+                facts.quoted.setdefault(f"package.{name}", f"{source}:{ln.no}: {t.strip()[:200]}")
+                out.count += 1
+            continue
         kv = _split(t) if (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t) else None
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue

@@ -50,8 +50,8 @@ TABLE: list[Row] = [
     R("driver-too-old", r"CUDA driver version is insufficient"),  # cut before "for CUDA runtime version"
     # 803: the CUDA user-space library is newer than the kernel driver (an old driver under a newer CUDA, a compat
     # package, an upgrade without reboot); threads fix it by updating the driver (easydiffusion#379)
-    R("driver-too-old", r"(?P<e803>Error 803): system has unsupported display driver / cuda driver combination"),
-    R("driver-too-old", r"(?P<e803>system has unsupported display driver / cuda driver combination)"),
+    R("driver-too-old", r"Error 803: system has unsupported display driver / cuda driver combination"),
+    R("driver-too-old", r"system has unsupported display driver / cuda driver combination"),
     # a container (docker without the nvidia runtime, a Kubernetes pod) that has no driver library mounted
     R("no-driver", r"could not load NVML library"),
     # NVML loses the device inside a running container (systemd cgroup driver + daemon-reload, no-cgroups)
@@ -69,6 +69,10 @@ TABLE: list[Row] = [
     R("libcudart-missing", r"Could not load dynamic library '(?P<lib>libcud(?:art|blas\w*)\.so[\d.]*)'"),
     R("libcudart-missing", r"(?P<lib>libcublas(?:Lt)?\.so\.1[12]\S*): cannot open shared object file", when="no-torch-lib"),
     R("torchvision-mismatch", r"operator torchvision::(?P<op>\w+) does not exist"),
+    R("torchvision-mismatch", r"partially initialized module 'torchvision' has no attribute"),
+    # DeepSpeed's prebuilt ops (Windows wheels) for another torch
+    R("extension-abi-mismatch", r"PyTorch version mismatch! (?P<module>DeepSpeed) ops were compiled"),
+    R("deepspeed-op-build", r"DeepSpeed Op Builder: Installed CUDA version (?P<nvcc>\d+\.\d+) does not match"),
     R("extension-abi-mismatch", r"(?P<module>xFormers) was built for:\s*PyTorch (?P<built>[\w.+]+)"),
     R("extension-abi-mismatch", r"(?P<module>xFormers) can't load C\+\+/CUDA extensions"),
     R("extension-abi-mismatch", r"(?P<module>)PyTorch (?P<built>[\w.+]+)\s+with\s+CUDA \d+ \(you have (?P<have>[\w.+]+)\)"),
@@ -81,6 +85,9 @@ TABLE: list[Row] = [
       r"(?:found runtime version|linked against) (?P<linked>\([\d, ]+\))"),
     R("extension-abi-mismatch", r"(?P<module>flash_attn\w*|xformers\w*|vllm\w*|causal_conv1d\w*|selective_scan\w*|"
       r"mamba_ssm\w*|apex\w*|deepspeed\w*|\w+_C)(?:\.cpython-[\w-]+|\.abi3)?\.(?:so|pyd): undefined symbol"),
+    # the same, with the message wrapped after "undefined" by the paste
+    R("extension-abi-mismatch", r"(?P<module>flash_attn\w*|xformers\w*|vllm\w*|\w+_C)(?:\.cpython-[\w-]+|\.abi3)?\.(?:so|pyd): "
+      r"undefined\s*$"),
     R("flash-attn-unsupported", r"FlashAttention only supports Ampere GPUs or newer"),
     R("flash-attn-unsupported", r"FlashAttention2? (?:has been toggled on, but it )?(?:is not supported|cannot be used)"
       r".*(?:Turing|Volta|Ampere)"),
@@ -187,7 +194,7 @@ def _data(row: Row, m: re.Match) -> dict:
         d["found"] = f"{n // 1000}.{(n % 1000) // 10}"
     elif row.id == "driver-too-old" and "804" in m.group(0):
         d["forward_compat"] = True
-    elif row.id == "driver-too-old" and "e803" in g:
+    elif row.id == "driver-too-old" and "unsupported display driver" in m.group(0).lower():
         d["e803"] = True
     elif row.id == "cuda-oom":
         for key, *names in (("tried_gib", "tried"), ("total_gib", "total", "total2"), ("free_gib", "free", "free2"),

@@ -228,4 +228,21 @@ def bnb_rules(facts: Facts):
     return out
 
 
-RULES = [torch_rules, bnb_rules]
+def torchvision_rules(facts: Facts):
+    """torchvision 0.(N+15) is built for torch 2.N (doctor/knowledge/torch.toml [companions]); another pair fails on
+    import ("operator torchvision::nms does not exist", "partially initialized module 'torchvision'")."""
+    tv, t = facts.python.packages.get("torchvision"), facts.torch.version
+    if not tv or not t:
+        return []
+    tk, vk = K.vkey(t), K.vkey(tv)
+    if len(tk) < 2 or len(vk) < 2 or tk[0] != 2 or vk[0] != 0:
+        return []
+    want = tk[1] + K.load("torch")["companions"]["torchvision_offset"]
+    if vk[1] == want:
+        return []
+    from doctor.rules.signatures import _torchvision
+
+    return [_torchvision(facts, {}, [f"torch {t}", f"torchvision {tv} (torch 2.{tk[1]} needs torchvision 0.{want})"])]
+
+
+RULES = [torch_rules, bnb_rules, torchvision_rules]

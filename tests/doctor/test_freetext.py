@@ -254,3 +254,20 @@ def test_no_finding_id_removed_and_the_new_ones_are_there():
 
     documented = set(re.findall(r"^    ([a-z0-9-]+) +(?:error|warning|info|ok) ", R.__doc__, re.M))
     assert documented == set(CATALOG)
+
+
+def test_torchvision_for_another_torch_from_pasted_package_rows():
+    _, fs = diagnose("torch                     2.6.0a0+gitf28a873           dev_0    <develop>\n"
+                     "torchvision               0.20.0.dev20240814+cu121          pypi_0    pypi\n")
+    assert "torchvision==0.21.*" in commands(one(fs, "torchvision-mismatch"))
+    _, fs = diagnose("- torch 2.5.1+cu124\n- torchvision 0.20.1+cu124\n")
+    assert "torchvision-mismatch" not in ids(fs)
+
+
+def test_deepspeed_messages():
+    _, fs = diagnose("Exception: >- DeepSpeed Op Builder: Installed CUDA version 12.1 does not match the version torch "
+                     "was compiled with 11.8, unable to compile cuda/cpp extensions without a matching cuda version.\n")
+    assert "deepspeed-op-build" in ids(fs, "error")
+    _, fs = diagnose("RuntimeError: PyTorch version mismatch! DeepSpeed ops were compiled and installed with a different "
+                     "version than what is being used at runtime.\n")
+    assert "extension-abi-mismatch" in ids(fs, "error")
