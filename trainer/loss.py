@@ -37,6 +37,16 @@ def liger_available() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
+def triton_capable(device) -> bool:
+    """Liger's Triton kernels need a GPU of compute capability 7.0 (Volta) or newer."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_capability(device) >= (7, 0)
+    except Exception:  # noqa: BLE001 - no CUDA, or the device cannot be asked: not for Triton
+        return False
+
+
 def unsupported_head(config) -> str | None:
     """Why the chunked loss would not reproduce this model's logits (None: it does)."""
     for attr in ("logit_scale", "logits_scaling"):
@@ -60,6 +70,9 @@ def resolve(loss_impl: str, device: str, config=None) -> tuple[str, str | None]:
         if not cuda:
             raise LossUnavailable("loss_impl=fused runs Liger-Kernel's Triton kernel, which needs a CUDA GPU; "
                                   "use loss_impl=chunked (or auto) on this device")
+        if not triton_capable(device):
+            raise LossUnavailable("loss_impl=fused: Liger-Kernel's Triton kernels need a GPU of compute capability "
+                                  "7.0 or newer; use loss_impl=chunked (or auto)")
         if why:
             raise LossUnavailable(f"loss_impl=fused cannot be used here: {why}; use loss_impl=plain")
         return "fused", None
@@ -67,7 +80,7 @@ def resolve(loss_impl: str, device: str, config=None) -> tuple[str, str | None]:
         return "plain", None
     if why:
         return "plain", f"loss_impl={loss_impl}: computing the full logits because {why}"
-    if loss_impl == "auto" and cuda and liger_available():
+    if loss_impl == "auto" and cuda and liger_available() and triton_capable(device):
         return "fused", None
     return "chunked", None
 

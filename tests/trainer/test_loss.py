@@ -130,6 +130,7 @@ def test_fused_without_liger_says_what_to_install(monkeypatch):
 
 def test_auto_picks_liger_on_cuda_and_falls_back_for_scaled_heads(monkeypatch):
     monkeypatch.setattr(L, "liger_available", lambda: True)
+    monkeypatch.setattr(L, "triton_capable", lambda device: True)
     assert L.resolve("auto", "cuda:0")[0] == "fused"
     with pytest.raises(L.LossUnavailable, match="CUDA"):
         L.resolve("fused", "cpu")
@@ -139,6 +140,11 @@ def test_auto_picks_liger_on_cuda_and_falls_back_for_scaled_heads(monkeypatch):
 
     impl, note = L.resolve("auto", "cuda:0", Cohere())
     assert impl == "plain" and "logit_scale" in note
+    # a GPU older than Volta: Triton cannot run there, auto stays with the torch version
+    monkeypatch.setattr(L, "triton_capable", lambda device: False)
+    assert L.resolve("auto", "cuda:0")[0] == "chunked"
+    with pytest.raises(L.LossUnavailable, match="compute capability 7.0"):
+        L.resolve("fused", "cuda:0")
 
 
 def test_train_with_fused_and_no_liger_says_what_to_install_before_a_run_exists(tiny_model_dir, identity_jsonl,
