@@ -13,7 +13,9 @@ Types and their fields (fields marked ? may be absent or null):
   start       run_id, model (path or Hub id), profile (profile name), total_steps (optimizer steps planned),
               device ("cuda:0 NVIDIA ..." or "cpu"), versions ({package: version}), resumed_from_step? (int, when
               the run continues from a checkpoint), precision?, quant?, trainable_params?, samples?, rows?,
-              packing?, micro_batch?, grad_accum?, estimate_gib? (the estimator's peak for this setup, reserved GiB)
+              packing?, micro_batch?, grad_accum?, estimate_gib? (the estimator's peak for this setup, reserved GiB),
+              grad_ckpt? ("off" | "on" | "offload", after any OOM step-down), loss_impl? (the loss that runs:
+              "chunked" | "fused" | "plain")
   step        step (optimizer step, 1-based), epoch (float, fractional), loss (mean over the accumulated
               micro-batches), lr, grad_norm (before clipping), tokens_per_s (non-pad tokens), samples_per_s,
               peak_mem_mb (CUDA: torch.cuda.max_memory_allocated; CPU: process RSS), mem_reserved_mb? (CUDA:
