@@ -176,3 +176,28 @@ def test_the_trainer_refuses_fused_without_liger_at_setup(tiny_model_dir, identi
         r.setup()
     assert e.value.id == "loss-impl" and "tunedoc[fast]" in e.value.hint
     assert not hasattr(r, "model")  # refused before the model loads
+
+
+def test_the_chunked_loss_peak_is_a_fraction_of_the_plain_one():
+    """Tracked tensor bytes (bench/memory_diet.py's tracker) of forward + backward at 2048 tokens x 32k vocab."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("memory_diet", Path(__file__).parents[2] / "bench" / "memory_diet.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    LiveBytes = bench.LiveBytes
+    n, h, v = 2048, 64, 32_000
+    weight = torch.randn(v, h) * 0.02
+    target = torch.randint(0, v, (n,))
+    peaks = {}
+    for name in ("plain", "chunked"):
+        hidden = torch.randn(n, h, requires_grad=True)
+        with LiveBytes() as mem:
+            loss = (_plain(hidden, weight, target) if name == "plain"
+                    else L.chunked_linear_cross_entropy(hidden, weight, target, chunk=256))
+            loss.backward()
+        peaks[name] = mem.peak
+    logits = n * v * 4
+    assert peaks["plain"] >= 2 * logits  # the logits and their log-softmax at least
+    assert peaks["chunked"] < logits / 4
