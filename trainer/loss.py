@@ -192,6 +192,12 @@ def fused_linear_cross_entropy(hidden, weight, target, bias=None, softcap: float
     return out[0] if isinstance(out, tuple) else out
 
 
+def head_has_adapter(head) -> bool:
+    """True when the lm_head is a PEFT LoRA layer (lora_targets includes lm_head): its output is the frozen weight's
+    plus the adapter's, which only the module's own forward computes, so the loss must be the plain one."""
+    return hasattr(head, "lora_A") and bool(getattr(head, "lora_A", None))
+
+
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -223,8 +229,10 @@ def causal_lm_loss(model, batch: dict, impl: str) -> tuple:
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE,
                                reduction="sum"), count
     base = _base(model)
-    decoder = decoder_of(model)
     head = base.get_output_embeddings()
+    if head_has_adapter(head):  # LoRA on the lm_head: the chunks would apply its frozen weight alone
+        return causal_lm_loss(model, {**batch, "labels": labels}, "plain")
+    decoder = decoder_of(model)
     hidden = decoder(**batch).last_hidden_state[:, :-1]
     h = hidden.reshape(-1, hidden.shape[-1])
     if h.dtype != head.weight.dtype:  # prepare_model_for_kbit_training keeps the lm_head in fp32

@@ -66,8 +66,10 @@ def test_the_chunk_follows_the_vocabulary():
     assert L.chunk_tokens(10_000_000) == 64
 
 
-def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path):
-    """On the model the recipe trains (4-bit base + LoRA, CPU): chunked == plain, and the LoRA gradients agree."""
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj", "lm_head"]])
+def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path, targets):
+    """On the model the recipe trains (4-bit base + LoRA, CPU): chunked == plain, and the LoRA gradients agree,
+    also with an adapter on the lm_head (the demo trains one): there the loss must go through the head's forward."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
@@ -80,7 +82,7 @@ def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path):
                                                  device_map={"": "cpu"})
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", lora_dropout=0.0,
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=targets, lora_dropout=0.0,
                                              init_lora_weights=False))
     for m in model.modules():
         if hasattr(m, "support_avx512bf16_for_cpu"):
@@ -100,6 +102,8 @@ def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path):
     assert results["chunked"][1] == results["plain"][1] == 2 * 56  # positions 40..95 of each row are scored
     assert results["chunked"][0] == pytest.approx(results["plain"][0], rel=1e-5)
     assert len(results["plain"][2]) > 0
+    if "lm_head" in targets:
+        assert any("lm_head" in n and g.abs().sum() > 0 for n, g in results["chunked"][2].items())
     for name, gp in results["plain"][2].items():
         torch.testing.assert_close(results["chunked"][2][name], gp, rtol=1e-3, atol=1e-6)
 
