@@ -297,9 +297,18 @@ def _repl(out: _Out, lines: list[Line], i: int) -> None:
         out.set("torch.cuda_available", out.facts.torch, "cuda_available", v == "True", nxt)
 
 
+# the word a prose pattern needs (lowercased line), and the fact that makes it unneeded once known
+PROSE_GATES = {"torch.version": ("torch",), "driver.version": ("driver",), "python": ("python",),
+               "os": ("ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "windows", "wsl", "macos")}
+
+
 def _prose(out: _Out, ln: Line) -> None:
     f, t = out.facts, ln.text
+    low = t.lower()
+    known = {"torch.version": f.torch.version, "os": f.platform.system, "python": f.python.version}
     for rx, what in PROSE:
+        if known.get(what) or not any(w in low for w in PROSE_GATES[what]):
+            continue
         for m in rx.finditer(t):
             if what == "torch.version" and f.torch.version is None:
                 if re.search(r"torch(?:vision|audio)", t[max(0, m.start() - 1):m.end()], re.I):
@@ -316,10 +325,14 @@ def _prose(out: _Out, ln: Line) -> None:
                     out.count += 1
             elif what == "python":
                 out.set("python.version", f.python, "version", m.group(1), ln)
-    if not f.gpus:
+    if not f.gpus and any(w in low for w in GPU_WORDS):
         m = GPU_NAME.search(t)
         if m and STRONG_GPU.search(m.group(0)):
             _gpu(out, m.group(0), ln)
+
+
+GPU_WORDS = ("rtx", "gtx", "titan", "tesla", "quadro", "geforce", "nvidia", "a100", "h100", "h200", "h20", "l40",
+             "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30", "a800", "h800")
 
 
 def _hints(out: _Out, ln: Line) -> None:
