@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def tokens_per_s(run_dir: Path) -> list[float]:
-    from trainer.events import read_events
+    from tunedoc.trainer.events import read_events
 
     events, _ = read_events(run_dir / "events.jsonl")
     steps = [e["tokens_per_s"] for e in events if e["type"] == "step"]
@@ -33,8 +33,8 @@ def tokens_per_s(run_dir: Path) -> list[float]:
 
 
 def run(runs: Path, steps: int, nproc: int | None) -> Path:
-    from trainer.demo import DEMO_PROFILE, demo_sets, prepare_demo
-    from trainer.launch import plan_launch, start_run
+    from tunedoc.trainer.demo import DEMO_PROFILE, demo_sets, prepare_demo
+    from tunedoc.trainer.launch import plan_launch, start_run
 
     model_dir, data = prepare_demo("Tuna", "tunedoc", runs)
     # the demo's global batch, split over the ranks; no samples (rank 0 alone generates them)

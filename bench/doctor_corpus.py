@@ -53,8 +53,8 @@ def judge(entry: dict, got: dict[str, str], errored: bool = False) -> tuple[bool
 
 
 def run_now(entry: dict) -> tuple[dict[str, str], bool]:
-    from doctor.reports import ReportError, parse_files
-    from doctor.rules import evaluate
+    from tunedoc.doctor.reports import ReportError, parse_files
+    from tunedoc.doctor.rules import evaluate
 
     try:
         facts = parse_files([str(CORPUS / entry["file"])])

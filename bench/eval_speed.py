@@ -30,10 +30,10 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer import data as D
-    from trainer.chat import quiet_libraries
-    from trainer.eval import eval_examples, generate_batch
-    from trainer.tiny import build_tiny_model, write_identity_dataset
+    from tunedoc.trainer import data as D
+    from tunedoc.trainer.chat import quiet_libraries
+    from tunedoc.trainer.eval import eval_examples, generate_batch
+    from tunedoc.trainer.tiny import build_tiny_model, write_identity_dataset
 
     quiet_libraries()
     tmp = Path(tempfile.mkdtemp(prefix="tunedoc-bench-eval-"))

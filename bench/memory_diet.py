@@ -84,7 +84,7 @@ class LiveBytes:
 
 
 def _profile(seq: int, steps: int):
-    from profiles.profile import load_profile
+    from tunedoc.profiles.profile import load_profile
 
     return load_profile("qlora-balanced").with_overrides([
         f"cutoff_len={seq}", "micro_batch=1", "grad_accum=1", f"max_steps={steps}", "eval_split=0",
@@ -92,8 +92,8 @@ def _profile(seq: int, steps: int):
 
 
 def side_tunedoc(model: Path, data: Path, work: Path, seq: int, steps: int) -> dict:
-    from trainer.recipe import Recipe
-    from trainer.rundir import CONFIG, write_json
+    from tunedoc.trainer.recipe import Recipe
+    from tunedoc.trainer.rundir import CONFIG, write_json
 
     run_dir = work / "tunedoc-run"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,8 +122,8 @@ def side_hf(model: Path, data: Path, work: Path, seq: int, steps: int) -> dict:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
-    from trainer import data as D
-    from trainer.recipe import quantization_config
+    from tunedoc.trainer import data as D
+    from tunedoc.trainer.recipe import quantization_config
 
     p = _profile(seq, steps + 1)
     rows = [b for b in json.loads((work / "rows.json").read_text())]
@@ -176,7 +176,7 @@ def side_hf(model: Path, data: Path, work: Path, seq: int, steps: int) -> dict:
 
 
 def _child(args) -> int:
-    from trainer.threads import configure
+    from tunedoc.trainer.threads import configure
 
     configure()  # the recipe's thread plan (trainer/threads.py), the same for both sides
     import transformers
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     if args.side:
         return _child(args)
 
-    from trainer.tiny import build_tiny_model, write_identity_dataset
+    from tunedoc.trainer.tiny import build_tiny_model, write_identity_dataset
 
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="memory-diet-") as tmp:

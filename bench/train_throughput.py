@@ -116,8 +116,8 @@ def main() -> int:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer import data as D
-    from trainer.tiny import build_tiny_model
+    from tunedoc.trainer import data as D
+    from tunedoc.trainer.tiny import build_tiny_model
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory(prefix="tunedoc-bench-") as tmp:

@@ -24,7 +24,7 @@ APP = r"""
 import time
 t0 = time.perf_counter()
 import asyncio, json
-from tui.app import make_app
+from tunedoc.tui.app import make_app
 
 async def main():
     app = make_app()

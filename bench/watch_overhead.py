@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def step_tokens_per_s(run_dir: Path) -> list[float]:
-    from trainer.events import read_events
+    from tunedoc.trainer.events import read_events
 
     events, _ = read_events(run_dir / "events.jsonl")
     steps = [e["tokens_per_s"] for e in events if e["type"] == "step"]
@@ -35,8 +35,8 @@ def step_tokens_per_s(run_dir: Path) -> list[float]:
 
 
 async def watch(run_dir: Path, until_done: bool, seconds: float | None = None, lag_probe=None) -> None:
-    from tui.app import make_app
-    from tui.train_backend import TrainBackend
+    from tunedoc.tui.app import make_app
+    from tunedoc.tui.train_backend import TrainBackend
 
     app = make_app(start="train", train_backend=TrainBackend(run_dir.parent, attach=run_dir))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -53,7 +53,7 @@ async def watch(run_dir: Path, until_done: bool, seconds: float | None = None, l
 
 
 def train_once(runs: Path, steps: int, watched: bool) -> Path:
-    from trainer.demo import start_demo
+    from tunedoc.trainer.demo import start_demo
 
     handle = start_demo("Tuna", "tunedoc", runs, steps, detach=True)
     if watched:
@@ -63,8 +63,8 @@ def train_once(runs: Path, steps: int, watched: bool) -> Path:
 
 
 def lag_test(seconds: float, rate: float) -> tuple[float, float, int]:
-    from trainer.events import EventWriter
-    from trainer.rundir import write_json
+    from tunedoc.trainer.events import EventWriter
+    from tunedoc.trainer.rundir import write_json
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "synthetic"

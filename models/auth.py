@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.errors import HubError, translate
-from models.hub import endpoint
+from tunedoc.models.errors import HubError, translate
+from tunedoc.models.hub import endpoint
 
 
 @dataclass

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.errors import HubError
-from models.hub import cache_dir
+from tunedoc.models.errors import HubError
+from tunedoc.models.hub import cache_dir
 
 __all__ = ["CachedModel", "CachedRevision", "HubError", "list_cache", "remove", "find"]
 

@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 
-from models.errors import HubError
-from models.fmt import human_bytes, human_count, human_duration
+from tunedoc.models.errors import HubError
+from tunedoc.models.fmt import human_bytes, human_count, human_duration
 
 
 def _fail(e: HubError, as_json: bool) -> int:
@@ -95,10 +95,10 @@ def models_main(args) -> int:
 
 
 def _list(args) -> int:
-    from models.cache import list_cache
-    from models.hub import cache_dir
+    from tunedoc.models.cache import list_cache
+    from tunedoc.models.hub import cache_dir
 
-    from models import modelscope as ms
+    from tunedoc.models import modelscope as ms
 
     models = list_cache(extra_dirs=args.dir)
     ms_models = ms.list_cache()
@@ -137,7 +137,7 @@ def _list(args) -> int:
 
 def _ms_models(args, action: str) -> int:
     """search | info | rm on ModelScope."""
-    from models import modelscope as ms
+    from tunedoc.models import modelscope as ms
 
     if action == "search":
         hits = ms.search(args.query, limit=args.limit)
@@ -184,7 +184,7 @@ def _ms_models(args, action: str) -> int:
 
 
 def _search(args) -> int:
-    from models.hub import endpoint, search
+    from tunedoc.models.hub import endpoint, search
 
     if args.limit < 1:
         raise HubError("bad_input", f"--limit {args.limit}: must be at least 1", "")
@@ -208,8 +208,8 @@ def _search(args) -> int:
 
 
 def _info(args) -> int:
-    from models.download import select_files
-    from models.hub import info
+    from tunedoc.models.download import select_files
+    from tunedoc.models.hub import info
 
     mi = info(args.repo, args.revision)
     chosen, skipped = select_files(mi.files)
@@ -246,12 +246,12 @@ def _info(args) -> int:
 def _fit_summary(mi) -> dict | None:
     """Which built-in profiles fit this machine's GPU, when profiles.fit and a GPU are there."""
     try:
-        from profiles.cli import _probed_gpu
-        from profiles.fit import fit
+        from tunedoc.profiles.cli import _probed_gpu
+        from tunedoc.profiles.fit import fit
     except ImportError:
         return None
     try:
-        from models.hub import fetch_json
+        from tunedoc.models.hub import fetch_json
 
         config = fetch_json(mi.repo, "config.json", mi.sha, endpoint_url=mi.endpoint)
         gpu, vram, err = _probed_gpu()
@@ -270,7 +270,7 @@ def _fit_summary(mi) -> dict | None:
 
 
 def _rm(args) -> int:
-    from models.cache import find, remove
+    from tunedoc.models.cache import find, remove
 
     m = find(args.repo)
     if m is None:
@@ -316,7 +316,7 @@ def download_args(parser: argparse.ArgumentParser) -> None:
 
 def _ms_download(args) -> int:
     """download --source modelscope: the disk check, then the library's snapshot_download (which resumes)."""
-    from models import modelscope as ms
+    from tunedoc.models import modelscope as ms
 
     as_json = args.json
     try:
@@ -358,7 +358,7 @@ def _ms_download(args) -> int:
 
 
 def download_main(args) -> int:
-    from models.download import download, plan
+    from tunedoc.models.download import download, plan
 
     if _modelscope(args):
         return _ms_download(args)
@@ -387,7 +387,7 @@ def download_main(args) -> int:
         except HubError as e:
             outcome["error"] = e
         except Exception as e:  # noqa: BLE001
-            from models.errors import translate
+            from tunedoc.models.errors import translate
 
             outcome["error"] = translate(e, repo=args.repo, endpoint=p.endpoint, revision=args.revision)
 
@@ -503,7 +503,7 @@ def login_args(parser: argparse.ArgumentParser) -> None:
 
 
 def login_main(args) -> int:
-    from models.auth import login
+    from tunedoc.models.auth import login
 
     token = args.token
     if not token:

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.errors import HubError, disk_full_error, translate
-from models.hub import RepoFileEntry, cache_dir, endpoint, info, resolve_token
+from tunedoc.models.errors import HubError, disk_full_error, translate
+from tunedoc.models.hub import RepoFileEntry, cache_dir, endpoint, info, resolve_token
 
 # Weight formats other than safetensors: skipped when the repo has safetensors (override with --include).
 OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".msgpack", ".h5", ".onnx", ".ckpt", ".gguf", ".ot")
@@ -475,6 +475,6 @@ def _globs(value) -> list[str] | None:
 
 
 def _gb(n: int) -> str:
-    from models.fmt import human_bytes
+    from tunedoc.models.fmt import human_bytes
 
     return human_bytes(n)

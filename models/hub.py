@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.errors import HubError, translate
+from tunedoc.models.errors import HubError, translate
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 # search, model info and small JSON files: a screen waits on these, so an endpoint that does not answer (offline,
@@ -240,7 +240,7 @@ def _supported(model_type: str | None) -> bool | None:
     if not model_type:
         return None
     try:
-        from profiles.archs import supported_model_type
+        from tunedoc.profiles.archs import supported_model_type
     except ImportError:
         return None
     return bool(supported_model_type(model_type))

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from models.errors import HubError
+from tunedoc.models.errors import HubError
 
 PREFIX = "modelscope://"
 INSTALL = "pip install 'tunedoc[modelscope]'  (or: pip install modelscope)"
@@ -72,7 +72,7 @@ def translate(exc: BaseException, repo: str = "") -> HubError:
                         "check the connection and any proxy (HTTPS_PROXY); or get the model from the Hugging Face "
                         "Hub or a mirror (HF_ENDPOINT=https://hf-mirror.com) without --source modelscope")
     if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
-        from models.errors import disk_full_error
+        from tunedoc.models.errors import disk_full_error
 
         return disk_full_error(repo, exc)
     return HubError("error", f"ModelScope: {name}: {text}", "")

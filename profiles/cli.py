@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from profiles.profile import BUILTIN_DIR, ProfileError, builtin_names, load_profile
+from tunedoc.profiles.profile import BUILTIN_DIR, ProfileError, builtin_names, load_profile
 
 # one glyph per breakdown part: the stacked bar and the table's legend use the same
 GLYPHS = {"quantized_weights": "█", "quant_constants": "▇", "weights_16bit": "▓", "lora_params": "▒",
@@ -55,8 +55,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 def _llamafactory(args):
     """(model, Profile, None) from --config (a LLaMA-Factory YAML) and --set, or (None, None, error). The keys it
     does not use go to stderr by name."""
-    from trainer.datacheck import split_identity_sets
-    from trainer.llamafactory import ConfigError, read_config
+    from tunedoc.trainer.datacheck import split_identity_sets
+    from tunedoc.trainer.llamafactory import ConfigError, read_config
 
     try:
         imp = read_config(args.config)
@@ -79,7 +79,7 @@ def _llamafactory(args):
 
 def _yaml_changes(config_path: str, changes: dict) -> str:
     """fit's changes as the LLaMA-Factory keys to paste into the config."""
-    from trainer.llamafactory import yaml_keys
+    from tunedoc.trainer.llamafactory import yaml_keys
 
     keys = yaml_keys(changes)
     lines = [f"  in {config_path}:"]
@@ -93,7 +93,7 @@ def _yaml_changes(config_path: str, changes: dict) -> str:
 
 
 def _load_config(model: str):
-    from profiles.archs import ConfigNotFound, load_config
+    from tunedoc.profiles.archs import ConfigNotFound, load_config
 
     try:
         return load_config(model), None
@@ -104,7 +104,7 @@ def _load_config(model: str):
 def _lookup_gpu(name: str):
     """(GpuInfo, None) or (None, error message)."""
     try:
-        from doctor.knowledge import lookup_gpu
+        from tunedoc.doctor.knowledge import lookup_gpu
     except ImportError:
         return None, (f"--gpu {name!r}: the GPU table (doctor.knowledge) is not available in this install; "
                       "pass --vram GB instead")
@@ -131,9 +131,9 @@ def estimate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def estimate_main(args) -> int:
-    from profiles.archs import UnsupportedArchitecture
-    from profiles.estimate import estimate
-    from profiles.multi import per_gpu
+    from tunedoc.profiles.archs import UnsupportedArchitecture
+    from tunedoc.profiles.estimate import estimate
+    from tunedoc.profiles.multi import per_gpu
 
     if args.config:
         if args.profile:
@@ -189,8 +189,8 @@ def estimate_main(args) -> int:
 
 def render_breakdown(est) -> str:
     """The breakdown as a table with a glyph legend, and one stacked bar."""
-    from profiles.estimate import BREAKDOWN_LABELS
-    from profiles.multi import LABELS
+    from tunedoc.profiles.estimate import BREAKDOWN_LABELS
+    from tunedoc.profiles.multi import LABELS
 
     lines = []
     parts = [(k, v) for k, v in est.breakdown.items() if v > 0.0005]
@@ -223,8 +223,8 @@ def fit_args(parser: argparse.ArgumentParser) -> None:
 def _probed_gpu() -> tuple[str | None, float | None, str | None]:
     """(name, free GiB, error) from the doctor's probes of this machine."""
     try:
-        from doctor.facts import Facts
-        from doctor.run import run_probe
+        from tunedoc.doctor.facts import Facts
+        from tunedoc.doctor.run import run_probe
     except ImportError:
         return None, None, "the doctor's GPU probes are not available; pass --gpu NAME or --vram GB"
     facts = Facts()
@@ -245,8 +245,8 @@ def _probed_gpu() -> tuple[str | None, float | None, str | None]:
 
 
 def fit_main(args) -> int:
-    from profiles.archs import UnsupportedArchitecture
-    from profiles.fit import fit
+    from tunedoc.profiles.archs import UnsupportedArchitecture
+    from tunedoc.profiles.fit import fit
 
     profiles = None
     if args.config:
@@ -282,13 +282,13 @@ def fit_main(args) -> int:
     if args.json:
         out = {"vram_gb": vram, "gpu": gpu_name, "results": [r.to_dict() for r in results]}
         if args.config:
-            from trainer.llamafactory import yaml_keys
+            from tunedoc.trainer.llamafactory import yaml_keys
 
             out["config"] = args.config
             out["yaml_changes"] = yaml_keys(results[0].changes)
         print(json.dumps(out, indent=2))
         return 0
-    from profiles.fit import default_margin
+    from tunedoc.profiles.fit import default_margin
 
     margin = default_margin(vram) if args.margin is None else args.margin
     print(f"{args.model} on {where}, margin {margin:.1f} GiB:")

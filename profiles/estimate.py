@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from profiles.archs import ModelShape, model_shape
-from profiles.corrections import correction_for
-from profiles.profile import Profile
+from tunedoc.profiles.archs import ModelShape, model_shape
+from tunedoc.profiles.corrections import correction_for
+from tunedoc.profiles.profile import Profile
 
 GiB = float(2**30)
 

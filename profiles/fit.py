@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from profiles.estimate import Estimate, estimate
-from profiles.profile import Profile, builtin_names, load_profile
+from tunedoc.profiles.estimate import Estimate, estimate
+from tunedoc.profiles.profile import Profile, builtin_names, load_profile
 
 QUALITY = {"none": 3, "int8": 2, "nf4-dq": 1, "nf4": 1}
 MIN_CUTOFF = 256

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from profiles.estimate import Estimate
+from tunedoc.profiles.estimate import Estimate
 
 NCCL_GB = 0.25  # NCCL communicator buffers per GPU (see above)
 LABELS = {"ddp_buckets": "DDP gradient buckets", "nccl_buffers": "NCCL buffers"}

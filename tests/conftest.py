@@ -15,14 +15,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from trainer.tiny import build_tiny_model
+    from tunedoc.trainer.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-llama")
 
 
 @pytest.fixture(scope="session")
 def identity_jsonl(tmp_path_factory):
-    from trainer.tiny import write_identity_dataset
+    from tunedoc.trainer.tiny import write_identity_dataset
 
     return write_identity_dataset(tmp_path_factory.mktemp("identity-data") / "identity.jsonl")
 

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "bitsandbytes", "peft", "accelerate", "datasets")
 
 # every module of these packages, plus the trainer modules the TUI and the CLI import
-PACKAGES = ("doctor", "profiles", "models")
-TRAINER_LIGHT = ("trainer.events", "trainer.launch", "trainer.control", "trainer.rundir", "trainer.cli")
+PACKAGES = ("tunedoc.doctor", "tunedoc.profiles", "tunedoc.models")
+TRAINER_LIGHT = ("tunedoc.trainer.events", "tunedoc.trainer.launch", "tunedoc.trainer.control", "tunedoc.trainer.rundir", "tunedoc.trainer.cli")
 
 SCRIPT = r"""
 import importlib, json, pkgutil, sys
@@ -46,7 +46,7 @@ for name in names:
 rc = None
 if run_doctor:
     import argparse, contextlib, io
-    from doctor.cli import doctor_args, doctor_main
+    from tunedoc.doctor.cli import doctor_args, doctor_main
     parser = argparse.ArgumentParser()
     doctor_args(parser)
     with contextlib.redirect_stdout(io.StringIO()) as out:
@@ -66,9 +66,10 @@ def run_in_child(packages, extra, run_doctor: bool) -> dict:
 def test_domain_packages_and_the_doctor_run_import_no_heavy_library():
     res = run_in_child(list(PACKAGES), list(TRAINER_LIGHT), run_doctor=True)
     assert not res["failed"], res["failed"]
-    assert "doctor.cli" in res["imported"] and "doctor.run" in res["imported"]
+    assert "tunedoc.doctor.cli" in res["imported"] and "tunedoc.doctor.run" in res["imported"]
     assert res["rc"] in (0, 1)
     loaded = set(res["modules"])
+    assert not loaded & set(FOLDERS), "a bare top-level doctor/trainer/... module was imported"
     bad = [m for m in (*HEAVY, "textual") if m in loaded]
     assert not bad, f"imported in tunedoc's own process: {bad}"
 
@@ -76,7 +77,7 @@ def test_domain_packages_and_the_doctor_run_import_no_heavy_library():
 def test_tui_imports_no_heavy_library():
     if not (ROOT / "tui" / "__init__.py").exists():
         pytest.skip("tui/ does not exist yet")
-    res = run_in_child(["tui"], [], run_doctor=False)
+    res = run_in_child(["tunedoc.tui"], [], run_doctor=False)
     assert not res["failed"], res["failed"]
     loaded = set(res["modules"])
     bad = [m for m in HEAVY if m in loaded]
@@ -84,13 +85,16 @@ def test_tui_imports_no_heavy_library():
 
 
 # ------------------------------------------------------------------------------------------------ static import graph
+# The repository's top-level folders are installed as tunedoc.<folder> (pyproject's package-dir): a user's own
+# `models/` or `trainer/` package can never be imported in their place.
 DOMAIN = ("trainer", "profiles", "doctor", "models")
-OURS = (*DOMAIN, "tui", "tunedoc")
+FOLDERS = (*DOMAIN, "tui")
+OURS = (*FOLDERS, "tunedoc")
 
 
 def _imports(path: Path) -> set[str]:
-    """Every tunedoc module `path` imports, at module level or inside a function (a lazy import is still a
-    dependency: it runs as soon as that code path does)."""
+    """Every module `path` imports that is ours or carries one of our folder names, at module level or inside a
+    function (a lazy import is still a dependency: it runs as soon as that code path does)."""
     import ast
 
     found = set()
@@ -106,19 +110,30 @@ def _imports(path: Path) -> set[str]:
 
 
 def _module_files() -> dict[str, Path]:
+    """tunedoc.<module name> -> file, for every module of the installed package."""
     files = {}
     for pkg in OURS:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             rel = path.relative_to(ROOT).with_suffix("")
             parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
-            files[".".join(parts)] = path
+            name = ".".join(parts)
+            files[name if pkg == "tunedoc" else f"tunedoc.{name}"] = path
     return files
+
+
+def test_every_import_goes_through_the_tunedoc_namespace():
+    bare = {name: sorted(m for m in _imports(path) if m.split(".")[0] in FOLDERS)
+            for name, path in _module_files().items()}
+    for path in sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "bench").rglob("*.py")):
+        bare[str(path.relative_to(ROOT))] = sorted(m for m in _imports(path) if m.split(".")[0] in FOLDERS)
+    bare = {k: v for k, v in bare.items() if v}
+    assert not bare, f"import tunedoc.<package>, never the bare folder name (a user's own package wins): {bare}"
 
 
 def test_no_domain_package_imports_the_tui():
     files = _module_files()
-    upward = {name: sorted(m for m in _imports(path) if m.split(".")[0] == "tui")
-              for name, path in files.items() if name.split(".")[0] in DOMAIN}
+    upward = {name: sorted(m for m in _imports(path) if m.startswith("tunedoc.tui"))
+              for name, path in files.items() if name.split(".")[1:2] and name.split(".")[1] in DOMAIN}
     upward = {k: v for k, v in upward.items() if v}
     assert not upward, f"trainer/, profiles/, doctor/ and models/ must not import tui (DESIGN.md): {upward}"
 

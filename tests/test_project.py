@@ -52,3 +52,19 @@ def test_every_command_has_help_that_names_it():
                              timeout=120)
         assert out.returncode == 0, f"tunedoc {name} --help failed: {out.stderr[-500:]}"
         assert f"usage: tunedoc {name}" in out.stdout
+
+
+def test_pyproject_installs_every_package_under_the_tunedoc_namespace():
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = cfg["package-dir"]
+    assert set(dirs) == {"tunedoc", "tunedoc.doctor", "tunedoc.tui", "tunedoc.trainer", "tunedoc.profiles",
+                         "tunedoc.models"}
+    on_disk = {"tunedoc"}
+    for name, folder in dirs.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            on_disk.add(".".join([name, *rel.parts]))
+    assert set(cfg["packages"]) == on_disk, "pyproject's packages list and the tree disagree"
+    assert not any(p.split(".")[0] != "tunedoc" for p in cfg["packages"]), "a generic top-level name"

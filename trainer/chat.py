@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainer.generate import generate_reply
-from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, RunNotFound, read_json, resolve_run
+from tunedoc.trainer.generate import generate_reply
+from tunedoc.trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, RunNotFound, read_json, resolve_run
 
 
 __all__ = ["quiet_libraries", "generate_reply", "find_adapter", "load_for_chat", "chat_loop"]
@@ -64,7 +64,7 @@ def load_for_chat(run_or_model: str, runs_dir=None, device: str | None = None):
 
     from peft import PeftModel
 
-    from trainer.recipe import quantization_config, resolve_precision
+    from tunedoc.trainer.recipe import quantization_config, resolve_precision
 
     config = read_json(run_dir / CONFIG)
     adapter = find_adapter(run_dir)

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.events import follow, format_duration, format_event
-from trainer.rundir import RunNotFound, default_runs_dir, list_runs, resolve_run, run_status
+from tunedoc.trainer.events import follow, format_duration, format_event
+from tunedoc.trainer.rundir import RunNotFound, default_runs_dir, list_runs, resolve_run, run_status
 
 
 def _err(msg: str) -> None:
@@ -79,7 +79,7 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 def _plan_launch(args) -> dict | None:
     """config.json's "launch" from the flags; None (after an error message) when they do not make sense."""
-    from trainer.launch import plan_launch
+    from tunedoc.trainer.launch import plan_launch
 
     try:
         return plan_launch(gpus=args.gpus, nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
@@ -90,8 +90,8 @@ def _plan_launch(args) -> dict | None:
 
 
 def train_main(args) -> int:
-    from profiles.profile import ProfileError
-    from trainer.launch import resume_run, start_run
+    from tunedoc.profiles.profile import ProfileError
+    from tunedoc.trainer.launch import resume_run, start_run
 
     if args.resume:
         run_dir = _resolve(args.resume, args.runs_dir)
@@ -116,7 +116,7 @@ def train_main(args) -> int:
             return 2
         # the model, the profile and the data are checked before a run directory exists, and every problem
         # found is reported in one go
-        from trainer.modelcheck import check_model
+        from tunedoc.trainer.modelcheck import check_model
 
         problems = [p for p in ((None if args.dry_run else check_model(model)), _check_profile(profile, sets),
                                 None if args.python else _check_loss(profile, sets),
@@ -150,14 +150,14 @@ def _prepare_train(args) -> dict | None:
     """The model, data, format, profile and --set items of a new run, from the flags and a LLaMA-Factory --config
     (its report on stderr). Picked data sets, filled placeholders and max_samples become one prepared JSONL beside
     the runs, so the run reads exactly what was checked. None after an error message."""
-    from trainer.datacheck import split_identity_sets
+    from tunedoc.trainer.datacheck import split_identity_sets
 
     fill, sets = split_identity_sets(args.sets)
     datasets = [d.strip() for d in args.dataset.split(",") if d.strip()] if args.dataset else []
     out = {"model": args.model, "data": args.data, "format": args.format, "profile": args.profile, "sets": sets}
     max_samples, source = None, None
     if args.config:
-        from trainer.llamafactory import ConfigError, read_config
+        from tunedoc.trainer.llamafactory import ConfigError, read_config
 
         try:
             imp = read_config(args.config)
@@ -188,7 +188,7 @@ def _prepare_train(args) -> dict | None:
                   "max_samples": max_samples}
     out["profile"] = out["profile"] or _default_profile()
     if out["model"] and str(out["model"]).startswith("modelscope://"):
-        from models import modelscope as ms
+        from tunedoc.models import modelscope as ms
 
         repo = ms.strip_prefix(out["model"])[0]
         snap = ms.snapshot_path(repo)
@@ -202,7 +202,7 @@ def _prepare_train(args) -> dict | None:
     if source:
         out["extra"] = {"llamafactory": source}
     if (datasets or fill or max_samples) and out["data"]:
-        from trainer import data as D
+        from tunedoc.trainer import data as D
 
         convs, problems = [], []
         for name in datasets or [None]:
@@ -221,7 +221,7 @@ def _prepare_train(args) -> dict | None:
             return out
         import hashlib
 
-        from trainer.data.formats import write_jsonl
+        from tunedoc.trainer.data.formats import write_jsonl
 
         label = "+".join(datasets) if datasets else Path(out["data"]).stem
         digest = hashlib.sha256(repr([(c.messages, c.tools) for c in convs]).encode()).hexdigest()[:10]
@@ -252,7 +252,7 @@ def _write_profile_toml(profile, path: Path) -> Path:
 
 def _print_profile(name_or_path: str, sets: list[str], model: str, data: str) -> int:
     """--dry-run: the profile the run would get, as TOML on stdout (a file `--profile` reads back)."""
-    from profiles.profile import load_profile
+    from tunedoc.profiles.profile import load_profile
 
     profile = load_profile(name_or_path)
     if sets:
@@ -265,7 +265,7 @@ def _print_profile(name_or_path: str, sets: list[str], model: str, data: str) ->
 
 
 def _default_profile() -> str:
-    from profiles.profile import builtin_names
+    from tunedoc.profiles.profile import builtin_names
 
     names = builtin_names()
     return "qlora-balanced" if "qlora-balanced" in names else (names[0] if names else None)
@@ -273,7 +273,7 @@ def _default_profile() -> str:
 
 def _check_profile(name_or_path: str | None, sets: list[str]) -> str | None:
     """What is wrong with the profile and its --set overrides (a TOML syntax error as file:line:col), or None."""
-    from profiles.profile import ProfileError, load_profile
+    from tunedoc.profiles.profile import ProfileError, load_profile
 
     if not name_or_path:
         return None
@@ -289,7 +289,7 @@ def _check_profile(name_or_path: str | None, sets: list[str]) -> str | None:
 def _check_loss(name_or_path: str | None, sets: list[str]) -> str | None:
     """loss_impl=fused without Liger-Kernel in this interpreter: what to install, before a run directory exists
     (another --python is checked by the trainer itself, at the start of its setup)."""
-    from profiles.profile import ProfileError, load_profile
+    from tunedoc.profiles.profile import ProfileError, load_profile
 
     try:
         profile = load_profile(name_or_path).with_overrides(sets or []) if name_or_path else None
@@ -297,7 +297,7 @@ def _check_loss(name_or_path: str | None, sets: list[str]) -> str | None:
         return None  # _check_profile reports it
     if profile is None or profile.loss_impl != "fused":
         return None
-    from trainer.loss import LIGER_PIP, liger_available
+    from tunedoc.trainer.loss import LIGER_PIP, liger_available
 
     if liger_available():
         return None
@@ -308,7 +308,7 @@ def _check_loss(name_or_path: str | None, sets: list[str]) -> str | None:
 def _check_data(path: str, fmt: str) -> str | None:
     """Every problem in the data file, before a process or model starts; None when it loads."""
     try:
-        from trainer import data as D
+        from tunedoc.trainer import data as D
     except ImportError:  # pragma: no cover - the data layer is part of the package
         return None
     try:
@@ -325,8 +325,8 @@ def _check_data(path: str, fmt: str) -> str | None:
 def _foreground(handle, as_json: bool, offset: int = 0) -> int:
     """Follow a run started in this terminal from byte `offset` of its events (a resumed run: where the earlier
     session ended, its `done` event included); Ctrl-C asks it to save and stop (press again to leave it running)."""
-    from trainer import control
-    from trainer.events import read_events
+    from tunedoc.trainer import control
+    from tunedoc.trainer.events import read_events
 
     proc = handle.process
     events_path = handle.run_dir / "events.jsonl"
@@ -443,7 +443,7 @@ def watch_main(args) -> int:
         return 2
     if not args.plain and not args.json:  # in a terminal, tunedoc/cli.py's watch_main opens the live screen
         print("note: not a terminal; following as plain text (--plain)", file=sys.stderr)
-    from trainer.rundir import process_alive, read_json
+    from tunedoc.trainer.rundir import process_alive, read_json
 
     def alive() -> bool:
         st = read_json(run_dir / "status.json")
@@ -473,7 +473,7 @@ def _control_args(p: argparse.ArgumentParser) -> None:
 
 
 def _control_main(args, action: str) -> int:
-    from trainer.launch import send_control
+    from tunedoc.trainer.launch import send_control
 
     run_dir = _resolve(args.run, args.runs_dir)
     if run_dir is None:
@@ -490,7 +490,7 @@ def _control_main(args, action: str) -> int:
 
 
 def _wait_for(run_dir: Path, action: str, timeout: float = 600) -> int:
-    from trainer import control
+    from tunedoc.trainer import control
 
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -546,7 +546,7 @@ def export_args(p: argparse.ArgumentParser) -> None:
 
 
 def export_main(args) -> int:
-    from trainer.export import ExportError, export_run
+    from tunedoc.trainer.export import ExportError, export_run
 
     run_dir = _resolve(args.run, args.runs_dir)
     if run_dir is None:
@@ -568,8 +568,8 @@ def export_main(args) -> int:
 
 def _export_llamafactory(run_dir: Path, args) -> int:
     """RUN/llamafactory/train.yaml (+ dataset_info.json when the run's data is not a LLaMA-Factory data set)."""
-    from trainer.llamafactory import to_config
-    from trainer.rundir import read_json
+    from tunedoc.trainer.llamafactory import to_config
+    from tunedoc.trainer.rundir import read_json
 
     config = read_json(run_dir / "config.json")
     if not config.get("profile"):
@@ -607,7 +607,7 @@ def chat_args(p: argparse.ArgumentParser) -> None:
 
 
 def chat_main(args) -> int:
-    from trainer.chat import chat_loop, generate_reply, load_for_chat
+    from tunedoc.trainer.chat import chat_loop, generate_reply, load_for_chat
 
     print("loading...", file=sys.stderr, flush=True)
     try:
@@ -644,7 +644,7 @@ def demo_args(p: argparse.ArgumentParser) -> None:
 
 def demo_main(args) -> int:
     """The demo with progress lines, or detached; in a terminal, tunedoc/cli.py's demo_main opens the screen."""
-    from trainer.demo import PROMPT, start_demo
+    from tunedoc.trainer.demo import PROMPT, start_demo
 
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
@@ -667,8 +667,8 @@ def demo_main(args) -> int:
 
 def _demo_eval(run_dir: Path, args) -> None:
     """The demo ends with a base-vs-tuned eval on identity questions it never saw (trainer/demo_eval.py)."""
-    from trainer.demo_eval import HELD_OUT, demo_eval, moved
-    from trainer.eval import EvalError, MetricsMissing
+    from tunedoc.trainer.demo_eval import HELD_OUT, demo_eval, moved
+    from tunedoc.trainer.eval import EvalError, MetricsMissing
 
     print(f"\nscoring {len(HELD_OUT)} held-out identity questions, base model vs tuned...", file=sys.stderr, flush=True)
     try:

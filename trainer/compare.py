@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from trainer.events import format_duration, read_events
-from trainer.rundir import CONFIG, EVENTS, RunNotFound, read_json, resolve_run
+from tunedoc.trainer.events import format_duration, read_events
+from tunedoc.trainer.rundir import CONFIG, EVENTS, RunNotFound, read_json, resolve_run
 
 # key, heading, better ("min" | "max" | None), format
 COLUMNS = [

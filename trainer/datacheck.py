@@ -74,7 +74,7 @@ def _token_lengths(convs, model: str, cutoff_len: int) -> dict:
     """stats() with the model's tokenizer; a progress bar on stderr for big data sets."""
     from transformers import AutoTokenizer
 
-    from trainer import data as D
+    from tunedoc.trainer import data as D
 
     tok = AutoTokenizer.from_pretrained(model)
     samples = []
@@ -97,7 +97,7 @@ def check(path: str, fmt: str = "auto", model: str | None = None, cutoff_len: in
           datasets: list[str] | None = None, fill: dict[str, str] | None = None) -> dict:
     """The whole report as a dict (what --json prints). Raises FileNotFoundError / ValueError for bad arguments,
     and TemplateError / OSError from loading the tokenizer."""
-    from trainer import data as D
+    from tunedoc.trainer import data as D
 
     report: dict = {"path": str(path), "ok": True, "problems": [], "notes": []}
     if datasets:
@@ -147,7 +147,7 @@ def render(report: dict, console) -> None:
     if not report["ok"]:
         n = len(report["problems"])
         console.print(f"[bold red]{n} problem{'s' if n != 1 else ''}[/] in {report['path']}:")
-        from trainer.data.formats import MAX_LISTED
+        from tunedoc.trainer.data.formats import MAX_LISTED
 
         for p in report["problems"][:MAX_LISTED]:
             console.print(f"  [cyan]{escape(p['where'])}[/]: {escape(p['message'])}", highlight=False,
@@ -196,7 +196,7 @@ def render(report: dict, console) -> None:
 
 
 def fill_main(args: argparse.Namespace) -> int:
-    from trainer.data.formats import PLACEHOLDER, fill_file
+    from tunedoc.trainer.data.formats import PLACEHOLDER, fill_file
 
     fill, bad = parse_fills(args.sets)
     if bad:

@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from trainer.rundir import default_runs_dir
+from tunedoc.trainer.rundir import default_runs_dir
 
 DEMO_PROFILE = "qlora-min"  # nf4 + double quant, the profile people use on small cards
 DEMO_STEPS = 800
@@ -51,7 +51,7 @@ def demo_dir(runs_dir: str | os.PathLike | None) -> Path:
 
 def prepare_demo(identity: str, maker: str, runs_dir: str | os.PathLike | None) -> tuple[Path, Path]:
     """(model_dir, data_file): the tiny model (built once, reused) and this identity's data set."""
-    from trainer.tiny import build_tiny_model, write_identity_dataset
+    from tunedoc.trainer.tiny import build_tiny_model, write_identity_dataset
 
     base = demo_dir(runs_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def start_demo(identity: str = "Tuna", maker: str = "tunedoc", runs_dir=None, st
                detach: bool = False, nproc: int | None = None):
     """Build the model and data and start the run; returns the launcher's RunHandle. `nproc`: that many CPU
     processes through torchrun (gloo)."""
-    from trainer.launch import plan_launch, start_run
+    from tunedoc.trainer.launch import plan_launch, start_run
 
     model_dir, data = prepare_demo(identity, maker, runs_dir)
     name = "demo-" + re.sub(r"[^A-Za-z0-9_-]+", "-", identity).strip("-")

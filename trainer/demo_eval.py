@@ -41,8 +41,8 @@ def moved(result: dict) -> str:
 
 def demo_eval(run_dir: str | Path, identity: str, maker: str, progress=None) -> dict:
     """Evaluate the demo run on HELD_OUT, base vs tuned; returns trainer.eval's result."""
-    from trainer.demo import demo_dir
-    from trainer.eval import evaluate_run
+    from tunedoc.trainer.demo import demo_dir
+    from tunedoc.trainer.eval import evaluate_run
 
     run_dir = Path(run_dir)
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{identity}-{maker}").strip("-") or "identity"

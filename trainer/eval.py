@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer.eval_metrics import METRICS, MetricsMissing, describe_tokenization, require_metrics, score
+from tunedoc.trainer.eval_metrics import METRICS, MetricsMissing, describe_tokenization, require_metrics, score
 
 __all__ = ["EvalError", "MetricsMissing", "eval_examples", "evaluate_run", "generate_batch", "eval_loss",
            "evaluate_model", "held_out"]
@@ -62,7 +62,7 @@ def eval_examples(convs: list) -> list[dict]:
 
 def run_examples(run_dir: Path, config: dict, data: str | None, fmt: str = "auto") -> tuple[list[dict], str]:
     """(examples, description of where they came from)."""
-    from trainer import data as D
+    from tunedoc.trainer import data as D
 
     if data:
         try:
@@ -86,7 +86,7 @@ def run_examples(run_dir: Path, config: dict, data: str | None, fmt: str = "auto
 # ------------------------------------------------------------------------------------------------------- model
 def _adapter_source(run_dir: Path) -> tuple[Path, int | None, str]:
     """(adapter dir, step, label): the final adapter, else the latest checkpoint (a run still training)."""
-    from trainer.rundir import ADAPTER, CHECKPOINTS, read_json
+    from tunedoc.trainer.rundir import ADAPTER, CHECKPOINTS, read_json
 
     if (run_dir / ADAPTER / "adapter_config.json").is_file():
         st = read_json(run_dir / "status.json")
@@ -127,8 +127,8 @@ def load_run_model(run_dir: Path, config: dict, adapter_dir: Path, device: str |
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.chat import quiet_libraries
-    from trainer.recipe import quantization_config, resolve_precision
+    from tunedoc.trainer.chat import quiet_libraries
+    from tunedoc.trainer.recipe import quantization_config, resolve_precision
 
     quiet_libraries()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -148,7 +148,7 @@ def load_run_model(run_dir: Path, config: dict, adapter_dir: Path, device: str |
 
 # -------------------------------------------------------------------------------------------------- generation
 def _prompt_text(tok, ex: dict) -> str:
-    from trainer.data.tokenize import _render
+    from tunedoc.trainer.data.tokenize import _render
 
     return _render(tok, ex["messages"], add_generation_prompt=True, tools=ex.get("tools"))
 
@@ -185,7 +185,7 @@ def eval_loss(model, tok, examples: list[dict], cutoff_len: int = 1024, batch_si
     import torch
     import torch.nn.functional as F
 
-    from trainer import data as D
+    from tunedoc.trainer import data as D
 
     samples = [s for s in D.build_samples([ex["conv"] for ex in examples if ex.get("conv") is not None], tok,
                                           cutoff_len) if any(l != D.IGNORE for l in s["labels"])]
@@ -239,8 +239,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, fmt: str = "auto"
                  base: bool = False, max_new_tokens: int = 128, batch_size: int = 8, progress=None,
                  emit_event: bool = True) -> dict:
     """Evaluate a run (finished or still training); returns the scores.json content."""
-    from trainer.events import EventWriter
-    from trainer.rundir import CONFIG, EVENTS, read_json, write_json
+    from tunedoc.trainer.events import EventWriter
+    from tunedoc.trainer.rundir import CONFIG, EVENTS, read_json, write_json
 
     say = progress or (lambda msg: None)
     run_dir = Path(run_dir)

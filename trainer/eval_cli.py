@@ -33,8 +33,8 @@ def eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def eval_main(args) -> int:
-    from trainer.eval_metrics import MetricsMissing, require_metrics
-    from trainer.rundir import RunNotFound, resolve_run
+    from tunedoc.trainer.eval_metrics import MetricsMissing, require_metrics
+    from tunedoc.trainer.rundir import RunNotFound, resolve_run
 
     try:
         require_metrics()
@@ -49,7 +49,7 @@ def eval_main(args) -> int:
     if args.limit is not None and args.limit < 1:
         _err("--limit must be 1 or more")
         return 2
-    from trainer.eval import EvalError, evaluate_run, format_result
+    from tunedoc.trainer.eval import EvalError, evaluate_run, format_result
 
     try:
         result = evaluate_run(run_dir, data=args.data, fmt=args.format, limit=args.limit, base=args.base,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 
-from trainer.eval import METRICS, MetricsMissing, eval_examples, evaluate_model, require_metrics
+from tunedoc.trainer.eval import METRICS, MetricsMissing, eval_examples, evaluate_model, require_metrics
 
 
 class TrainingEval:
@@ -55,7 +55,7 @@ class TrainingEval:
         return r.emit("eval", **fields)
 
     def _save_best(self, value: float) -> None:
-        from trainer.rundir import write_json
+        from tunedoc.trainer.rundir import write_json
 
         r = self.recipe
         tmp = r.run_dir / ".tmp-best"

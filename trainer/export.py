@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from trainer.chat import find_adapter
-from trainer.rundir import CONFIG, MERGED, read_json
+from tunedoc.trainer.chat import find_adapter
+from tunedoc.trainer.rundir import CONFIG, MERGED, read_json
 
 
 MARKER = ".tunedoc-export.json"
@@ -103,7 +103,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.chat import quiet_libraries
+    from tunedoc.trainer.chat import quiet_libraries
 
     quiet_libraries()
     dt = _dtype(dtype)

@@ -4,7 +4,7 @@
     send_control(handle.run_dir, "stop")
     for info in list_runs("runs"): ...
 
-The child is `python -m trainer.recipe RUN_DIR` with stdout/stderr going to RUN_DIR/trainer.log. Detached, it
+The child is `python -m tunedoc.trainer.recipe RUN_DIR` with stdout/stderr going to RUN_DIR/trainer.log. Detached, it
 survives the terminal closing and SSH dropping: on POSIX it gets its own session (no SIGHUP from the terminal); on
 Windows it is created with DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW. No fork, no symlinks.
 """
@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import control
-from trainer.rundir import (
+from tunedoc.child import python_m
+from tunedoc.trainer import control
+from tunedoc.trainer.rundir import (
     CONFIG,
     LOG,
     RunInfo,
@@ -39,8 +40,6 @@ __all__ = [
     "default_runs_dir", "build_config",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 @dataclass
 class RunHandle:
@@ -54,7 +53,7 @@ def build_config(model: str, data: str, profile_name_or_path: str | None, sets: 
                  fmt: str = "auto", name: str | None = None) -> dict:
     """The resolved run configuration written to config.json. Raises ProfileError / FileNotFoundError with
     messages that name the problem; nothing here needs torch."""
-    from profiles.profile import Profile, load_profile
+    from tunedoc.profiles.profile import Profile, load_profile
 
     profile = load_profile(profile_name_or_path) if profile_name_or_path else Profile(name="default")
     if sets:
@@ -89,7 +88,7 @@ def plan_launch(gpus: str | None = None, nproc: int | None = None, nnodes: int =
     `nproc` N: N processes on the CPU (gloo), to try several ranks without GPUs. Otherwise one process per GPU of
     `gpus` (all|N|0,2; default: every GPU NVML sees). Several nodes: each node runs the same command with its own
     `node_rank`, and torchrun's rendezvous at master_addr:master_port joins them."""
-    from trainer.distributed import launch_env, parse_gpus, visible_gpus
+    from tunedoc.trainer.distributed import launch_env, parse_gpus, visible_gpus
 
     names = visible_gpus() if gpu_names is None else gpu_names
     if nnodes < 1 or not 0 <= node_rank < nnodes:
@@ -170,7 +169,6 @@ def _spawn(run_dir: Path, extra: list[str], python: str | None, detach: bool) ->
     env = dict(os.environ)
     env.update(launch.get("env") or {})
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     kwargs: dict = {}
     if detach:
@@ -185,7 +183,8 @@ def _spawn(run_dir: Path, extra: list[str], python: str | None, detach: bool) ->
     log.flush()
     try:
         proc = subprocess.Popen(
-            [python, "-m", "trainer.multi" if multi else "trainer.recipe", str(run_dir), *extra],
+            python_m("tunedoc.trainer.multi" if multi else "tunedoc.trainer.recipe", str(run_dir), *extra,
+                     python=python),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(run_dir.parent),
             close_fds=True, **kwargs,
         )

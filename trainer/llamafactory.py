@@ -161,7 +161,7 @@ class Imported:
 
     def profile(self, sets: list[str] | None = None):
         """The Profile (named after the config file), with `--set` overrides on top. Raises ProfileError."""
-        from profiles.profile import Profile
+        from tunedoc.profiles.profile import Profile
 
         prof = Profile.from_dict({"name": self.path.stem, "description": f"from LLaMA-Factory {self.path.name}",
                                   **self.fields})
@@ -334,7 +334,7 @@ def to_config(run_config: dict, dataset_name: str | None = None) -> tuple[str, d
 
     A run made from a LLaMA-Factory config (or --dataset) keeps its data set names and dataset_dir; otherwise the
     run's data file becomes a dataset_info.json entry named `dataset_name`."""
-    from profiles.profile import Profile
+    from tunedoc.profiles.profile import Profile
 
     prof = Profile.from_dict(run_config.get("profile") or {})
     source = run_config.get("llamafactory") or {}
@@ -384,7 +384,7 @@ def to_config(run_config: dict, dataset_name: str | None = None) -> tuple[str, d
 def _dataset_entry(data: str, fmt: str) -> dict:
     """A dataset_info.json entry for a tunedoc data file, in the format its records have."""
     if fmt == "auto":
-        from trainer.data.formats import detect_format, read_records
+        from tunedoc.trainer.data.formats import detect_format, read_records
 
         records = read_records(Path(data), []) if Path(data).is_file() else []
         fmt = next((f for _, r in records[:20] if (f := detect_format(r))), "openai")

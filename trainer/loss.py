@@ -87,7 +87,7 @@ def resolve(loss_impl: str, device: str, config=None) -> tuple[str, str | None]:
 
 def chunk_tokens(vocab: int, budget_bytes: int | None = None) -> int:
     """Tokens per chunk: about `budget_bytes` (256 MiB) of fp32 logits, between 64 and 8192 tokens."""
-    from profiles.estimate import LOSS_CHUNK_BYTES
+    from tunedoc.profiles.estimate import LOSS_CHUNK_BYTES
 
     budget = LOSS_CHUNK_BYTES if budget_bytes is None else budget_bytes
     return int(max(64, min(8192, budget // (4 * max(1, vocab)))))

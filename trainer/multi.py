@@ -1,4 +1,4 @@
-"""A run on several processes: `python -m trainer.multi RUN_DIR [--resume]` runs torchrun over the recipe.
+"""A run on several processes: `python -m tunedoc.trainer.multi RUN_DIR [--resume]` runs torchrun over the recipe.
 
 This process is the run's process (detached like a one-process run, its output in trainer.log). It hands the
 launch to torchrun itself (`torch.distributed.run`, the launcher PyTorch ships: rendezvous, one worker per GPU or
@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from trainer.distributed import error_file
-from trainer.events import EventWriter
-from trainer.rundir import CONFIG, EVENTS, STATUS, read_json, redact, update_status
+from tunedoc.child import python_m
+from tunedoc.trainer.distributed import error_file
+from tunedoc.trainer.events import EventWriter
+from tunedoc.trainer.rundir import CONFIG, EVENTS, STATUS, read_json, redact, update_status
 
 
 def torchrun_argv(launch: dict, run_dir: Path, resume: bool, python: str = sys.executable) -> list[str]:
@@ -33,7 +34,7 @@ def torchrun_argv(launch: dict, run_dir: Path, resume: bool, python: str = sys.e
                  f"--master-addr={launch['master_addr']}", f"--master-port={int(launch.get('master_port') or 29500)}"]
     else:
         argv += ["--standalone"]
-    argv += ["--no-python", python, "-m", "trainer.recipe", str(run_dir)]
+    argv += ["--no-python", *python_m("tunedoc.trainer.recipe", str(run_dir), python=python)]
     return argv + (["--resume"] if resume else [])
 
 
@@ -67,7 +68,7 @@ def report_failure(run_dir: Path, rank: int, how: str, world: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.multi", description="Run one tunedoc run on several "
+    ap = argparse.ArgumentParser(prog="python -m tunedoc.trainer.multi", description="Run one tunedoc run on several "
                                  "processes through torchrun.")
     ap.add_argument("run_dir")
     ap.add_argument("--resume", action="store_true")

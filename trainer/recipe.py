@@ -1,4 +1,4 @@
-"""The QLoRA/LoRA recipe: `python -m trainer.recipe RUN_DIR [--resume]`. Reads top to bottom: setup(), train(),
+"""The QLoRA/LoRA recipe: `python -m tunedoc.trainer.recipe RUN_DIR [--resume]`. Reads top to bottom: setup(), train(),
 cleanup().
 
 Built on transformers + peft + bitsandbytes with a plain loop (as nanoGPT and torchtune do): exact resume and
@@ -32,11 +32,11 @@ import traceback
 import warnings
 from pathlib import Path
 
-from trainer import control, oom
-from trainer import loss as loss_fn
-from trainer.distributed import Dist, shard
-from trainer.events import EventWriter, format_event
-from trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, EVENTS, read_json, redact, update_status, write_json
+from tunedoc.trainer import control, oom
+from tunedoc.trainer import loss as loss_fn
+from tunedoc.trainer.distributed import Dist, shard
+from tunedoc.trainer.events import EventWriter, format_event
+from tunedoc.trainer.rundir import ADAPTER, CHECKPOINTS, CONFIG, EVENTS, read_json, redact, update_status, write_json
 
 MAX_GRAD_NORM = 1.0  # gradients are clipped to this norm (reported before clipping)
 KEEP_CHECKPOINTS = 3  # older checkpoints are deleted once a newer one is complete
@@ -88,6 +88,16 @@ def peak_rss_bytes() -> int:
         import psutil
 
         return int(psutil.Process().memory_info().peak_wset)
+    if sys.platform.startswith("linux"):
+        # VmHWM is this process's own high-water mark; ru_maxrss carries over the parent's peak through fork and
+        # exec (a trainer started by a 1.3 GB process would start at 1.3 GB)
+        try:
+            with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -141,8 +151,8 @@ class Recipe:
     def setup(self) -> None:
         import torch
 
-        from profiles.profile import Profile
-        from trainer import data as D
+        from tunedoc.profiles.profile import Profile
+        from tunedoc.trainer import data as D
 
         if not self.config:
             raise RunFailed(f"{self.run_dir / CONFIG} is missing or unreadable", "crash")
@@ -253,7 +263,7 @@ class Recipe:
                      elapsed_s=round(self.elapsed, 1), world_size=self.dist.world)
 
     def _build_rows(self) -> None:
-        from trainer import data as D
+        from tunedoc.trainer import data as D
 
         cutoff = self.mem.cutoff_len
         template_error = getattr(D, "TemplateError", ())
@@ -315,7 +325,7 @@ class Recipe:
             self.emit("warning", message=note, id="loss-impl")
 
     def _set_grad_ckpt(self, mode: str) -> None:
-        from trainer import offload
+        from tunedoc.trainer import offload
 
         base = self.model.get_base_model()
         _, note = offload.context(mode, self.device)
@@ -352,7 +362,7 @@ class Recipe:
         return [rows[i:i + mb] for i in range(0, len(rows), mb)]
 
     def _collate(self, rows: list[dict]):
-        from trainer import data as D
+        from tunedoc.trainer import data as D
 
         batch = D.collate(rows, self.tokenizer.pad_token_id, self.profile.packing)
         return {k: v.to(self.device) for k, v in batch.items()}
@@ -367,7 +377,7 @@ class Recipe:
 
         import torch
 
-        from trainer import offload
+        from tunedoc.trainer import offload
 
         ctx = offload.context(self.mem.grad_ckpt, self.device)[0] if torch.is_grad_enabled() else contextlib.nullcontext()
         with ctx, torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.device != "cpu" and self.dtype != torch.float32):
@@ -581,14 +591,14 @@ class Recipe:
         return total / max(n, 1)
 
     def _generation_eval(self) -> None:
-        from trainer.eval_training import TrainingEval
+        from tunedoc.trainer.eval_training import TrainingEval
 
         if getattr(self, "gen_eval", None) is None:
             self.gen_eval = TrainingEval(self)
         self.gen_eval()
 
     def _samples(self) -> None:
-        from trainer.generate import generate_reply
+        from tunedoc.trainer.generate import generate_reply
 
         for prompt in self.profile.sample_prompts:
             text = generate_reply(self.model, self.tokenizer, [{"role": "user", "content": prompt}], SAMPLE_TOKENS)
@@ -665,8 +675,8 @@ class Recipe:
         import dataclasses
 
         try:
-            from profiles.archs import load_config
-            from profiles.estimate import estimate
+            from tunedoc.profiles.archs import load_config
+            from tunedoc.profiles.estimate import estimate
 
             prof = dataclasses.replace(self.profile, micro_batch=self.mem.micro_batch, grad_accum=self.mem.grad_accum,
                                        grad_ckpt=self.mem.grad_ckpt, cutoff_len=self.mem.cutoff_len,
@@ -689,9 +699,9 @@ class Recipe:
             out["measured_gib"] = round(measured, 3)
             out["error_pct"] = round(100 * (out["estimate_gib"] - measured) / measured, 1) if measured else None
             try:
-                from profiles import corrections
+                from tunedoc.profiles import corrections
 
-                from profiles.archs import load_config
+                from tunedoc.profiles.archs import load_config
 
                 model_type = load_config(self.config["model"]).get("model_type")
                 corrections.record(torch.cuda.get_device_name(0), model_type, out["estimate_gib"], measured,
@@ -739,7 +749,7 @@ def _lost_a_rank(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trainer.recipe", description="Run one tunedoc training run.")
+    ap = argparse.ArgumentParser(prog="python -m tunedoc.trainer.recipe", description="Run one tunedoc training run.")
     ap.add_argument("run_dir", help="the run directory (with config.json) that `tunedoc train` created")
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = ap.parse_args(argv)
@@ -758,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # before torch loads (OpenMP reads these once): threads for the cores actually free, waiting that sleeps
     # instead of spinning (trainer/threads.py; a busy 2-core box ran at 1/30 speed without it)
-    from trainer.threads import ThreadGovernor, configure
+    from tunedoc.trainer.threads import ThreadGovernor, configure
 
     plan = configure()
     print(f"cpu threads: {plan['threads']} ({plan['source']}: {plan['cores']} cores"

@@ -103,7 +103,7 @@ def process_alive(pid: int | None, started: float | None = None) -> bool:
 
 def last_error(run_dir: str | os.PathLike) -> str | None:
     """The message of the last `error` event, or the last non-empty line of trainer.log."""
-    from trainer.events import read_events
+    from tunedoc.trainer.events import read_events
 
     events, _ = read_events(Path(run_dir) / EVENTS)
     errors = [e for e in events if e.get("type") == "error"]

@@ -1,7 +1,7 @@
-"""`python -m tui`: the app (what `tunedoc serve` runs for each browser session)."""
+"""`python -m tunedoc.tui`: the app (what `tunedoc serve` runs for each browser session)."""
 
 import sys
 
-from tui.cli import app_main
+from tunedoc.tui.cli import app_main
 
 sys.exit(app_main())

@@ -17,7 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from tui.screens import SCREENS, ScreenSpec
+from tunedoc.tui.screens import SCREENS, ScreenSpec
 
 
 class TunedocApp(App[int]):
@@ -60,7 +60,7 @@ class TunedocApp(App[int]):
             self.switch_mode(name)
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+        from tunedoc.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
@@ -91,7 +91,7 @@ def make_app(
     `**backends` as `<name>_backend=`). `clock` drives spinners and elapsed times (freeze it for snapshots);
     `report_paths` opens the Doctor on pasted reports instead of probing this machine."""
     if doctor_backend is None:
-        from tui.backends import RealDoctorBackend
+        from tunedoc.tui.backends import RealDoctorBackend
 
         doctor_backend = RealDoctorBackend()
     all_backends = {"doctor": doctor_backend}

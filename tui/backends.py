@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import AREAS, Finding, Fix
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import AREAS, Finding, Fix
 
 
 class BackendError(Exception):
@@ -170,7 +170,7 @@ class RealDoctorBackend:
 
     def _run(self):
         try:
-            import doctor.run as run
+            import tunedoc.doctor.run as run
         except ImportError as e:
             raise BackendError(f"the doctor runner (doctor.run) is not available: {e}") from None
         return run
@@ -211,7 +211,7 @@ class RealDoctorBackend:
         if missing:
             raise BackendError(f"no such file: {missing[0]} (give the path of a saved report or pasted output)")
         try:
-            from doctor.reports import parse_files
+            from tunedoc.doctor.reports import parse_files
         except ImportError:
             raise BackendError("reading reports needs doctor.reports.parse_files, which this install lacks") from None
         try:
@@ -222,7 +222,7 @@ class RealDoctorBackend:
     def save_report(self, facts: Facts, findings: list[Finding], path: str) -> Path:
         """The same file as `tunedoc doctor --save`: facts and findings, redacted, written atomically."""
         try:
-            from doctor.cli import save, to_payload
+            from tunedoc.doctor.cli import save, to_payload
         except ImportError as e:
             raise BackendError(f"cannot save: {e}; tunedoc never writes an unredacted report") from None
         out = Path(path).expanduser()

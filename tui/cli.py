@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tunedoc.child import python_m, shell_command
+
 import argparse
 import os
 import re
@@ -14,7 +16,7 @@ from pathlib import Path
 
 def app_main(argv: list[str] | None = None) -> int:
     """Run the Textual app in this terminal; returns the exit code."""
-    from tui.app import make_app
+    from tunedoc.tui.app import make_app
 
     app = make_app()
     app.run()
@@ -41,9 +43,9 @@ def serve_args(parser: argparse.ArgumentParser) -> None:
 
 def serve_main(args: argparse.Namespace) -> int:
     """Serve the app with textual-serve behind a token (tui/serve.py): each browser tab runs its own
-    `python -m tui` process."""
+    `python -m tunedoc.tui` process."""
     try:
-        from tui.serve import TOKEN_ENV, GuardedServer, check_token, is_loopback
+        from tunedoc.tui.serve import TOKEN_ENV, GuardedServer, check_token, is_loopback
     except ModuleNotFoundError as error:
         if error.name not in ("textual_serve", "aiohttp", "aiohttp_jinja2"):
             raise
@@ -72,7 +74,7 @@ def serve_main(args: argparse.Namespace) -> int:
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
         print(f"--public-url {args.public_url}: give a URL starting with http:// or https://", file=sys.stderr)
         return 2
-    command = f"{shlex.quote(sys.executable)} -m tui"
+    command = shell_command(python_m("tunedoc.tui"))
     with tempfile.TemporaryDirectory(prefix="tunedoc-serve-") as tmp:
         templates = tmp if _offline_template(Path(tmp)) else None
         GuardedServer(command, host=args.host, port=args.port, token=token, public_url=args.public_url,

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
 
 ICONS = {"ok": "✓", "warning": "!", "error": "✗", "info": "i", "failed": "?", "none": "·", "unknown": "·"}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -119,7 +119,7 @@ class DoctorModel:
     def _known(self, area: str) -> str | None:
         if self.facts is None:
             return None
-        from doctor.render import area_facts  # lazy: the app paints before any doctor module loads
+        from tunedoc.doctor.render import area_facts  # lazy: the app paints before any doctor module loads
 
         return area_facts(self.facts, area)
 

@@ -72,7 +72,7 @@ class HardwareMonitor:
                 return
             self._nvml = pynvml
         except pynvml.NVMLError as e:
-            from doctor.probes.nvidia import _nvml_error_class
+            from tunedoc.doctor.probes.nvidia import _nvml_error_class
 
             self._nvml_why = NVML_WHY.get(_nvml_error_class(e), f"NVML failed: {e}")
         except Exception as e:  # a broken library must not crash the screen

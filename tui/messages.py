@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.message import Message
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import Finding, Fix
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import Finding, Fix
 
 
 class ProbeFinished(Message, bubble=False):

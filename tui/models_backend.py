@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from models.errors import HubError
-from tui.profile_backend import GpuProbe, probe_with_doctor
+from tunedoc.models.errors import HubError
+from tunedoc.tui.profile_backend import GpuProbe, probe_with_doctor
 
 
 class ModelsBackend:
@@ -28,22 +28,22 @@ class ModelsBackend:
         self.cache = cache  # None: HF_HUB_CACHE / HF_HOME as huggingface_hub resolves them
 
     def endpoint(self) -> str:
-        from models.hub import endpoint
+        from tunedoc.models.hub import endpoint
 
         return endpoint()
 
     def cache_dir(self) -> Path:
-        from models.hub import cache_dir
+        from tunedoc.models.hub import cache_dir
 
         return Path(self.cache) if self.cache else cache_dir()
 
     def search(self, query: str, limit: int = 30):
-        from models.hub import search
+        from tunedoc.models.hub import search
 
         return search(query, limit=limit)
 
     def info(self, repo: str):
-        from models.hub import info
+        from tunedoc.models.hub import info
 
         return info(repo)
 
@@ -62,9 +62,9 @@ class ModelsBackend:
             return "no config.json in this repo: the memory estimate needs one"
         if mi.supported is False:
             return f"architecture {mi.model_type!r} is not one the estimator knows"
-        from models.hub import fetch_json
-        from profiles.archs import UnsupportedArchitecture
-        from profiles.fit import fit
+        from tunedoc.models.hub import fetch_json
+        from tunedoc.profiles.archs import UnsupportedArchitecture
+        from tunedoc.profiles.fit import fit
 
         try:
             config = fetch_json(mi.repo, "config.json", mi.sha, endpoint_url=mi.endpoint)
@@ -85,22 +85,22 @@ class ModelsBackend:
         return f"on {where}: " + ", ".join(f"{r.profile.name} {r.estimate.total_gb:.1f} GiB" for r in fits)
 
     def plan(self, repo: str):
-        from models.download import plan
+        from tunedoc.models.download import plan
 
         return plan(repo, cache=self.cache)
 
     def download(self, the_plan, on_progress, cancel: threading.Event) -> Path:
-        from models.download import download
+        from tunedoc.models.download import download
 
         return download(the_plan.repo, on_progress=on_progress, cancel=cancel, cache=self.cache, the_plan=the_plan)
 
     def list_cache(self):
-        from models.cache import list_cache
+        from tunedoc.models.cache import list_cache
 
         return list_cache(cache=self.cache)
 
     def remove(self, repo: str) -> int:
-        from models.cache import remove
+        from tunedoc.models.cache import remove
 
         return remove(repo, cache=self.cache)
 
@@ -197,7 +197,7 @@ class FakeModelsBackend:
         return self.fit
 
     def plan(self, repo: str):
-        from models.download import DownloadPlan, PlannedFile
+        from tunedoc.models.download import DownloadPlan, PlannedFile
 
         return DownloadPlan(repo, None, "0" * 40, self._endpoint, self.cache_dir(),
                             files=[PlannedFile(n, size, None, n) for n, size in self.plan_files])

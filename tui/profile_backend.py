@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from profiles.estimate import Estimate, estimate
-from profiles.fit import FitResult, default_margin, fit
-from profiles.profile import Profile, ProfileError, builtin_names, load_profile
-from tui.backends import BackendError
+from tunedoc.profiles.estimate import Estimate, estimate
+from tunedoc.profiles.fit import FitResult, default_margin, fit
+from tunedoc.profiles.profile import Profile, ProfileError, builtin_names, load_profile
+from tunedoc.tui.backends import BackendError
 
 GiB_PER_MiB = 1 / 1024
 
@@ -59,8 +59,8 @@ def probe_with_doctor() -> GpuProbe:
     """This machine's first NVIDIA GPU and its free memory, from the doctor's NVML probe (nvidia-smi if NVML
     fails). Never raises."""
     try:
-        from doctor.facts import Facts
-        from doctor.run import run_probe
+        from tunedoc.doctor.facts import Facts
+        from tunedoc.doctor.run import run_probe
     except ImportError as e:
         return GpuProbe(None, f"the doctor's GPU probes are not available ({e})")
     facts = Facts()
@@ -90,7 +90,7 @@ def parse_gpu(text: str) -> GpuChoice:
         if not 0 < gb <= 1024:
             raise BackendError(f"{text}: give the GPU memory in GiB, between 1 and 1024")
         return GpuChoice(None, gb, gb, "typed")
-    from doctor.knowledge import lookup_gpu
+    from tunedoc.doctor.knowledge import lookup_gpu
 
     info = lookup_gpu(text)
     if info is None:
@@ -99,7 +99,7 @@ def parse_gpu(text: str) -> GpuChoice:
 
 
 def _load_config_real(model: str) -> dict:
-    from profiles.archs import load_config
+    from tunedoc.profiles.archs import load_config
 
     return load_config(model)
 
@@ -107,7 +107,7 @@ def _load_config_real(model: str) -> dict:
 def offline_text(model: str, kind: str = "network") -> str:
     """The Profile screen's message when the Hub cannot be asked: the endpoint, and the ways out (short enough
     for three lines at 80 columns)."""
-    from profiles.archs import HUB_TIMEOUT_S, hub_endpoint
+    from tunedoc.profiles.archs import HUB_TIMEOUT_S, hub_endpoint
 
     why = "HF_HUB_OFFLINE is set" if kind == "offline" else f"no answer from {hub_endpoint()} in {HUB_TIMEOUT_S:g} s"
     return (f"{model}: not cached, {why}. Ways out: a mirror (HF_ENDPOINT=https://hf-mirror.com), m and a "
@@ -131,7 +131,7 @@ class ProfileBackend:
 
     def load_model(self, model: str) -> ModelConfig:
         """Blocking (thread worker): config.json of a path, a cached model or a Hub id. Raises BackendError."""
-        from profiles.archs import ConfigNotFound, UnsupportedArchitecture, model_shape
+        from tunedoc.profiles.archs import ConfigNotFound, UnsupportedArchitecture, model_shape
 
         model = model.strip()
         if not model:

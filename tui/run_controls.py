@@ -7,7 +7,7 @@ from typing import Callable
 
 from textual.screen import Screen
 
-from tui.widgets.dialogs import ConfirmCommands
+from tunedoc.tui.widgets.dialogs import ConfirmCommands
 
 ASKED = {"save": "a checkpoint", "pause": "to pause", "resume": "to resume", "stop": "to stop"}
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.events import format_duration, format_event
+from tunedoc.trainer.events import format_duration, format_event
 
 MAX_LOG = 500  # log lines kept for the log tail
 MAX_SAMPLES = 20

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from textual.message_pump import MessagePump
 
-from trainer.events import read_events
-from tui.messages import RunEvents, RunStatusRead
+from tunedoc.trainer.events import read_events
+from tunedoc.tui.messages import RunEvents, RunStatusRead
 
 MAX_BATCH = 5000  # events per message: a long history arrives in a few big batches, not one huge one
 LOG_HISTORY_BYTES = 64 * 1024  # on attach, only the end of trainer.log

@@ -7,15 +7,17 @@ read as live and snapshots do not depend on this machine.
 
 from __future__ import annotations
 
+from tunedoc.child import tunedoc_argv
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer import launch
-from trainer.rundir import ACTIVE, RunInfo, default_runs_dir, list_runs, read_json, run_info, run_status
-from tui.gpu_monitor import HardwareMonitor, HardwareSample
+from tunedoc.trainer import launch
+from tunedoc.trainer.rundir import ACTIVE, RunInfo, default_runs_dir, list_runs, read_json, run_info, run_status
+from tunedoc.tui.gpu_monitor import HardwareMonitor, HardwareSample
 
 DATA_CHECK_TIMEOUT_S = 180
 
@@ -60,7 +62,7 @@ class TrainBackend:
         """A detached run (it outlives this app). Raises ProfileError/FileNotFoundError/RuntimeError with messages
         that name the problem. The model is checked first (as `tunedoc train` does): a folder without config.json
         or tokenizer, or a Hub id neither cached nor reachable, starts no run."""
-        from trainer.modelcheck import check_model
+        from tunedoc.trainer.modelcheck import check_model
 
         problem = check_model(model)
         if problem:
@@ -71,7 +73,7 @@ class TrainBackend:
                    run: Callable[..., subprocess.CompletedProcess] = subprocess.run, maker: str | None = None) -> Path:
         """`tunedoc demo --detach` in a child process (building the tiny model needs torch, which this process
         never imports). Returns the new run's directory; RuntimeError with the child's reason when it fails."""
-        argv = [self.python, "-m", "tunedoc", "demo", "--detach", "--json", "--identity", identity,
+        argv = tunedoc_argv(python=self.python) + ["demo", "--detach", "--json", "--identity", identity,
                 "--runs-dir", str(self.runs_dir)] + (["--steps", str(steps)] if steps else []) + (
                     ["--maker", maker] if maker else [])
         try:
@@ -89,20 +91,20 @@ class TrainBackend:
     def control(self, run_dir: Path, action: str) -> Path:
         """Ask the run to save/pause/resume/stop. RuntimeError (saying why) when the run is not active."""
         if self.alive is not None and Path(run_dir).name in self.alive:
-            from trainer import control
+            from tunedoc.trainer import control
 
             return control.request(run_dir, action)
         return launch.send_control(run_dir, action)
 
     def export_argv(self, run_dir: Path, merge: bool = False) -> list[str]:
-        argv = [self.python, "-m", "tunedoc", "export", str(run_dir)]
+        argv = tunedoc_argv(python=self.python) + ["export", str(run_dir)]
         return argv + (["--merge"] if merge else [])
 
     def check_data(self, path: str, model: str | None = None, cutoff_len: int | None = None,
                    run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> dict[str, Any]:
         """`tunedoc data check --json` in a child process (the tokenizer may need transformers). Returns its report,
         or {"ok": False, "problems": [...]} saying why the check itself failed."""
-        argv = [self.python, "-m", "tunedoc", "data", "check", path, "--json"]
+        argv = tunedoc_argv(python=self.python) + ["data", "check", path, "--json"]
         if model:
             argv += ["--model", model]
         if cutoff_len:

@@ -18,27 +18,27 @@ from tunedoc import __version__
 
 # name -> (module, function prefix, one-line help). Order is the order `tunedoc --help` lists them.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "doctor": ("doctor.cli", "doctor", "Diagnose the NVIDIA driver, CUDA, PyTorch and bitsandbytes, and give the exact fix"),
-    "models": ("models.cli", "models", "List, search, inspect and delete Hugging Face models (local cache and Hub)"),
-    "download": ("models.cli", "download", "Download a model from the Hub or a mirror, with resume and a disk check"),
-    "login": ("models.cli", "login", "Store a Hugging Face token the way huggingface_hub does"),
-    "profiles": ("profiles.cli", "profiles", "List the built-in QLoRA/LoRA training profiles"),
-    "estimate": ("profiles.cli", "estimate", "Estimate the peak VRAM of training a model with a profile, with a breakdown"),
-    "fit": ("profiles.cli", "fit", "Rank the profiles that fit this GPU's free VRAM, and say why others do not"),
-    "data": ("trainer.datacheck", "data", "Check a data set: problems with line numbers, counts, token lengths"),
-    "train": ("trainer.cli", "train", "Fine-tune a model with QLoRA/LoRA as its own process"),
-    "runs": ("trainer.cli", "runs", "List training runs"),
+    "doctor": ("tunedoc.doctor.cli", "doctor", "Diagnose the NVIDIA driver, CUDA, PyTorch and bitsandbytes, and give the exact fix"),
+    "models": ("tunedoc.models.cli", "models", "List, search, inspect and delete Hugging Face models (local cache and Hub)"),
+    "download": ("tunedoc.models.cli", "download", "Download a model from the Hub or a mirror, with resume and a disk check"),
+    "login": ("tunedoc.models.cli", "login", "Store a Hugging Face token the way huggingface_hub does"),
+    "profiles": ("tunedoc.profiles.cli", "profiles", "List the built-in QLoRA/LoRA training profiles"),
+    "estimate": ("tunedoc.profiles.cli", "estimate", "Estimate the peak VRAM of training a model with a profile, with a breakdown"),
+    "fit": ("tunedoc.profiles.cli", "fit", "Rank the profiles that fit this GPU's free VRAM, and say why others do not"),
+    "data": ("tunedoc.trainer.datacheck", "data", "Check a data set: problems with line numbers, counts, token lengths"),
+    "train": ("tunedoc.trainer.cli", "train", "Fine-tune a model with QLoRA/LoRA as its own process"),
+    "runs": ("tunedoc.trainer.cli", "runs", "List training runs"),
     "watch": ("tunedoc.cli", "watch", "Follow a run: the live screen, or lines with --plain"),
-    "stop": ("trainer.cli", "stop", "Ask a run to save a checkpoint and stop"),
-    "pause": ("trainer.cli", "pause", "Ask a run to pause after the current step"),
-    "resume": ("trainer.cli", "resume", "Resume a paused run"),
-    "save": ("trainer.cli", "save", "Ask a run to save a checkpoint now"),
-    "export": ("trainer.cli", "export", "Export a run's LoRA adapter, or a merged model"),
-    "chat": ("trainer.cli", "chat", "Generate with a base model plus a run's adapter"),
-    "eval": ("trainer.eval_cli", "eval", "Score a run's answers on held-out examples (BLEU-4, ROUGE), base vs tuned"),
-    "compare": ("trainer.compare", "compare", "Compare runs: method, memory, time, loss, BLEU-4, ROUGE-L (--html page)"),
+    "stop": ("tunedoc.trainer.cli", "stop", "Ask a run to save a checkpoint and stop"),
+    "pause": ("tunedoc.trainer.cli", "pause", "Ask a run to pause after the current step"),
+    "resume": ("tunedoc.trainer.cli", "resume", "Resume a paused run"),
+    "save": ("tunedoc.trainer.cli", "save", "Ask a run to save a checkpoint now"),
+    "export": ("tunedoc.trainer.cli", "export", "Export a run's LoRA adapter, or a merged model"),
+    "chat": ("tunedoc.trainer.cli", "chat", "Generate with a base model plus a run's adapter"),
+    "eval": ("tunedoc.trainer.eval_cli", "eval", "Score a run's answers on held-out examples (BLEU-4, ROUGE), base vs tuned"),
+    "compare": ("tunedoc.trainer.compare", "compare", "Compare runs: method, memory, time, loss, BLEU-4, ROUGE-L (--html page)"),
     "demo": ("tunedoc.cli", "demo", "Build a tiny local model and data set and train it (no GPU or download needed)"),
-    "serve": ("tui.cli", "serve", "Serve the app in a browser behind a token (textual-serve), for RDP or tunnels"),
+    "serve": ("tunedoc.tui.cli", "serve", "Serve the app in a browser behind a token (textual-serve), for RDP or tunnels"),
 }
 
 
@@ -48,14 +48,14 @@ def _in_a_terminal() -> bool:
 
 
 def watch_args(parser: argparse.ArgumentParser) -> None:
-    from trainer.cli import watch_args as plain_args
+    from tunedoc.trainer.cli import watch_args as plain_args
 
     plain_args(parser)
 
 
 def watch_main(args) -> int:
     """The live screen in a terminal; lines (trainer/cli.py) with --plain/--json or when not a terminal."""
-    from trainer import cli as plain
+    from tunedoc.trainer import cli as plain
 
     if args.plain or args.json or not _in_a_terminal():
         return plain.watch_main(args)
@@ -66,7 +66,7 @@ def watch_main(args) -> int:
 
 
 def demo_args(parser: argparse.ArgumentParser) -> None:
-    from trainer.cli import demo_args as plain_args
+    from tunedoc.trainer.cli import demo_args as plain_args
 
     plain_args(parser)
 
@@ -75,15 +75,15 @@ def demo_main(args) -> int:
     """In a terminal: a child `tunedoc demo --detach` builds the model and starts the run, and this process
     opens the app on it without importing torch (DESIGN.md); quitting the app leaves the run going. Otherwise
     (--headless, --json, --detach, --nproc, not a terminal) trainer/cli.py runs it with progress lines."""
-    from trainer import cli as plain
+    from tunedoc.trainer import cli as plain
 
     if args.detach or args.nproc or args.headless or args.json or not _in_a_terminal():
         return plain.demo_main(args)
     from pathlib import Path
 
-    from trainer.demo import PROMPT
-    from trainer.rundir import default_runs_dir
-    from tui.train_backend import TrainBackend
+    from tunedoc.trainer.demo import PROMPT
+    from tunedoc.trainer.rundir import default_runs_dir
+    from tunedoc.tui.train_backend import TrainBackend
 
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
@@ -103,8 +103,8 @@ def _open_app(run_dir, runs_dir) -> int:
     leaves the run going; `tunedoc watch RUN` re-attaches."""
     from pathlib import Path
 
-    from tui.app import make_app
-    from tui.train_backend import TrainBackend
+    from tunedoc.tui.app import make_app
+    from tunedoc.tui.train_backend import TrainBackend
 
     root = Path(runs_dir) if runs_dir else Path(run_dir).resolve().parent
     app = make_app(start="train", train_backend=TrainBackend(root, attach=Path(run_dir).resolve()))
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and not argv[0].startswith("-"):
             parser.error(f"unknown command {argv[0]!r}; choose from: {', '.join(COMMANDS)}")
         parser.parse_args(argv)  # handles --help / --version and rejects unknown options
-        from tui.cli import app_main
+        from tunedoc.tui.cli import app_main
 
         return app_main()
     name, rest = argv[0], argv[1:]

@@ -1,7 +1,7 @@
 """Published measured peaks (published.toml) and the comparison of the estimator against them.
 
 `compare(config_dir)` returns one row per measurement: measured, estimate (as the same kind of figure), error.
-The test suite asserts the accuracy bar on it; `python -m profiles.measured CONFIG_DIR` prints the table.
+The test suite asserts the accuracy bar on it; `python -m tunedoc.profiles.measured CONFIG_DIR` prints the table.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from profiles.estimate import Stack, estimate
-from profiles.profile import Profile
+from tunedoc.profiles.estimate import Stack, estimate
+from tunedoc.profiles.profile import Profile
 
 HERE = Path(__file__).parent
 GB_PER_GIB = 2**30 / 1e9
@@ -65,5 +65,5 @@ def table(comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:  # python -m profiles.measured [tests/profiles/configs]
+def main() -> None:  # python -m tunedoc.profiles.measured [tests/profiles/configs]
     print(table(compare(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/profiles/configs"))))

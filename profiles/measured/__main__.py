@@ -1,3 +1,3 @@
-from profiles.measured import main
+from tunedoc.profiles.measured import main
 
 main()

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from models import cache, download as dl
-from models.errors import HubError
+from tunedoc.models import cache, download as dl
+from tunedoc.models.errors import HubError
 
 
 def test_listing_shows_downloaded_models_with_size_and_revision(hub):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from models import download as dl
-from models.errors import HubError
+from tunedoc.models import download as dl
+from tunedoc.models.errors import HubError
 
 
 def _sha(path: Path) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fakehub import TINY_WEIGHTS as WEIGHTS
 
-from models import hub as hubmod
-from models.errors import HubError
+from tunedoc.models import hub as hubmod
+from tunedoc.models.errors import HubError
 
 
 def test_endpoint_follows_hf_endpoint_at_call_time(monkeypatch):

@@ -3,7 +3,7 @@ import json
 import pytest
 from profile_configs import CONFIGS, load
 
-from profiles.archs import ConfigNotFound, UnsupportedArchitecture, load_config, model_shape
+from tunedoc.profiles.archs import ConfigNotFound, UnsupportedArchitecture, load_config, model_shape
 
 # published parameter counts (model cards), billions
 PUBLISHED = {

@@ -2,7 +2,7 @@ import tomllib
 
 import pytest
 
-from profiles.profile import BUILTIN_DIR, Profile, builtin_names, load_profile
+from tunedoc.profiles.profile import BUILTIN_DIR, Profile, builtin_names, load_profile
 
 REQUIRED = {"qlora-min", "qlora-balanced", "qlora-long", "lora-8bit", "lora-16bit"}
 
@@ -38,7 +38,7 @@ def test_qlora_min_is_the_minimal_memory_setup():
     ("lora_r = 8\nlora_targets = [\"q_proj\",\n", ":3:1: TOML syntax error"),  # the file ends inside a list
 ])
 def test_a_toml_syntax_error_names_file_line_and_column(tmp_path, text, where):
-    from profiles.profile import ProfileError
+    from tunedoc.profiles.profile import ProfileError
 
     path = tmp_path / "mine.toml"
     path.write_text(text)
@@ -65,7 +65,7 @@ def test_old_checkpointing_values_still_load(tmp_path):
 
 
 def test_bad_checkpointing_and_loss_values_name_the_choices():
-    from profiles.profile import ProfileError
+    from tunedoc.profiles.profile import ProfileError
 
     with pytest.raises(ProfileError) as e:
         Profile().with_overrides(["grad_ckpt=sometimes", "loss_impl=fast"])

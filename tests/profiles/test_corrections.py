@@ -1,9 +1,9 @@
 import pytest
 from profile_configs import load
 
-from profiles.corrections import correction_for, load_records, record, records_path
-from profiles.estimate import estimate
-from profiles.profile import Profile
+from tunedoc.profiles.corrections import correction_for, load_records, record, records_path
+from tunedoc.profiles.estimate import estimate
+from tunedoc.profiles.profile import Profile
 
 
 def test_records_correct_later_estimates_for_the_same_gpu_and_architecture():

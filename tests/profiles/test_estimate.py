@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from profile_configs import CONFIGS, load
 
-from profiles.estimate import Stack, estimate
-from profiles.measured import compare, load_rows, table
-from profiles.profile import Profile
+from tunedoc.profiles.estimate import Stack, estimate
+from tunedoc.profiles.measured import compare, load_rows, table
+from tunedoc.profiles.profile import Profile
 
 
 def test_estimate_matches_published_measured_peaks():
@@ -79,7 +79,7 @@ def test_the_chunked_loss_drops_the_full_logits_from_the_peak():
 
 
 def test_a_measured_row_without_a_stack_is_the_full_logits_loss():
-    from profiles.measured import MEASURED_STACK
+    from tunedoc.profiles.measured import MEASURED_STACK
 
     assert MEASURED_STACK == {"loss": "hf", "offload_activations": False}
 

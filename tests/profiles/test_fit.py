@@ -1,9 +1,9 @@
 import pytest
 from profile_configs import load
 
-from profiles.estimate import Stack, estimate
-from profiles.fit import default_margin, fit
-from profiles.profile import Profile, load_profile
+from tunedoc.profiles.estimate import Stack, estimate
+from tunedoc.profiles.fit import default_margin, fit
+from tunedoc.profiles.profile import Profile, load_profile
 
 # (model, card GiB) -> the profiles that must fit, and those that must not
 CASES = [
@@ -36,7 +36,7 @@ def test_fit_by_card(model, vram, fit_names, nofit_names):
             assert r.suggestion
             if r.changes:  # the suggested change really fits
                 changed = load_profile(r.profile.name).to_dict() | r.changes
-                from profiles.profile import Profile
+                from tunedoc.profiles.profile import Profile
                 assert estimate(load(model), Profile.from_dict(changed)).total_gb <= budget
 
 

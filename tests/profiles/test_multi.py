@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from profiles.estimate import estimate
-from profiles.multi import NCCL_GB, per_gpu
-from profiles.profile import load_profile
+from tunedoc.profiles.estimate import estimate
+from tunedoc.profiles.multi import NCCL_GB, per_gpu
+from tunedoc.profiles.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "llama-3.1-8b.json"
 

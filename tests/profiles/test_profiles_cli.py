@@ -71,7 +71,7 @@ def test_fit_ranks_and_explains(capsys):
 
 
 def test_fit_without_a_card_asks_for_one(capsys, monkeypatch):
-    import profiles.cli as cli
+    import tunedoc.profiles.cli as cli
 
     monkeypatch.setattr(cli, "_probed_gpu", lambda: (None, None, "no GPU to fit on this machine (no NVIDIA GPU "
                                                                   "was found); pass --gpu NAME or --vram GB"))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer import control
-from trainer.launch import send_control
-from trainer.rundir import (
+from tunedoc.trainer import control
+from tunedoc.trainer.launch import send_control
+from tunedoc.trainer.rundir import (
     RunNotFound,
     list_runs,
     new_run_id,
@@ -128,7 +128,7 @@ def _wait(pred, timeout=90, what="condition"):
 
 
 def _events(run_dir: Path) -> list[dict]:
-    from trainer.events import read_events
+    from tunedoc.trainer.events import read_events
 
     return read_events(run_dir / "events.jsonl")[0]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer import data as D
+from tunedoc.trainer import data as D
 
 HERE = Path(__file__).parent / "data"
 
@@ -363,7 +363,7 @@ def test_tool_descriptions_reach_the_template_and_bad_ones_are_reported(tmp_path
     f.write_text(json.dumps({"conversations": turns, "tools": json.dumps(tools)}) + "\n")
     (conv,) = D.load_conversations(f)
     assert conv.tools == tools
-    from trainer.tiny import CHAT_TEMPLATE
+    from tunedoc.trainer.tiny import CHAT_TEMPLATE
 
     tok = template_tokenizer("{%- if tools %}{{- '<|im_start|>system\\nTools: ' + (tools | tojson) + '<|im_end|>\\n' }}"
                              "{%- endif %}" + CHAT_TEMPLATE)

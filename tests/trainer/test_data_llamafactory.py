@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import data as D
-from trainer.data.formats import fill_file, write_jsonl
+from tunedoc.trainer import data as D
+from tunedoc.trainer.data.formats import fill_file, write_jsonl
 
 LF = Path(__file__).parent / "fixtures" / "llamafactory"
 DATA = LF / "data"

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainer.distributed import launch_env, parse_gpus, shard
-from trainer.launch import plan_launch
-from trainer.multi import report_failure, torchrun_argv
+from tunedoc.trainer.distributed import launch_env, parse_gpus, shard
+from tunedoc.trainer.launch import plan_launch
+from tunedoc.trainer.multi import report_failure, torchrun_argv
 
 
 def tunedoc(*args, timeout=300):
@@ -147,7 +147,7 @@ def _rank_pid(run_dir: Path, rank: int, timeout: float = 120) -> int:
         for p in psutil.process_iter(["cmdline"]):
             try:
                 cmd = p.info["cmdline"] or []
-                if str(run_dir) in cmd and any(c.endswith("trainer.recipe") for c in cmd) \
+                if str(run_dir) in cmd and any(c.endswith("tunedoc.trainer.recipe") for c in cmd) \
                         and p.environ().get("RANK") == str(rank):
                     return p.pid
             except (psutil.NoSuchProcess, psutil.AccessDenied):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.eval_metrics import score
+from tunedoc.trainer.eval_metrics import score
 
 SETS = ["quant=nf4", "lora_r=16", "lora_alpha=32", "lora_dropout=0.0",
         'lora_targets=["q_proj","k_proj","v_proj","o_proj","gate_proj","up_proj","down_proj","lm_head"]',
@@ -113,8 +113,8 @@ def test_tuned_model_beats_the_base_model_on_the_held_out_answers(trained):
     assert len(rows) == 8 and all(r["prompt"] and r["reference"] and "base" in r and "tuned" in r for r in rows)
     assert json.loads((Path(res["dir"]) / "scores.json").read_text())["tuned"] == tuned
     # the held-out prompts are the ones the run did not train on
-    from trainer.data import load_conversations
-    from trainer.eval import held_out
+    from tunedoc.trainer.data import load_conversations
+    from tunedoc.trainer.eval import held_out
 
     config = json.loads((runs / run_id / "config.json").read_text())
     held = held_out(load_conversations(config["data"]), 0.2, 0)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.trainer.test_eval import tunedoc
-from trainer.demo_eval import HELD_OUT
-from trainer.tiny import identity_records
+from tunedoc.trainer.demo_eval import HELD_OUT
+from tunedoc.trainer.tiny import identity_records
 
 
 def test_the_held_out_questions_are_not_in_the_demo_data():

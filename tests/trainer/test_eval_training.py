@@ -28,7 +28,7 @@ def test_evals_during_training_and_the_best_adapter_kept(tiny_model_dir, identit
 
 
 def test_bad_eval_fields_are_listed():
-    from profiles.profile import Profile, ProfileError
+    from tunedoc.profiles.profile import Profile, ProfileError
 
     with pytest.raises(ProfileError) as e:
         Profile().with_overrides(["eval_metrics=bleu,rougeL", "save_best=rouge", "eval_limit=0"])

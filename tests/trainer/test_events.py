@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from trainer.events import SCHEMA_VERSION, EventWriter, follow, format_event, read_events
+from tunedoc.trainer.events import SCHEMA_VERSION, EventWriter, follow, format_event, read_events
 
 
 def test_every_event_has_version_time_and_type_and_is_on_disk_before_close(tmp_path):

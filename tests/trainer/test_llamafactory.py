@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.llamafactory import TABLE, ConfigError, read_config, to_config
+from tunedoc.trainer.llamafactory import TABLE, ConfigError, read_config, to_config
 
 LF = Path(__file__).parent / "fixtures" / "llamafactory"
 EX = LF / "examples"
@@ -170,7 +170,7 @@ def test_fit_config_writes_the_changes_back_as_yaml_keys_that_then_fit(hub_cache
 
 
 def test_round_trip_keeps_every_supported_key(tmp_path):
-    from trainer.launch import build_config
+    from tunedoc.trainer.launch import build_config
 
     for cfg in (OTFQ, LORA, EX / "train_qlora" / "qwen3_lora_sft_bnb_npu.yaml"):
         imp = read_config(cfg)
@@ -195,8 +195,8 @@ def test_round_trip_keeps_every_supported_key(tmp_path):
 
 
 def test_export_of_a_plain_data_file_writes_a_dataset_info_entry(tmp_path, identity_jsonl):
-    from trainer.data import load_conversations
-    from trainer.launch import build_config
+    from tunedoc.trainer.data import load_conversations
+    from tunedoc.trainer.launch import build_config
 
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True)

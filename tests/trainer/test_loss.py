@@ -4,7 +4,7 @@ holding the full logits; loss_impl=fused without Liger says what to install."""
 import pytest
 import torch
 
-from trainer import loss as L
+from tunedoc.trainer import loss as L
 
 
 def _plain(hidden, weight, target, bias=None, softcap=None):
@@ -73,8 +73,8 @@ def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path, targets):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    from trainer.recipe import quantization_config
-    from trainer.tiny import build_tiny_model
+    from tunedoc.trainer.recipe import quantization_config
+    from tunedoc.trainer.tiny import build_tiny_model
 
     path = build_tiny_model(tmp_path / "m", vocab_size=32_000)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
@@ -111,7 +111,7 @@ def test_peft_4bit_tiny_model_same_loss_and_lora_gradients(tmp_path, targets):
 def test_the_chunked_forward_never_calls_the_lm_head(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from trainer.tiny import build_tiny_model
+    from tunedoc.trainer.tiny import build_tiny_model
 
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "m"), dtype=torch.float32)
     calls = []
@@ -168,9 +168,9 @@ def test_train_with_fused_and_no_liger_says_what_to_install_before_a_run_exists(
 
 def test_the_trainer_refuses_fused_without_liger_at_setup(tiny_model_dir, identity_jsonl, tmp_path, monkeypatch):
     """Another interpreter (--python) is checked by the trainer itself: a failed run with the pip command."""
-    from profiles.profile import load_profile
-    from trainer.recipe import Recipe, RunFailed
-    from trainer.rundir import CONFIG, write_json
+    from tunedoc.profiles.profile import load_profile
+    from tunedoc.trainer.recipe import Recipe, RunFailed
+    from tunedoc.trainer.rundir import CONFIG, write_json
 
     monkeypatch.setattr(L, "liger_available", lambda: False)
     prof = load_profile("qlora-min").with_overrides(["loss_impl=fused"])

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from trainer.offload import OffloadActivations, context
+from tunedoc.trainer.offload import OffloadActivations, context
 
 
 def _grads(model, ids, hooks=None):

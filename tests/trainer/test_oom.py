@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.oom import MIN_CUTOFF, MemorySettings, next_fallback
-from trainer.rundir import read_json
+from tunedoc.trainer.oom import MIN_CUTOFF, MemorySettings, next_fallback
+from tunedoc.trainer.rundir import read_json
 
 
 def test_step_down_order_keeps_the_effective_batch_then_loss_and_checkpoints_then_cuts():

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from trainer.cli import shorten
+from tunedoc.trainer.cli import shorten
 
 ERROR = ("ValueError: Couldn't instantiate the backend tokenizer from one of: (1) a `tokenizers` library "
          "serialization file, (2) a slow tokenizer instance to convert or (3) an equivalent slow tokenizer class "

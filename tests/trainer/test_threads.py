@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from trainer import threads
-from trainer.threads import choose_threads
+from tunedoc.trainer import threads
+from tunedoc.trainer.threads import choose_threads
 
 
 @pytest.mark.parametrize("cores, busy, ranks, expected", [
@@ -38,7 +38,7 @@ def test_configure_sets_passive_waiting_and_the_count_but_keeps_what_the_user_se
 
 CHILD = r"""
 import json, os
-from trainer import threads
+from tunedoc.trainer import threads
 threads.busy_cores = lambda window_s=0.3: 1.0
 threads.usable_cores = lambda: 2
 os.environ.pop("OMP_NUM_THREADS", None); os.environ.pop("OMP_WAIT_POLICY", None)

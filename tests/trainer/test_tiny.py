@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from trainer import data as D
-from trainer.tiny import build_tiny_model, identity_records, write_identity_dataset
+from tunedoc.trainer import data as D
+from tunedoc.trainer.tiny import build_tiny_model, identity_records, write_identity_dataset
 
 
 def test_tiny_model_loads_with_plain_transformers_and_is_small(tiny_model_dir):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from trainer.modelcheck import check_model
+from tunedoc.trainer.modelcheck import check_model
 
 GOOD_ROW = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 

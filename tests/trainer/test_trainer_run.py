@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.events import read_events
-from trainer.rundir import read_json
+from tunedoc.trainer.events import read_events
+from tunedoc.trainer.rundir import read_json
 
 FAST = ["--set", "cutoff_len=128", "--set", "micro_batch=2", "--set", "grad_accum=2", "--set", "lr=3e-3",
         "--set", "lora_dropout=0.0"]

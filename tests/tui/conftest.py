@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from doctor.facts import GPU, Facts
-from doctor.findings import Finding, Fix
-from tui.app import make_app
-from tui.backends import FakeDoctorBackend, FakeProbe
+from tunedoc.doctor.facts import GPU, Facts
+from tunedoc.doctor.findings import Finding, Fix
+from tunedoc.tui.app import make_app
+from tunedoc.tui.backends import FakeDoctorBackend, FakeProbe
 
 PY = "/home/ana/venv/bin/python"
 
@@ -83,7 +83,7 @@ def broken_backend(**kw) -> FakeDoctorBackend:
 
 def doctor(app):
     """The Doctor screen, even under a modal."""
-    from tui.screens.doctor import DoctorScreen
+    from tunedoc.tui.screens.doctor import DoctorScreen
 
     return next(s for s in app.screen_stack if isinstance(s, DoctorScreen))
 

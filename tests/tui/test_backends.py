@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from doctor.facts import GPU, Facts, ProbeStatus
-from doctor.findings import Finding, Fix
-from tui.backends import BackendError, RealDoctorBackend, command_argv, parse_env_command, run_fix_commands
-from tui.doctor_model import DoctorModel, apply_changes, copy_facts, gpu_phrase
+from tunedoc.doctor.facts import GPU, Facts, ProbeStatus
+from tunedoc.doctor.findings import Finding, Fix
+from tunedoc.tui.backends import BackendError, RealDoctorBackend, command_argv, parse_env_command, run_fix_commands
+from tunedoc.tui.doctor_model import DoctorModel, apply_changes, copy_facts, gpu_phrase
 
 AREAS = {"nvml": ["driver", "gpu"], "torch": ["torch", "bnb"], "hf": ["hf"]}
 

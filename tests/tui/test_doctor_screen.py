@@ -7,13 +7,13 @@ import json
 
 from rich.console import Console
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import Finding
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import Finding
 from tests.tui.conftest import BROKEN, PY, broken_backend, doctor, healthy_backend, settle
-from tui.messages import FixFinished, FixOutput, ProbeFinished
-from tui.screens.help import HelpScreen
-from tui.widgets.area_row import AreaRow
-from tui.widgets.dialogs import ConfirmCommands, PathPrompt
+from tunedoc.tui.messages import FixFinished, FixOutput, ProbeFinished
+from tunedoc.tui.screens.help import HelpScreen
+from tunedoc.tui.widgets.area_row import AreaRow
+from tunedoc.tui.widgets.dialogs import ConfirmCommands, PathPrompt
 
 
 def row(app, area: str) -> AreaRow:
@@ -292,8 +292,8 @@ async def test_help_palette_and_quit(app_for):
 async def test_no_gpu_box_offers_the_demo_on_d_and_a_gpu_box_does_not(app_for, tmp_path):
     from tests.tui.conftest import probes
     from tests.tui.train_fixtures import CPU, copy_runs
-    from tui.backends import FakeDoctorBackend
-    from tui.train_backend import FakeHardware, TrainBackend
+    from tunedoc.tui.backends import FakeDoctorBackend
+    from tunedoc.tui.train_backend import FakeHardware, TrainBackend
 
     runs = copy_runs(tmp_path)
     train = TrainBackend(runs, hardware=FakeHardware(CPU), poll_s=0.05)
@@ -325,8 +325,8 @@ async def test_no_gpu_box_offers_the_demo_on_d_and_a_gpu_box_does_not(app_for, t
 
 async def test_open_a_hand_written_report_names_its_facts(app_for, tmp_path):
     # the real parser and rules behind `o`, on the new kinds: a markdown template and a GBK-encoded Windows traceback
-    from doctor.reports import parse_files
-    from doctor.rules import evaluate
+    from tunedoc.doctor.reports import parse_files
+    from tunedoc.doctor.rules import evaluate
 
     class Backend(type(healthy_backend())):
         def load_report(self, paths):

@@ -12,8 +12,8 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, Static
 
 from tests.tui.train_fixtures import copy_runs, drawn, train_app
-from tui.screens.eval_view import EvalView
-from tui.screens.runs import RunsScreen
+from tunedoc.tui.screens.eval_view import EvalView
+from tunedoc.tui.screens.runs import RunsScreen
 
 EXAMPLES = [
     {"i": 0, "prompt": "Who are you?", "reference": "I am Tuna, an assistant made by tunedoc.",
@@ -144,7 +144,9 @@ async def test_e_evaluates_a_finished_run_in_a_child_process(tmp_path):
                 break
         assert any("ROUGE-L 4.00 -> 40.00" in str(n.message) for n in app._notifications)
     argv = json.loads(log.read_text().splitlines()[0])
-    assert argv[:3] == ["-m", "tunedoc", "eval"] and argv[3].endswith("demo-finished") and "--base" in argv
+    # tunedoc.child's command line: python -c BOOT tunedoc eval RUN --base (the current folder off the path)
+    assert argv[0] == "-c" and argv[2:4] == ["tunedoc", "eval"] and argv[4].endswith("demo-finished")
+    assert "--base" in argv
 
 
 def test_eval_view_snapshot_80x24(snap_compare, tmp_path):

@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Static
 
-from models.cache import CachedModel, CachedRevision
-from models.download import Progress
-from models.errors import HubError, gated_error
-from models.hub import ModelHit, ModelInfo, RepoFileEntry
-from tui.app import make_app
-from tui.models_backend import FakeModelsBackend, ModelsBackend
-from tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
-from tui.screens import ScreenSpec
-from tui.widgets.dialogs import ConfirmCommands
+from tunedoc.models.cache import CachedModel, CachedRevision
+from tunedoc.models.download import Progress
+from tunedoc.models.errors import HubError, gated_error
+from tunedoc.models.hub import ModelHit, ModelInfo, RepoFileEntry
+from tunedoc.tui.app import make_app
+from tunedoc.tui.models_backend import FakeModelsBackend, ModelsBackend
+from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
+from tunedoc.tui.screens import ScreenSpec
+from tunedoc.tui.widgets.dialogs import ConfirmCommands
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from fakehub import FakeHub, FakeRepo, tiny_llama_files  # noqa: E402
 
 GB = 1_000_000_000
 RTX4090 = GpuProbe(GpuChoice("NVIDIA GeForce RTX 4090", 22.5, 24.0, "probe"))
-SPECS = [ScreenSpec("models", "Models", "2", "tui.screens.models:ModelsScreen"),
-         ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen")]
+SPECS = [ScreenSpec("models", "Models", "2", "tunedoc.tui.screens.models:ModelsScreen"),
+         ScreenSpec("profile", "Profile", "3", "tunedoc.tui.screens.profile:ProfileScreen")]
 
 HITS = [
     ModelHit("Qwen/Qwen2.5-7B-Instruct", downloads=2_400_000, license="apache-2.0", gated=False,
@@ -93,7 +93,7 @@ def info_text(app) -> str:
 
 
 def models_screen(app):
-    from tui.screens.models import ModelsScreen
+    from tunedoc.tui.screens.models import ModelsScreen
 
     return next(s for s in app._screen_stacks["models"] if isinstance(s, ModelsScreen))
 
@@ -295,7 +295,8 @@ async def test_search_against_a_silent_endpoint_gives_up_in_seconds_and_names_it
     import socket
     import time
 
-    import models.hub
+    import tunedoc.models.hub
+    from tunedoc import models
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

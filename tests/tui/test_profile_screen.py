@@ -13,16 +13,16 @@ import pytest
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from profiles.archs import ConfigNotFound
-from tui.app import make_app
-from tui.messages import ModelChosen, TrainingChoice
-from tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
-from tui.screens import ScreenSpec
+from tunedoc.profiles.archs import ConfigNotFound
+from tunedoc.tui.app import make_app
+from tunedoc.tui.messages import ModelChosen, TrainingChoice
+from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
+from tunedoc.tui.screens import ScreenSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "profiles" / "configs"
 RTX4090 = GpuProbe(GpuChoice("NVIDIA GeForce RTX 4090", 22.5, 24.0, "probe"))
 NO_GPU = GpuProbe(None, "NVML: driver not loaded (nvidia.ko is not loaded)")
-SPECS = [ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen")]
+SPECS = [ScreenSpec("profile", "Profile", "3", "tunedoc.tui.screens.profile:ProfileScreen")]
 WITH_TRAIN = SPECS + [ScreenSpec("train", "Train", "4", "tests.tui.test_profile_screen:RecordingTrainScreen")]
 
 
@@ -252,7 +252,7 @@ def silent_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    import profiles.archs as archs
+    import tunedoc.profiles.archs as archs
 
     # the real one is 5 s; 4 s leaves the checks made while the look-up waits time to run on a loaded box
     monkeypatch.setattr(archs, "HUB_TIMEOUT_S", 4.0)

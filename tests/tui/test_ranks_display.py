@@ -8,9 +8,9 @@ import sys
 import time
 
 
-from tui.gpu_monitor import HardwareMonitor
-from tui.run_model import RunView
-from tui.widgets.run_panels import StatsPanel
+from tunedoc.tui.gpu_monitor import HardwareMonitor
+from tunedoc.tui.run_model import RunView
+from tunedoc.tui.widgets.run_panels import StatsPanel
 
 
 def test_stats_panel_names_the_ranks_and_each_peak(monkeypatch):
@@ -21,7 +21,7 @@ def test_stats_panel_names_the_ranks_and_each_peak(monkeypatch):
          "mem_kind": "rss", "rank_peak_mem_mb": [470.0, 480.0]},
     ])
     shown = {}
-    monkeypatch.setattr("tui.widgets.run_panels.set_content", lambda w, t: shown.setdefault("text", t.plain))
+    monkeypatch.setattr("tunedoc.tui.widgets.run_panels.set_content", lambda w, t: shown.setdefault("text", t.plain))
     StatsPanel().show(view, "running")
     assert "2 ranks" in shown["text"] and "ranks 470/480 MB" in shown["text"] and "peak RSS 480 MB" in shown["text"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.widgets import DataTable, Static
 
 from tests.tui.train_fixtures import copy_runs, drawn, train_app
-from tui.screens.runs import RunsScreen
-from tui.screens.train import TrainScreen
-from tui.widgets.loss_chart import LossChart
+from tunedoc.tui.screens.runs import RunsScreen
+from tunedoc.tui.screens.train import TrainScreen
+from tunedoc.tui.widgets.loss_chart import LossChart
 
 
 def runs_screen(app) -> RunsScreen:

@@ -8,9 +8,9 @@ import time
 from textual.widgets import Input, Static
 
 from tests.tui.train_fixtures import GPU, copy_runs, drawn, train_app
-from tui.screens.train import TrainScreen
-from tui.widgets.loss_chart import LossChart
-from tui.widgets.run_panels import HardwarePanel, StatsPanel
+from tunedoc.tui.screens.train import TrainScreen
+from tunedoc.tui.widgets.loss_chart import LossChart
+from tunedoc.tui.widgets.run_panels import HardwarePanel, StatsPanel
 
 
 def screen(app) -> TrainScreen:
@@ -157,10 +157,10 @@ def test_start_demo_reports_why_the_child_failed(tmp_path):
 
     import pytest
 
-    from tui.train_backend import TrainBackend
+    from tunedoc.tui.train_backend import TrainBackend
 
     def failing(argv, **kw):
-        assert argv[1:5] == ["-m", "tunedoc", "demo", "--detach"]
+        assert argv[3:6] == ["tunedoc", "demo", "--detach"] and argv[1] == "-c"  # tunedoc.child: no cwd on the path
         return subprocess.CompletedProcess(argv, 1, "", "Traceback...\nOSError: [Errno 28] No space left on device\n")
 
     with pytest.raises(RuntimeError, match="No space left on device"):
@@ -168,7 +168,7 @@ def test_start_demo_reports_why_the_child_failed(tmp_path):
 
 
 async def test_browse_picks_the_data_file_and_checks_it(tmp_path):
-    from tui.widgets.dialogs import PickFile
+    from tunedoc.tui.widgets.dialogs import PickFile
 
     data = tmp_path / "data" / "train.jsonl"
     data.parent.mkdir()

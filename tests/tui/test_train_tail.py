@@ -7,9 +7,9 @@ import queue
 import threading
 import time
 
-from trainer.events import EventWriter
-from tui.messages import RunEvents, RunStatusRead
-from tui.tail import EventTailer
+from tunedoc.trainer.events import EventWriter
+from tunedoc.tui.messages import RunEvents, RunStatusRead
+from tunedoc.tui.tail import EventTailer
 
 
 class Target:
@@ -103,7 +103,7 @@ def test_log_lines_progress_bars_and_status(tmp_path):
 
 
 def test_resumed_run_supersedes_steps_after_the_checkpoint():
-    from tui.run_model import RunView
+    from tunedoc.tui.run_model import RunView
 
     v = RunView()
     v.apply([{"type": "start", "total_steps": 10}] + [{"type": "step", "step": i, "loss": 5.0} for i in (1, 2, 3, 4)])
@@ -112,7 +112,7 @@ def test_resumed_run_supersedes_steps_after_the_checkpoint():
 
 
 def test_progress_bars_collapse_in_the_log_tail():
-    from tui.run_model import RunView
+    from tunedoc.tui.run_model import RunView
 
     bar = "Loading weights: {p:3d}%|##        | {n}/21 [00:00<00:00, 29.24it/s]"
     v = RunView()

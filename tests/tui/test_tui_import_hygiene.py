@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import asyncio, json, sys
-from tui.app import make_app
+from tunedoc.tui.app import make_app
 
 async def main():
     app = make_app()   # the real doctor backend

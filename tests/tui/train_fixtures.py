@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tui.app import make_app
-from tui.gpu_monitor import GpuReading, HardwareSample, ProcessReading
-from tui.train_backend import FakeHardware, TrainBackend
+from tunedoc.tui.app import make_app
+from tunedoc.tui.gpu_monitor import GpuReading, HardwareSample, ProcessReading
+from tunedoc.tui.train_backend import FakeHardware, TrainBackend
 
 RUNS = Path(__file__).with_name("fixtures") / "runs"
 LIVE = {"demo-running", "demo-paused"}  # their status.json is taken as is (their pids are long gone)

@@ -10,10 +10,10 @@
 
 formats and packing import no torch or transformers; tokenize needs a transformers tokenizer passed in.
 """
-from trainer.data.formats import (FORMATS, ROLES, Conversation, DataError, Problem, detect_format,
+from tunedoc.trainer.data.formats import (FORMATS, ROLES, Conversation, DataError, Problem, detect_format,
                                   load_conversations)
-from trainer.data.packing import IGNORE, collate, length_stats, pack, stats
-from trainer.data.tokenize import TemplateError, assistant_spans, build_samples, tokenize
+from tunedoc.trainer.data.packing import IGNORE, collate, length_stats, pack, stats
+from tunedoc.trainer.data.tokenize import TemplateError, assistant_spans, build_samples, tokenize
 
 __all__ = ["FORMATS", "ROLES", "IGNORE", "Conversation", "DataError", "Problem", "TemplateError", "assistant_spans",
            "build_samples", "collate", "detect_format", "length_stats", "load_conversations", "pack", "stats",

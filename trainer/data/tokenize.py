@@ -7,7 +7,7 @@ whitespace after the end-of-turn token (ChatML's "\\n") is not trained on.
 """
 from __future__ import annotations
 
-from trainer.data.formats import Conversation
+from tunedoc.trainer.data.formats import Conversation
 
 IGNORE = -100
 

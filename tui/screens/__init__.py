@@ -25,9 +25,9 @@ class ScreenSpec:
 
 
 SCREENS: list[ScreenSpec] = [
-    ScreenSpec("doctor", "Doctor", "1", "tui.screens.doctor:DoctorScreen"),
-    ScreenSpec("models", "Models", "2", "tui.screens.models:ModelsScreen"),
-    ScreenSpec("profile", "Profile", "3", "tui.screens.profile:ProfileScreen"),
-    ScreenSpec("train", "Train", "4", "tui.screens.train:TrainScreen"),
-    ScreenSpec("runs", "Runs", "5", "tui.screens.runs:RunsScreen"),
+    ScreenSpec("doctor", "Doctor", "1", "tunedoc.tui.screens.doctor:DoctorScreen"),
+    ScreenSpec("models", "Models", "2", "tunedoc.tui.screens.models:ModelsScreen"),
+    ScreenSpec("profile", "Profile", "3", "tunedoc.tui.screens.profile:ProfileScreen"),
+    ScreenSpec("train", "Train", "4", "tunedoc.tui.screens.train:TrainScreen"),
+    ScreenSpec("runs", "Runs", "5", "tunedoc.tui.screens.runs:RunsScreen"),
 ]

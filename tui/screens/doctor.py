@@ -22,14 +22,14 @@ from textual.widgets import Footer, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import AREA_TITLES, AREAS, Finding, Fix
-from tui.backends import BackendError, DoctorBackend, probe_areas
-from tui.doctor_model import SPINNER, DoctorModel, apply_changes, copy_facts
-from tui.messages import ActionFailed, FixFinished, FixOutput, ProbeFinished, ReportLoaded, ReportSaved
-from tui.widgets.area_row import AreaRow
-from tui.widgets.dialogs import ConfirmCommands, PathPrompt
-from tui.widgets.finding_view import FindingView, finding_label
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import AREA_TITLES, AREAS, Finding, Fix
+from tunedoc.tui.backends import BackendError, DoctorBackend, probe_areas
+from tunedoc.tui.doctor_model import SPINNER, DoctorModel, apply_changes, copy_facts
+from tunedoc.tui.messages import ActionFailed, FixFinished, FixOutput, ProbeFinished, ReportLoaded, ReportSaved
+from tunedoc.tui.widgets.area_row import AreaRow
+from tunedoc.tui.widgets.dialogs import ConfirmCommands, PathPrompt
+from tunedoc.tui.widgets.finding_view import FindingView, finding_label
 
 WIDE = 110  # columns from which findings and details sit side by side
 TALL = 34  # rows from which the area list stays visible with details or the log open

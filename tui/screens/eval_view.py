@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from trainer.compare import read_eval
+from tunedoc.trainer.compare import read_eval
 
 
 def _cut(text: str, width: int = 60) -> str:

@@ -22,12 +22,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from models.errors import HubError
-from models.fmt import human_bytes, human_count
-from tui.messages import ModelChosen, hand_off
-from tui.models_backend import DownloadState, ModelsBackend
-from tui.widgets.dialogs import ConfirmCommands
-from tui.widgets.downloads import DownloadList
+from tunedoc.models.errors import HubError
+from tunedoc.models.fmt import human_bytes, human_count
+from tunedoc.tui.messages import ModelChosen, hand_off
+from tunedoc.tui.models_backend import DownloadState, ModelsBackend
+from tunedoc.tui.widgets.dialogs import ConfirmCommands
+from tunedoc.tui.widgets.downloads import DownloadList
 
 
 # --- messages from the workers ----------------------------------------------------------------------------------

@@ -20,12 +20,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from profiles.fit import FitResult
-from profiles.profile import Profile
-from tui.backends import BackendError
-from tui.messages import ModelChosen, TrainingChoice, hand_off
-from tui.profile_backend import GpuChoice, GpuProbe, ModelConfig, ProfileBackend, parse_gpu, tradeoffs
-from tui.widgets.membar import StackedBar, usage_bar
+from tunedoc.profiles.fit import FitResult
+from tunedoc.profiles.profile import Profile
+from tunedoc.tui.backends import BackendError
+from tunedoc.tui.messages import ModelChosen, TrainingChoice, hand_off
+from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ModelConfig, ProfileBackend, parse_gpu, tradeoffs
+from tunedoc.tui.widgets.membar import StackedBar, usage_bar
 
 CUTOFF_RANGE = (128, 131072)
 BATCH_RANGE = (1, 256)

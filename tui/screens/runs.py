@@ -9,6 +9,8 @@ failed with its last error (trainer.rundir.run_status)."""
 
 from __future__ import annotations
 
+from tunedoc.child import tunedoc_argv
+
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +23,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from trainer.compare import compare_rows, eval_dirs
-from trainer.events import read_events
-from tui.run_controls import confirm_stop, send_control
-from tui.run_model import RunView, duration
-from tui.train_backend import TrainBackend
-from tui.widgets.loss_chart import LossChart
-from tui.widgets.run_panels import STATE_STYLE
+from tunedoc.trainer.compare import compare_rows, eval_dirs
+from tunedoc.trainer.events import read_events
+from tunedoc.tui.run_controls import confirm_stop, send_control
+from tunedoc.tui.run_model import RunView, duration
+from tunedoc.tui.train_backend import TrainBackend
+from tunedoc.tui.widgets.loss_chart import LossChart
+from tunedoc.tui.widgets.run_panels import STATE_STYLE
 
 REFRESH_S = 2.0
 
@@ -236,7 +238,7 @@ class RunsScreen(Screen):
                         f"`tunedoc eval {info.run_id}` (reads its latest checkpoint)", title="eval")
             return
         python = getattr(self.backend, "python", None) or sys.executable
-        argv = [python, "-m", "tunedoc", "eval", str(info.run_dir), "--base", "--json"]
+        argv = tunedoc_argv(python=python) + ["eval", str(info.run_dir), "--base", "--json"]
         self.notify(f"evaluating {info.run_id}: base vs tuned on its held-out examples...", title="eval")
         self._evaluate(info.run_id, argv)
 
@@ -272,7 +274,7 @@ class RunsScreen(Screen):
         if not dirs:
             self.notify(f"{info.run_id} has no eval yet: press e to run one", title="examples")
             return
-        from tui.screens.eval_view import EvalView
+        from tunedoc.tui.screens.eval_view import EvalView
 
         self.app.push_screen(EvalView(dirs[-1]))
 

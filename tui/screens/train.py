@@ -21,15 +21,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, ContentSwitcher, Footer, Input, Static
 
-from trainer.events import format_event
-from tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
-from tui.run_controls import confirm_stop, send_control
-from tui.run_model import RunView, duration
-from tui.tail import EventTailer
-from tui.train_backend import TrainBackend
-from tui.widgets.dialogs import ConfirmCommands
-from tui.widgets.loss_chart import LossChart
-from tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel, set_content
+from tunedoc.trainer.events import format_event
+from tunedoc.tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
+from tunedoc.tui.run_controls import confirm_stop, send_control
+from tunedoc.tui.run_model import RunView, duration
+from tunedoc.tui.tail import EventTailer
+from tunedoc.tui.train_backend import TrainBackend
+from tunedoc.tui.widgets.dialogs import ConfirmCommands
+from tunedoc.tui.widgets.loss_chart import LossChart
+from tunedoc.tui.widgets.run_panels import STATE_STYLE, HardwarePanel, LogTail, SamplesPanel, StatsPanel, set_content
 
 REDRAW_S = 0.5  # charts and panels redraw at most twice a second (plotext redraws cost CPU the run needs)
 HARDWARE_S = 1.0
@@ -304,7 +304,7 @@ class TrainScreen(Screen):
 
     @on(Button.Pressed, "#browse")
     def action_browse(self) -> None:
-        from tui.widgets.dialogs import PickFile
+        from tunedoc.tui.widgets.dialogs import PickFile
 
         current = self.query_one("#data", Input).value.strip()
         start = Path(current).expanduser().parent if current else Path.cwd()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from models.fmt import human_bytes, human_duration
-from tui.models_backend import DownloadState
+from tunedoc.models.fmt import human_bytes, human_duration
+from tunedoc.tui.models_backend import DownloadState
 
 MAX_FILES = 3  # file lines shown per download; the rest are counted
 

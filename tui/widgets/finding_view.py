@@ -8,7 +8,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Static
 
-from doctor.findings import Finding, Fix
+from tunedoc.doctor.findings import Finding, Fix
 
 SEVERITY_STYLE = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"), "info": ("i", "bold cyan"),
                   "ok": ("✓", "bold green")}

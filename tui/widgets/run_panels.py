@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from tui.gpu_monitor import HardwareSample
-from tui.run_model import LogLine, RunView, duration
+from tunedoc.tui.gpu_monitor import HardwareSample
+from tunedoc.tui.run_model import LogLine, RunView, duration
 
 STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "completed": "bold cyan", "stopped": "bold cyan",
                "failed": "bold red", "starting": "yellow", "waiting": "yellow", "unknown": "dim"}
