@@ -39,7 +39,7 @@ def doctor_args(parser: argparse.ArgumentParser) -> None:
 
 
 def doctor_main(args: argparse.Namespace) -> int:
-    from doctor.facts import Facts
+    from tunedoc.doctor.facts import Facts
 
     err = sys.stderr
     python = None
@@ -55,7 +55,7 @@ def doctor_main(args: argparse.Namespace) -> int:
         return 2
 
     if args.from_files:
-        from doctor.reports import ReportError, parse_files
+        from tunedoc.doctor.reports import ReportError, parse_files
 
         try:
             facts: Facts = parse_files(args.from_files)
@@ -66,13 +66,13 @@ def doctor_main(args: argparse.Namespace) -> int:
         try:
             facts = _probe_with_progress(python, args.timeout, show=not args.json and err.isatty())
         except KeyboardInterrupt:
-            from doctor.run import cancel
+            from tunedoc.doctor.run import cancel
 
             cancel()
             print("\ntunedoc doctor: interrupted; probe processes stopped.", file=err)
             return 130
 
-    from doctor.run import diagnose
+    from tunedoc.doctor.run import diagnose
 
     findings = diagnose(facts)
     payload = to_payload(facts, findings)
@@ -89,7 +89,7 @@ def doctor_main(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
-        from doctor.render import render
+        from tunedoc.doctor.render import render
 
         render(facts, findings, verbose=args.verbose)
     return 1 if any(f.severity == "error" for f in findings) else 0
@@ -103,7 +103,7 @@ def to_payload(facts, findings) -> dict:
 
 def save(payload: dict, path: str) -> None:
     """Write `payload` redacted, atomically (a crash never leaves half a file)."""
-    from doctor.redact import redact_obj
+    from tunedoc.doctor.redact import redact_obj
 
     text = json.dumps(redact_obj(payload), indent=2, ensure_ascii=False) + "\n"
     target = Path(path)
@@ -127,7 +127,7 @@ def _resolve_python(value: str) -> str | None:
 
 def _probe_with_progress(python: str | None, timeout: float | None, show: bool):
     """Run every probe; on a terminal, a spinner on stderr names the probes still running."""
-    from doctor.run import PROBES, probe_all
+    from tunedoc.doctor.run import PROBES, probe_all
 
     if not show:
         return probe_all(python=python, timeout=timeout)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shlex
 
-from doctor import knowledge as K
-from doctor.facts import Facts
-from doctor.findings import Fix
+from tunedoc.doctor import knowledge as K
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.findings import Fix
 
 
 def shell_of(facts: Facts) -> str:

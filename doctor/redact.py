@@ -18,7 +18,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from doctor.facts import Facts
+    from tunedoc.doctor.facts import Facts
 
 REDACTED = "<redacted>"
 
@@ -109,6 +109,6 @@ def redact_obj(obj: Any, extra: list[str] | None = None) -> Any:
 
 def redact_facts(facts: "Facts") -> "Facts":
     """A redacted copy of `facts` (the original is left alone): what `--save` writes and the TUI shares."""
-    from doctor.facts import Facts
+    from tunedoc.doctor.facts import Facts
 
     return Facts.from_dict(redact_obj(facts.to_dict()))

@@ -15,8 +15,8 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import AREA_TITLES, AREAS, SEVERITIES, Finding
 
 MARKS = {"ok": "✓", "warning": "!", "error": "✗", "info": "i", "none": "-"}
 ASCII_MARKS = {"ok": "+", "warning": "!", "error": "x", "info": "i", "none": "-"}
@@ -154,7 +154,7 @@ def _probes(console: Console, facts: Facts, marks: dict) -> None:
         return
     console.print()
     console.print(Text("Probes", style="bold"))
-    from doctor.run import PROBES
+    from tunedoc.doctor.run import PROBES
 
     order = {n: i for i, n in enumerate([*PROBES, "bnb"])}
     for name, st in sorted(facts.probes.items(), key=lambda kv: order.get(kv[0], 99)):
@@ -176,7 +176,7 @@ def _probes(console: Console, facts: Facts, marks: dict) -> None:
 
 def _no_finding_reason(facts: Facts, area: str) -> str:
     """Why an area has no line: not probed (a report that does not mention it), or a probe that failed."""
-    from doctor.run import PROBE_AREAS
+    from tunedoc.doctor.run import PROBE_AREAS
 
     if area == "driver" and facts.driver.present is False and facts.origin != "report":
         return "none installed (no NVML library, no nvidia-smi)"

@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.findings import Finding
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.findings import Finding
 
 PROBES: list[str] = ["platform", "env", "nvml", "nvidia-smi", "toolkit", "python", "torch", "hf"]
 PROBE_AREAS: dict[str, list[str]] = {
@@ -35,7 +35,7 @@ _lock = threading.Lock()
 
 def run_probe(name: str, facts: Facts, python: str | None = None, timeout: float | None = None) -> ProbeStatus:
     """Run one probe, filling its part of `facts` in place. Never raises."""
-    from doctor.probes import nvidia, pyenv, system, toolkit
+    from tunedoc.doctor.probes import nvidia, pyenv, system, toolkit
 
     python = python or sys.executable
     t0 = time.perf_counter()
@@ -121,13 +121,13 @@ def probe_all(
 
 
 def diagnose(facts: Facts) -> list[Finding]:
-    from doctor.rules import evaluate
+    from tunedoc.doctor.rules import evaluate
 
     return evaluate(facts)
 
 
 def cancel() -> None:
     """Kill every probe child process still running (their probes then report a timeout/crash)."""
-    from doctor.probes.proc import cancel_all
+    from tunedoc.doctor.probes.proc import cancel_all
 
     cancel_all()

@@ -12,8 +12,8 @@ import platform
 import shutil
 from pathlib import Path
 
-from doctor.facts import GPU, Facts
-from doctor.probes.proc import run_command
+from tunedoc.doctor.facts import GPU, Facts
+from tunedoc.doctor.probes.proc import run_command
 
 SMI_FIELDS = (
     "index,name,uuid,pci.bus_id,compute_cap,memory.total,memory.free,memory.used,driver_version,"

@@ -9,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from doctor.facts import Facts, ProbeStatus
-from doctor.probes.proc import run_command
+from tunedoc.doctor.facts import Facts, ProbeStatus
+from tunedoc.doctor.probes.proc import run_command
 
 CHILD = Path(__file__).resolve().parent.parent / "child"
 

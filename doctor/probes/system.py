@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from doctor.facts import Facts
+from tunedoc.doctor.facts import Facts
 
 ENV_VARS = (
     "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT", "HF_HUB_OFFLINE",

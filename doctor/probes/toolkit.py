@@ -8,8 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-from doctor.facts import Facts
-from doctor.probes.proc import run_command
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.probes.proc import run_command
 
 
 def probe_toolkit(facts: Facts, timeout: float = 15) -> None:

@@ -19,10 +19,10 @@ import re
 import sys
 from pathlib import Path
 
-from doctor.facts import Facts, Signature, merge
-from doctor.reports import envinfo, freetext, packages, signatures, smi, tools
-from doctor.reports.common import add_gpu, cuda_from_local, fill
-from doctor.reports.text import Line, clean_lines, decode, joined
+from tunedoc.doctor.facts import Facts, Signature, merge
+from tunedoc.doctor.reports import envinfo, freetext, packages, signatures, smi, tools
+from tunedoc.doctor.reports.common import add_gpu, cuda_from_local, fill
+from tunedoc.doctor.reports.text import Line, clean_lines, decode, joined
 
 __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
 
@@ -139,7 +139,7 @@ def _apply_signature_facts(facts: Facts) -> None:
 
 def _reclassify_bnb(facts: Facts) -> None:
     """A bitsandbytes that loaded no CUDA library is `bnb-too-old` when its version explains why."""
-    from doctor import knowledge as K
+    from tunedoc.doctor import knowledge as K
 
     v = facts.bnb.version
     if not v:
@@ -159,7 +159,7 @@ def _reclassify_bnb(facts: Facts) -> None:
 
 def _finish(facts: Facts) -> None:
     """Inferences once everything is read: CUDA from +cuXYZ, capabilities from GPU names, what torch's state means."""
-    from doctor import knowledge as K
+    from tunedoc.doctor import knowledge as K
 
     t = facts.torch
     if t.version:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from doctor.facts import GPU, Facts
+from tunedoc.doctor.facts import GPU, Facts
 
 NA = {"", "n/a", "na", "none", "could not collect", "no cuda", "not found", "not installed", "unknown", "<fill in>"}
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.facts import Facts
-from doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, known, kv, platform_from
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, known, kv, platform_from
+from tunedoc.doctor.reports.text import Line
 
 COLLECT_ENV_KEYS = ("pytorch version", "is debug build", "cuda used to build pytorch", "is cuda available",
                     "gpu models and configuration", "nvidia driver version", "rocm used to build pytorch")

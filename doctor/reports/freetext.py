@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.facts import Facts
-from doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
+from tunedoc.doctor.reports.text import Line
 
 TORCH_V = r"(\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc|\.dev)\d+)?(?:\+(?:cu\d+|cpu|rocm[\d.]+|xpu))?)"
 DRIVER_V = r"(\d{3}\.\d{1,3}(?:\.\d{1,3})?)"
@@ -127,7 +127,7 @@ class _Out:
 
 
 def _gpu(out: _Out, name: str, line: Line) -> None:
-    from doctor import knowledge as K
+    from tunedoc.doctor import knowledge as K
 
     name = re.sub(r"\s*\(?\d+\s*G[Bi]B?\)?\s*$", "", name.strip().strip("'\"")).strip()
     if not name or not STRONG_GPU.search(name):

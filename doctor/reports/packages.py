@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from doctor.facts import Facts
-from doctor.reports.common import add_package, fill
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports.common import add_package, fill
+from tunedoc.doctor.reports.text import Line
 
 PIP_LIST_HEAD = re.compile(r"^Package\s+Version(\s+(Editable project location|Location|Installer))*\s*$")
 PIP_LIST_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)(\s+\S.*)?$")

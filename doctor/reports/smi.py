@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.facts import Facts
-from doctor.reports.common import add_gpu, fill
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports.common import add_gpu, fill
+from tunedoc.doctor.reports.text import Line
 
 HEADER = re.compile(r"NVIDIA-SMI (?P<smi>[\d.]+)\s+Driver Version: (?P<driver>[\d.]+)(?:\s+CUDA Version: (?P<cuda>[\d.]+|N/A))?")
 # |   0  NVIDIA GeForce RTX 5090        Off |   00000000:01:00.0  On |                  N/A |

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from doctor.facts import Facts
-from doctor.reports.common import add_package, fill, known, platform_from
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports.common import add_package, fill, known, platform_from
+from tunedoc.doctor.reports.text import Line
 
 NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+), V(?P<full>[\d.]+)")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-from doctor import knowledge as K
-from doctor.facts import Facts
-from doctor.findings import Fix
-from doctor.fixes import driver_fix, pip, python_of, shell_of, torch_choice, torch_install_fix
-from doctor.rules.catalog import make
-from doctor.rules.hardware import _gpu_expected
+from tunedoc.doctor import knowledge as K
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.findings import Fix
+from tunedoc.doctor.fixes import driver_fix, pip, python_of, shell_of, torch_choice, torch_install_fix
+from tunedoc.doctor.rules.catalog import make
+from tunedoc.doctor.rules.hardware import _gpu_expected
 
 
 def _ccs(facts: Facts) -> list[str]:
@@ -240,7 +240,7 @@ def torchvision_rules(facts: Facts):
     want = tk[1] + K.load("torch")["companions"]["torchvision_offset"]
     if vk[1] == want:
         return []
-    from doctor.rules.signatures import _torchvision
+    from tunedoc.doctor.rules.signatures import _torchvision
 
     return [_torchvision(facts, {}, [f"torch {t}", f"torchvision {tv} (torch 2.{tk[1]} needs torchvision 0.{want})"])]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from doctor import knowledge as K
-from doctor.facts import Facts
-from doctor.findings import Fix
-from doctor.fixes import pip, set_env, shell_of
-from doctor.rules.catalog import make
+from tunedoc.doctor import knowledge as K
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.findings import Fix
+from tunedoc.doctor.fixes import pip, set_env, shell_of
+from tunedoc.doctor.rules.catalog import make
 
 GB = 1024**3
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor.facts import GPU, HF, Bnb, Driver, Facts, Platform, PythonEnv, Torch
+from tunedoc.doctor.facts import GPU, HF, Bnb, Driver, Facts, Platform, PythonEnv, Torch
 from tunedoc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +164,8 @@ def test_save_redacts_and_reads_back(tmp_path, capsys):
 
 
 def test_ascii_fallback_when_the_console_cannot_print_checkmarks(tmp_path):
-    from doctor.render import make_console, render
-    from doctor.rules import evaluate
+    from tunedoc.doctor.render import make_console, render
+    from tunedoc.doctor.rules import evaluate
 
     f = healthy()
     f.bnb = Bnb(installed=False)
@@ -205,14 +205,14 @@ def test_real_doctor_json_on_this_machine():
     ("token=" + SECRET, SECRET, "<redacted>"),
 ])
 def test_redaction(raw, gone, kept):
-    from doctor.redact import redact_text
+    from tunedoc.doctor.redact import redact_text
 
     out = redact_text(raw)
     assert gone not in out and kept in out
 
 
 def test_redaction_keeps_what_diagnoses():
-    from doctor.redact import redact_text
+    from tunedoc.doctor.redact import redact_text
 
     text = ("/usr/local/cuda-12.4/bin/nvcc; torch 2.7.0+cu128; NVIDIA GeForce RTX 4090; "
             r"C:\Users\Public\x; /rootfs/etc; libcudart.so.12")
@@ -230,8 +230,8 @@ def test_a_report_without_torch_does_not_claim_ready(tmp_path, capsys):
 
 
 def test_an_area_with_several_findings_is_a_group_worst_first():
-    from doctor.findings import Finding, Fix
-    from doctor.render import make_console, render
+    from tunedoc.doctor.findings import Finding, Fix
+    from tunedoc.doctor.render import make_console, render
 
     findings = [
         Finding(id="torch-env-mismatch", severity="warning", area="torch", title="pip and python differ"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from doctor.facts import Facts
-from doctor.fixes import driver_fix, pip, python_of, quote, set_env, shell_of, torch_install_fix
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.fixes import driver_fix, pip, python_of, quote, set_env, shell_of, torch_install_fix
 
 WIN_PY = r"C:\Users\x\venv\Scripts\python.exe"
 WIN_PY_SPACE = r"C:\Users\Jane Doe\AppData\Local\Programs\Python\Python311\python.exe"

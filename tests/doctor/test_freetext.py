@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from doctor.reports import ReportError, parse_files, parse_text
-from doctor.rules import CATALOG, evaluate
+from tunedoc.doctor.reports import ReportError, parse_files, parse_text
+from tunedoc.doctor.rules import CATALOG, evaluate
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -184,7 +184,7 @@ def test_triton_missing_on_windows_from_prose():
 
 # --- root cause and context ------------------------------------------------------------------------------------------
 def test_cpu_torch_leads_and_names_what_it_explains():
-    from doctor.render import summary_line
+    from tunedoc.doctor.render import summary_line
 
     facts, fs = diagnose("C:\\Users\\me>python train.py\nPyTorch version: 2.5.1+cpu\nGPU: NVIDIA GeForce RTX 4090\n"
                          "AssertionError: Torch not compiled with CUDA enabled\n"
@@ -226,8 +226,8 @@ def test_stdin_free_text_verdict_with_evidence_lines_under_v():
 
 
 def test_area_lines_name_their_facts():
-    from doctor.facts import Facts
-    from doctor.render import area_facts
+    from tunedoc.doctor.facts import Facts
+    from tunedoc.doctor.render import area_facts
 
     f = Facts()
     f.torch.version, f.torch.cuda = "2.14.1+cu130", "13.0"
@@ -250,7 +250,7 @@ def test_no_finding_id_removed_and_the_new_ones_are_there():
     assert set(IDS_BEFORE_ISSUE_12) <= set(CATALOG)
     assert (CATALOG["container-nvml-lost"].severity, CATALOG["container-nvml-lost"].area) == ("error", "driver")
     assert (CATALOG["torchvision-mismatch"].severity, CATALOG["torchvision-mismatch"].area) == ("error", "torch")
-    import doctor.rules as R
+    import tunedoc.doctor.rules as R
 
     documented = set(re.findall(r"^    ([a-z0-9-]+) +(?:error|warning|info|ok) ", R.__doc__, re.M))
     assert documented == set(CATALOG)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from doctor import knowledge as K
+from tunedoc.doctor import knowledge as K
 
 TABLES = ("gpus", "families", "cuda", "torch", "bnb")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import time
 
-from doctor.reports import parse_text, signatures
-from doctor.rules import evaluate
+from tunedoc.doctor.reports import parse_text, signatures
+from tunedoc.doctor.rules import evaluate
 
 WARN = "UserWarning: Found GPU0 NVIDIA GeForce GTX 1080 which is of cuda capability 6.1."
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from doctor.facts import Facts
-from doctor.probes import nvidia, pyenv, system, toolkit
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.probes import nvidia, pyenv, system, toolkit
 
 PY = sys.executable
 FIXTURES = Path(__file__).parent / "fixtures" / "probe"
@@ -91,7 +91,7 @@ def test_torch_dll_error_is_classified(tmp_path, monkeypatch):
     assert facts.torch.import_ok is False
     assert facts.torch.import_error_kind == "dll"
     assert "fbgemm.dll" in facts.torch.import_error
-    from doctor.rules import evaluate
+    from tunedoc.doctor.rules import evaluate
 
     ids = [f.id for f in evaluate(facts)]
     assert "torch-import-dll" in ids
@@ -196,7 +196,7 @@ def test_python_probe_of_an_interpreter_without_torch(tmp_path):
     assert facts.torch.installed is False
     ts, _ = pyenv.probe_torch_bnb(facts, py, timeout=30)
     assert facts.torch.installed is False and facts.torch.import_error_kind == "module_not_found"
-    from doctor.rules import evaluate
+    from tunedoc.doctor.rules import evaluate
 
     assert "torch-missing" in [f.id for f in evaluate(facts)]
 
@@ -272,7 +272,7 @@ def test_nvml_rm_mismatch_becomes_the_catalog_finding(monkeypatch):
     fake_pynvml(monkeypatch, init_error=18)
     facts = Facts()
     nvidia.probe_nvml(facts)
-    from doctor.rules import evaluate
+    from tunedoc.doctor.rules import evaluate
 
     assert "driver-library-mismatch" in [f.id for f in evaluate(facts)]
 

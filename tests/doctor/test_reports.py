@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from doctor.facts import Facts
-from doctor.reports import ReportError, detect, parse_files, parse_text
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.reports import ReportError, detect, parse_files, parse_text
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from doctor.facts import GPU, Facts, ProbeStatus, Signature
-from doctor.rules import evaluate
-from doctor.rules.catalog import CATALOG
+from tunedoc.doctor.facts import GPU, Facts, ProbeStatus, Signature
+from tunedoc.doctor.rules import evaluate
+from tunedoc.doctor.rules.catalog import CATALOG
 
 PY = "/home/u/venv/bin/python"
 WIN_PY = r"C:\Users\x\venv\Scripts\python.exe"
@@ -404,8 +404,8 @@ def test_oom_signature_explains_the_numbers():
 
 
 def test_torch_missing_on_a_machine_without_gpu_suggests_the_cpu_wheel():
-    from doctor.facts import Facts, ProbeStatus
-    from doctor.rules import evaluate
+    from tunedoc.doctor.facts import Facts, ProbeStatus
+    from tunedoc.doctor.rules import evaluate
 
     f = Facts()
     f.platform.system, f.platform.pci_nvidia_devices = "Linux", 0

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from doctor import run
-from doctor.facts import Facts
-from doctor.findings import AREAS
+from tunedoc.doctor import run
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.findings import AREAS
 
 
 def fake_torch(tmp_path, monkeypatch, src: str) -> None:
@@ -67,7 +67,7 @@ def test_only_runs_the_named_probes():
 
 
 def test_a_probe_that_crashes_becomes_a_failed_status(monkeypatch):
-    from doctor.probes import system
+    from tunedoc.doctor.probes import system
 
     def boom(facts):
         raise RuntimeError("bug in the platform probe")
