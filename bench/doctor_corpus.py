@@ -10,7 +10,8 @@
     then the rules).
 
 A case passes when every `expect` id is there with its severity, no `absent` id is, and (for `healthy = true`)
-no finding is an error. "Broken diagnosed" counts non-healthy cases that pass; "healthy with an error" counts
+no finding is an error. A report the doctor rejected outright ("no report recognized", exit 2) never passes, not
+even a healthy case with an empty `expect` (the collectors' first formula counted those as passes). "Broken diagnosed" counts non-healthy cases that pass; "healthy with an error" counts
 healthy cases with an error finding. Both are broken down by kind and platform.
 """
 
@@ -37,7 +38,8 @@ def load_index() -> list[dict]:
 
 
 def judge(entry: dict, got: dict[str, str], errored: bool = False) -> tuple[bool, str]:
-    """(passes, why not) for a case whose findings were `got` (id -> severity)."""
+    """(passes, why not) for a case whose findings were `got` (id -> severity). `errored`: the doctor rejected the
+    report ("no report recognized"): a fail whatever `expect` says (an empty `expect` is not met by no answer)."""
     if errored:
         return False, "no report recognized"
     for item in entry.get("expect", []):
@@ -76,7 +78,7 @@ def _blind_records() -> dict[str, dict]:
             data = [dict(v, file=k) if isinstance(v, dict) else {"file": k, "got": v} for k, v in data.items()]
         for rec in data:
             if isinstance(rec, dict) and rec.get("file"):
-                out[rec["file"]] = rec
+                out[rec["file"]] = dict(rec, blind_file=p.name)
     return out
 
 
@@ -94,8 +96,10 @@ def _got(rec: dict) -> tuple[dict[str, str], bool]:
             elif isinstance(x, str):
                 fid, _, sev = x.partition(":")
                 got[fid] = sev
+    err = str(rec.get("error") or "")
     errored = (rec.get("exit", rec.get("rc", rec.get("exit_code"))) == 2 or bool(rec.get("unrecognized"))
-               or "no report recognized" in str(rec.get("error") or ""))
+               or "no report recognized" in err or "ReportError" in err
+               or (bool(err) and not got))  # any error and no findings: the doctor gave no answer
     return got, errored
 
 
@@ -133,14 +137,24 @@ def main() -> None:
         passed, why = judge(e, got, errored)
         if "pass" in rec and bool(rec["pass"]) != passed:
             why += f" (the record says pass={rec['pass']})"
-        rows_blind.append((e, passed, why))
-    table(f"(a) blind first run of the new cases ({len(blind)} recorded in blind-*.json)", rows_blind)
+        rows_blind.append((e, passed, why, rec["blind_file"]))
+    table(f"(a) blind first run of the new cases ({len(blind)} recorded in blind-*.json)",
+          [r[:3] for r in rows_blind])
+    recorded = sum(1 for r in rows_blind if blind[r[0]["file"]].get("pass") is True and _got(blind[r[0]["file"]])[1])
+    if recorded:
+        print(f"  ({recorded} record(s) marked pass=true by the collectors' formula are rejected reports: not counted)")
+    for name in sorted({r[3] for r in rows_blind}):
+        table(f"(a) {name}", [r[:3] for r in rows_blind if r[3] == name])
+    now_by_file = {}
     rows_now = []
     for e in index:
         got, errored = run_now(e)
         passed, why = judge(e, got, errored)
         rows_now.append((e, passed, why if passed else f"{why}; got {got}"))
+        now_by_file[e["file"]] = rows_now[-1]
     table(f"(b) now, every case ({len(index)})", rows_now)
+    for name in sorted({r[3] for r in rows_blind}):
+        table(f"(b) now, the cases of {name}", [now_by_file[r[0]["file"]] for r in rows_blind if r[3] == name])
     if args.fails:
         for e, passed, why in rows_now:
             if not passed:

@@ -23,7 +23,7 @@ INDEX = [dict(e, index=p.name) for p in INDEX_FILES
 # entries whose expectation is demonstrably wrong against its own thread: file -> reason (listed in the report)
 XFAIL: dict[str, str] = {}
 
-needs_rules = pytest.mark.skipif(importlib.util.find_spec("doctor.rules") is None,
+needs_rules = pytest.mark.skipif(importlib.util.find_spec("tunedoc.doctor.rules") is None,
                                  reason="doctor.rules (the rules engineer's part) is not in the tree yet")
 
 
@@ -48,8 +48,8 @@ def _params():
 @needs_rules
 @pytest.mark.parametrize("entry", _params())
 def test_report_reaches_the_threads_diagnosis(entry):
-    from doctor.reports import parse_files
-    from doctor.rules import evaluate
+    from tunedoc.doctor.reports import parse_files
+    from tunedoc.doctor.rules import evaluate
 
     facts = parse_files([str(CORPUS / entry["file"])])
     findings = evaluate(facts)
@@ -66,7 +66,7 @@ def test_report_reaches_the_threads_diagnosis(entry):
 
 
 @needs_rules
-@pytest.mark.skipif(importlib.util.find_spec("doctor.cli") is None, reason="doctor.cli is not in the tree yet")
+@pytest.mark.skipif(importlib.util.find_spec("tunedoc.doctor.cli") is None, reason="doctor.cli is not in the tree yet")
 def test_cli_from_file_json_reaches_the_diagnosis():
     path = CORPUS / "pytorch-150733-rtx5090d-cu126.txt"
     proc = subprocess.run([sys.executable, "-c", "import sys; from tunedoc.cli import main; sys.exit(main(sys.argv[1:]))", "doctor", "--from", str(path), "--json"],
@@ -79,3 +79,20 @@ def test_cli_from_file_json_reaches_the_diagnosis():
     assert any("torch==2.11.0 --index-url https://download.pytorch.org/whl/cu128" in " ".join(fx["commands"])
                for fx in ids["torch-arch-unsupported"]["fixes"])
     assert out["facts"]["origin"] == "report"
+
+
+def test_bench_blind_score_does_not_count_a_rejected_report_as_a_pass():
+    # bench/doctor_corpus.py: a healthy case with an empty `expect` that the doctor rejected ("no report
+    # recognized") got no answer at all; the collectors' formula counted it as passed
+    spec = importlib.util.spec_from_file_location("doctor_corpus", Path(__file__).parents[2] / "bench" / "doctor_corpus.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    entry = {"file": "x.txt", "healthy": True, "expect": [], "absent": ["no-driver"]}
+    rec = {"pass": True, "got": {}, "error": "ReportError: no report recognized in x.txt: paste ..."}
+    got, errored = bench._got(rec)
+    assert errored and bench.judge(entry, got, errored) == (False, "no report recognized")
+    assert bench.judge(entry, {"platform-ok": "ok"}, False) == (True, "")
+    # and in the real records: bnb-807 is one such case
+    blind = bench._blind_records()
+    rec = blind["bnb-807-windows10-cu121-jllllll-wheel-works-healthy.txt"]
+    assert rec["pass"] is True and bench._got(rec)[1]
