@@ -151,6 +151,13 @@ def torch_release(version: str) -> dict | None:
     return None
 
 
+def pypi_default_cuda(torch_version: str | None) -> str | None:
+    """The CUDA of the plain (unsuffixed) Linux wheel of an old release: '1.3.0' -> '10.1'; None when unknown."""
+    if not torch_version or "+" in torch_version:
+        return None
+    return load("torch").get("pypi_default", {}).get("cuda", {}).get(_minor(torch_version))
+
+
 def torch_variants(torch_version: str) -> list[str]:
     row = torch_release(torch_version)
     return list(row["variants"]) if row else []

@@ -166,6 +166,8 @@ def _finish(facts: Facts) -> None:
         t.installed = True
         if t.cuda is None:
             t.cuda = cuda_from_local(t.version) or ("" if t.version.endswith("+cpu") else None)
+        if t.cuda is None and facts.platform.system == "Linux":
+            t.cuda = K.pypi_default_cuda(t.version)  # an old release's plain Linux wheel: "1.3.0" is CUDA 10.1
     for g in facts.gpus or []:
         if g.name and not g.compute_capability:
             info = K.lookup_gpu(g.name)
@@ -223,7 +225,7 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
         kinds.append("traceback")
     if n_free and not kinds:  # free text is a kind of its own only when no tool's format was recognized
         kinds.append("free-text")
-    if ("torch.version" in facts.quoted and facts.torch.import_ok is None
+    if (("torch.version" in facts.quoted or "torch.cuda" in facts.quoted) and facts.torch.import_ok is None
             and not any(s.id in ("torch-import-dll", "torch-missing") for s in facts.signatures)):
         # a torch version the user printed or wrote down: torch imported for them (unknown CUDA is reset by _finish)
         facts.torch.import_ok = True

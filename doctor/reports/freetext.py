@@ -30,7 +30,7 @@ TORCH_V = r"(\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc|\.dev)\d+)?(?:\+(?:cu\d+|cpu|rocm[\d
 DRIVER_V = r"(\d{3}\.\d{1,3}(?:\.\d{1,3})?)"
 CUDA_V = r"(\d{1,2}\.\d)"
 GPU_NAME = re.compile(
-    r"((?:NVIDIA\s+)?(?:GeForce\s+)?(?:RTX|GTX|TITAN)\s*(?:A?\d{3,4}|PRO\s+\d{4}|Xp?|V|RTX)(?:\s*(?:Ti|SUPER|D|Laptop"
+    r"\b((?:NVIDIA\s+)?(?:GeForce\s+)?(?:RTX|GTX|TITAN)\s*(?:A?\d{3,4}|PRO\s+\d{4}|Xp?|V|RTX)(?:\s*(?:Ti|SUPER|D|Laptop"
     r"(?:\s+GPU)?|Max-Q|Blackwell))*"
     r"|(?:NVIDIA\s+)?(?:Tesla\s+)?(?:[AHLBV]\d{2,3}|T4|P100|P40|K80|GH200|GB10)(?:[- ](?:SXM\d?|PCIe|NVL))?"
     r"(?:[- ]\d+\s?GB)?|(?:NVIDIA\s+)?(?:Quadro\s+)?RTX\s+A\d{4}|(?:NVIDIA\s+)?Quadro\s+\w+)", re.I)
@@ -58,8 +58,17 @@ PROSE: list[tuple[re.Pattern, str]] = [(re.compile(p, re.I), k) for p, k in [
     (r"\b(?:py)?torch\s*(?:version\s*)?(?:==|=|:|is|v)?\s*" + TORCH_V + r"(?![\w.])", "torch.version"),
     (r"\bdriver\s*(?:version\s*)?(?:is\s*|:\s*|=\s*|v)?" + DRIVER_V + r"\b", "driver.version"),
     (r"\b" + DRIVER_V + r"\s+(?:nvidia\s+)?driver\b", "driver.version"),
-    (r"\b(?:Ubuntu|Debian|CentOS|Rocky|Fedora|Arch Linux|Windows\s*(?:10|11|Server)|WSL\s*2?|macOS)\b[\s\d.]*", "os"),
+    (r"\b(?:Ubuntu|Debian|CentOS|Rocky|Fedora|Arch Linux|Windows\s*(?:10|11|Server)|WSL\s*2?|macOS)(?:\b|(?=\d))"
+     r"[\s\d.]*", "os"),
     (r"\b(?:on|in|under|using|with) (?:native |my )?windows\b", "os"),
+    # "win10下", "window 10" (typo), "windows下/系统/上" (a Chinese sentence: under/system/on Windows)
+    (r"(?<![a-z])win(?:dows?)?\s*(?:7|8|10|11)(?!\d)|(?<![a-z])windows\s*(?:下|上|系统|系統|平台|环境|電腦|电脑)", "os"),
+    # the Python REPL banner: "[GCC 7.3.0] :: Anaconda, Inc. on linux", "[MSC v.1938 64 bit (AMD64)] on win32"
+    (r"\]\s*(?:::[^\]]*?)?\s+on (?:linux|win32)\s*$", "os"),
+    # a PyTorch described in prose with the CUDA it was built for: "PyTorch (nightly build with CUDA 12.1)"
+    (r"\b(?:py)?torch\b[^\n.;]{0,40}?\b(?:with|built (?:with|for)|for) CUDA\s*(\d{1,2}\.\d)\b", "torch.cuda"),
+    # the user saying CUDA does not work for them: "cuda is not available", "cuda is no avaible" (typo)
+    (r"(?<![a-z.])cuda\s+(?:is\s+)?(?:not|no|un)\s*av\w*ble\b|(?<![a-z.])cuda\s*(?:不可用|用不了)", "cuda_available"),
     (r"\bpython\s*(?:version\s*)?(?:==|:|is)?\s*(3\.\d{1,2}(?:\.\d+)?)\b", "python"),
 ]]
 
@@ -72,6 +81,17 @@ CONDA_PKG = re.compile(r"^\s+(pytorch|pytorch-cuda|cudatoolkit)\s*[-=]?\s*(\d[\w
 # a `conda list` / `pip list` row pasted without its header
 PKG_ROW = re.compile(r"^\s*(?:[-*]\s+)?(torch|torchvision|torchaudio|bitsandbytes|xformers|flash[-_]attn|triton|deepspeed|"
                      r"transformers|accelerate|peft|trl|vllm)\s+(\d+\.\d+[\w.+]*)(?:\s+\S+){0,3}\s*$", re.I)
+# `pip install torch==2.1.2 torchvision --index-url https://download.pytorch.org/whl/cu121` (what was installed)
+PIP_CMD = re.compile(r"\bpip3?(?:\.exe)?\s+install\s+(.+)$", re.I)
+PIN = re.compile(r"^([A-Za-z][\w.-]*?)(?:\[[\w,]+\])?={2,3}(\d[\w.+]*)$")
+INDEX_VARIANT = re.compile(r"download\.pytorch\.org/whl/(?:nightly/)?(cu\d{2,3}|cpu)\b")
+# /proc/driver/nvidia/version: "NVRM version: NVIDIA UNIX x86_64 Kernel Module  396.54  Tue Aug 14 ..."
+NVRM = re.compile(r"NVRM version: NVIDIA UNIX [\w-]+ Kernel Module\s+" + DRIVER_V + r"\b", re.I)
+# a driver version on a line of its own, as people answer "which driver?": "410.48,,"
+BARE_DRIVER = re.compile(r"^\s*([2-6]\d\d\.\d{2,3}(?:\.\d{2,3})?)\s*[,.;!?]*\s*$")
+# the environment banner of Ultralytics/YOLOv5 (select_device):
+# "Python-3.11.5 torch-2.1.2+cu121 CUDA:0 (NVIDIA GeForce RTX 3060, 12287MiB)" or "... torch-2.0.1 CPU"
+YOLO_BANNER = re.compile(r"\bPython-(3\.\d{1,2}\.\d+) torch-" + TORCH_V + r" (?:CUDA:\d+ \(([^,()]+), (\d+)MiB\)|CPU\b)")
 REPL = re.compile(r"torch\.__version__|torch\.version\.cuda|get_device_name|get_device_capability|cuda\.is_available")
 WIN_PROMPT = re.compile(r"^\s*(?:\(\S+\)\s*)?(?:PS\s+)?[A-Z]:\\[^>]*>|\b[A-Z]:\\Users\\", re.I)
 WSL_HINT = re.compile(r"/mnt/[c-z]/|\bWSL ?2?\b|microsoft-standard", re.I)
@@ -274,6 +294,39 @@ def _pip(out: _Out, ln: Line) -> None:
         out.set("torch.cuda", f.torch, "cuda", m.group(2), ln)
 
 
+def _pip_cmd(out: _Out, ln: Line) -> None:
+    """A pasted `pip install` command: pinned versions (torch===1.3.0, transformers==4.34.0) and, for torch, the
+    CUDA of the download.pytorch.org index it names (…/whl/cu121 -> 12.1, …/whl/cpu -> a CPU build)."""
+    m = PIP_CMD.search(ln.text)
+    if not m:
+        return
+    f = out.facts
+    toks = [x.strip("'\"`") for x in m.group(1).split()]
+    names = {re.split(r"[=<>!~\[]", x)[0].lower() for x in toks if not x.startswith("-")}
+    for tok in toks:
+        p = PIN.match(tok)
+        if not p:
+            continue
+        name, ver = p.group(1).lower().replace("_", "-"), p.group(2)
+        if name == "torch":
+            out.set("torch.version", f.torch, "version", ver, ln)
+            f.torch.installed = True
+        elif name not in f.python.packages:
+            add_package(f, name, ver)
+            f.quoted.setdefault(f"package.{name}", f"{out.source}:{ln.no}: {ln.text.strip()[:200]}")
+    v = INDEX_VARIANT.search(m.group(1))
+    if v and "torch" in names:
+        f.torch.installed = True
+        if v.group(1) == "cpu":
+            if f.torch.cuda is None:  # the CPU index: a CPU build ("" is "no CUDA", which set() skips)
+                f.torch.cuda = ""
+                f.quoted.setdefault("torch.cuda", f"{out.source}:{ln.no}: {ln.text.strip()[:200]}")
+                out.count += 1
+        else:
+            d = v.group(1)[2:]
+            out.set("torch.cuda", f.torch, "cuda", f"{d[:-1]}.{d[-1]}", ln)
+
+
 def _repl(out: _Out, lines: list[Line], i: int) -> None:
     """`>>> torch.__version__` (or print(...)) followed by its value on the next non-empty line."""
     q = REPL.search(lines[i].text)
@@ -299,13 +352,15 @@ def _repl(out: _Out, lines: list[Line], i: int) -> None:
 
 # the word a prose pattern needs (lowercased line), and the fact that makes it unneeded once known
 PROSE_GATES = {"torch.version": ("torch",), "driver.version": ("driver",), "python": ("python",),
-               "os": ("ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "windows", "wsl", "macos")}
+               "os": ("ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "win", "wsl", "macos", " on "),
+               "torch.cuda": ("torch",), "cuda_available": ("cuda",)}
 
 
 def _prose(out: _Out, ln: Line) -> None:
     f, t = out.facts, ln.text
     low = t.lower()
-    known = {"torch.version": f.torch.version, "os": f.platform.system, "python": f.python.version}
+    known = {"torch.version": f.torch.version, "os": f.platform.system, "python": f.python.version,
+             "torch.cuda": f.torch.cuda, "cuda_available": f.torch.cuda_available is not None}
     for rx, what in PROSE:
         if known.get(what) or not any(w in low for w in PROSE_GATES[what]):
             continue
@@ -319,12 +374,20 @@ def _prose(out: _Out, ln: Line) -> None:
                 out.set("driver.version", f.driver, "version", m.group(1), ln)
                 f.driver.present = True
             elif what == "os" and f.platform.system is None:
-                platform_from(m.group(0), f)
+                said = m.group(0).lower()
+                platform_from("windows" if said.startswith("win") or "win32" in said
+                              else "linux" if said.endswith("linux") else m.group(0), f)
                 if f.platform.system:
                     f.quoted.setdefault("platform.system", f"{out.source}:{ln.no}: {t.strip()[:200]}")
                     out.count += 1
             elif what == "python":
                 out.set("python.version", f.python, "version", m.group(1), ln)
+            elif what == "torch.cuda":
+                out.set("torch.cuda", f.torch, "cuda", m.group(1), ln)
+                f.torch.installed = True
+            elif what == "cuda_available":  # the user's complaint: quoted apart from a tool's "available: False"
+                out.set("torch.cuda_available", f.torch, "cuda_available", False, ln)
+                f.quoted.setdefault("said.cuda_unavailable", f"{out.source}:{ln.no}: {t.strip()[:200]}")
     if not f.gpus and any(w in low for w in GPU_WORDS):
         m = GPU_NAME.search(t)
         if m and STRONG_GPU.search(m.group(0)):
@@ -354,7 +417,7 @@ def _hints(out: _Out, ln: Line) -> None:
 
 # cheap substring prefilters (lowercased line): a long log's lines mostly hold none of these
 HINT_WORDS = (":\\", "/mnt/", "wsl", "microsoft", "root@", "docker", "kube", "container")
-PROSE_WORDS = ("torch", "driver", "ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "windows", "wsl",
+PROSE_WORDS = ("torch", "driver", "win", "cuda", " on linux", "ubuntu", "debian", "centos", "rocky", "fedora", "arch linux", "windows", "wsl",
                "macos", "python", "rtx", "gtx", "titan", "tesla", "quadro", "geforce", "a100", "h100", "h200", "l40",
                "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30")
 
@@ -374,8 +437,31 @@ def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> i
             _hints(out, ln)
         if "install" in t or "Requirement" in t or ".whl" in t or "Collecting" in t or "pytorch" in t:
             _pip(out, ln)
+            if "install" in low:
+                _pip_cmd(out, ln)
+        if "NVRM" in t:
+            m = NVRM.search(t)
+            if m:
+                out.set("driver.version", facts.driver, "version", m.group(1), ln)
+                facts.driver.present = True
+        m = BARE_DRIVER.match(t) if facts.driver.version is None and len(t) < 24 else None
+        if m:
+            out.set("driver.version", facts.driver, "version", m.group(1), ln)
+            facts.driver.present = True
+            continue
         if REPL.search(t):
             _repl(out, lines, i)
+        if "torch-" in t:
+            m = YOLO_BANNER.search(t)
+            if m:
+                out.set("python.version", facts.python, "version", m.group(1), ln)
+                out.set("torch.version", facts.torch, "version", m.group(2), ln)
+                facts.torch.installed = True
+                if m.group(3):
+                    _gpu(out, m.group(3), ln)
+                    if facts.gpus and len(facts.gpus) == 1 and facts.gpus[0].memory_total_mb is None:
+                        facts.gpus[0].memory_total_mb = int(m.group(4))
+                continue
         m = PKG_ROW.match(t)
         if m:
             name = m.group(1).lower().replace("_", "-")

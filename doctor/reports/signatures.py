@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from doctor.facts import Facts, Signature
-from doctor.reports.text import Line
+from tunedoc.doctor.facts import Facts, Signature
+from tunedoc.doctor.reports.text import Line
 
 
 @dataclass(frozen=True)
 class Row:
     id: str
     pattern: str
-    when: str | None = None  # None | "windows" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    when: str | None = None  # None | "windows" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
 
 
 R = Row
@@ -48,6 +48,9 @@ TABLE: list[Row] = [
     R("driver-too-old", r"Error 804: forward compatibility was attempted on non supported HW"),
     R("driver-too-old", r"forward compatibility was attempted on non supported HW"),
     R("driver-too-old", r"CUDA driver version is insufficient"),  # cut before "for CUDA runtime version"
+    # miners and other CUDA apps print cudaErrorInsufficientDriver with the driver's CUDA version (cuDriverGetVersion:
+    # 9020 = CUDA 9.2), e.g. "CUDA error: Insufficient CUDA driver: 9020" (ethminer#1640)
+    R("driver-too-old", r"Insufficient CUDA driver(?::\s*(?P<found_raw>\d{4,5})\b)?"),
     # 803: the CUDA user-space library is newer than the kernel driver (an old driver under a newer CUDA, a compat
     # package, an upgrade without reboot); threads fix it by updating the driver (easydiffusion#379)
     R("driver-too-old", r"Error 803: system has unsupported display driver / cuda driver combination"),
@@ -118,6 +121,15 @@ TABLE: list[Row] = [
     R("win-no-nccl", r"Distributed package doesn't have NCCL built in"),
     R("win-triton", r"No module named '?triton'?", when="windows"),
     R("win-triton", r"Cannot find a working triton installation", when="windows"),
+    # PyPI has triton wheels for Linux only: "from versions: none" for it means Windows (or macOS), unless the
+    # report says Linux (then it is an unsupported Python or CPU, not this)
+    R("win-triton", r"(?:No matching distribution found for|Could not find a version that satisfies the "
+      r"requirement) triton\b(?![-_])", when="not-linux"),
+    # WinError 1455: out of virtual memory (commit limit) while a process maps torch's CUDA DLLs, typically
+    # several DataLoader workers each loading cuBLAS/cuDNN; the English and a Chinese-locale console's text
+    R("win-pagefile-small", r"\[WinError 1455\]"),
+    R("win-pagefile-small", r"paging file is too small for this operation"),
+    R("win-pagefile-small", r"页面文件太小"),
     R("win-symlinks", r"cache-system uses symlinks by default .* your machine does not support them"),
     R("win-long-paths", r"does not have Windows Long Path support enabled"),
 ]
@@ -300,6 +312,8 @@ def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | 
         return not ((major, minor) >= lo and major <= hi_major)
     if when == "windows":
         return facts.platform.system == "Windows"
+    if when == "not-linux":
+        return facts.platform.system != "Linux"
     if when == "wsl":
         return bool(facts.platform.is_wsl)
     if when == "mig":

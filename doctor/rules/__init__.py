@@ -53,6 +53,7 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     win-libuv                warning  platform  torch.distributed on Windows: libuv is not built in
     win-no-nccl              warning  platform  Windows has no NCCL: multi-GPU needs gloo or WSL2
     win-triton               warning  platform  Triton is Linux-only: install triton-windows
+    win-pagefile-small       error    platform  Windows ran out of virtual memory: the paging file is too small
     win-symlinks             warning  platform  This Windows user cannot create symlinks: the HF cache duplicates files
     win-long-paths           warning  platform  Windows long paths are disabled
     platform-ok              ok       platform  Platform
@@ -64,10 +65,10 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
 
 from __future__ import annotations
 
-from doctor.facts import Facts
-from doctor.findings import AREAS, SEVERITIES, Finding
-from doctor.rules import hardware, python, signatures, system
-from doctor.rules.catalog import CATALOG
+from tunedoc.doctor.facts import Facts
+from tunedoc.doctor.findings import AREAS, SEVERITIES, Finding
+from tunedoc.doctor.rules import hardware, python, signatures, system
+from tunedoc.doctor.rules.catalog import CATALOG
 
 RULES = [
     *hardware.RULES,

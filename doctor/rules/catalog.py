@@ -144,6 +144,15 @@ CATALOG: dict[str, Entry] = {
     "win-triton": C("warning", "platform", "Triton is Linux-only: install triton-windows",
                     "torch.compile and some kernels (Unsloth, Liger) need Triton; on Windows use the triton-windows "
                     "package."),
+    "win-pagefile-small": C("error", "platform", "Windows ran out of virtual memory: the paging file is too small",
+                            "WinError 1455 (\"The paging file is too small for this operation to complete\") is "
+                            "Windows refusing to commit more virtual memory, not a missing file: every Python process "
+                            "that imports torch maps its CUDA DLLs (cuBLAS, cuDNN: several GB of commit each), and "
+                            "each DataLoader worker is such a process. When RAM plus the page file cannot back them "
+                            "all, loading the next DLL fails. Let Windows manage the page file (or make it larger) "
+                            "and start fewer DataLoader workers.",
+                            "https://learn.microsoft.com/en-us/troubleshoot/windows-client/performance/"
+                            "how-to-determine-the-appropriate-page-file-size-for-64-bit-versions-of-windows"),
     "win-symlinks": C("warning", "platform", "This Windows user cannot create symlinks: the HF cache duplicates files",
                       "huggingface_hub's cache uses symlinks; without Developer Mode (or admin) it copies files "
                       "instead, using more disk."),
@@ -162,7 +171,7 @@ CATALOG: dict[str, Entry] = {
 def make(id: str, title: str | None = None, detail: str | None = None, evidence: list[str] | None = None,
          fixes: list | None = None, severity: str | None = None):
     """A Finding for catalog id `id`, with the catalog's severity, area and explanation as defaults."""
-    from doctor.findings import Finding
+    from tunedoc.doctor.findings import Finding
 
     e = CATALOG[id]
     d = e.detail if not detail else f"{detail} {e.detail}".strip()

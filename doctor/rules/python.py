@@ -87,16 +87,21 @@ def torch_rules(facts: Facts):
         return out
     if t.import_ok is not True:
         return out
-    version = t.version or "?"
+    version = t.version or "(version not given)"
     gpu = _gpu_expected(facts)
+    # the user wrote that CUDA is not available to them (a report, not a probe): they have a GPU they mean to use
+    said_no_cuda = t.cuda_available is False and "said.cuda_unavailable" in facts.quoted
     if not t.cuda and not t.hip:
-        if gpu or facts.driver.present:
+        if gpu or facts.driver.present or said_no_cuda:
             fixes, choice = _best_fix(facts)
-            out.append(make("torch-cpu-build", title=f"PyTorch {version} is a CPU-only build; this machine has "
-                            + (", ".join(_gpu_names(facts)) or "an NVIDIA GPU"),
+            has = ", ".join(_gpu_names(facts)) or ("an NVIDIA GPU" if gpu or facts.driver.present else "")
+            out.append(make("torch-cpu-build", title=f"PyTorch {version} is a CPU-only build; "
+                            + (f"this machine has {has}" if has else "that is why CUDA is not available"),
                             evidence=[f"torch {version}", "torch.version.cuda = None"]
                             + ([f"driver {facts.driver.version} (CUDA {facts.driver.cuda_version})"]
-                               if facts.driver.version else []), fixes=fixes))
+                               if facts.driver.version else [])
+                            + ([f"the report: {facts.quoted['said.cuda_unavailable']}"] if said_no_cuda else []),
+                            fixes=fixes))
         else:
             out.append(make("torch-ok", title=f"PyTorch {version} (CPU build): fine here, there is no NVIDIA GPU",
                             evidence=[f"torch {version} at {t.file or '?'}"]))
@@ -125,8 +130,9 @@ def torch_rules(facts: Facts):
                                   f"GPU compute capability {', '.join(arch_bad)}"], fixes=fixes))
     dv = facts.driver.version
     if dv and t.cuda:
-        floor = K.family_min_driver(t.cuda)
         full = K.min_driver(t.cuda, facts.platform.system or "Linux")
+        # before CUDA 11 there is no minor-version compatibility: the release's own driver is the floor
+        floor = K.family_min_driver(t.cuda) or (full if K.vkey(t.cuda)[:1] < (11,) else None)
         if floor and K.vkey(dv) < K.vkey(floor):
             fixes, _ = _best_fix(facts)
             fixes.insert(0, driver_fix(facts, full, f"CUDA {t.cuda} builds need a driver >= {floor}."))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from doctor import knowledge as K
-from doctor.facts import Facts, Signature
-from doctor.findings import Finding, Fix
-from doctor.fixes import driver_fix, pip, set_env, shell_of, torch_choice, torch_install_fix
-from doctor.rules.catalog import CATALOG, make
+from tunedoc.doctor import knowledge as K
+from tunedoc.doctor.facts import Facts, Signature
+from tunedoc.doctor.findings import Finding, Fix
+from tunedoc.doctor.fixes import driver_fix, pip, set_env, shell_of, torch_choice, torch_install_fix
+from tunedoc.doctor.rules.catalog import CATALOG, make
 
 
 def from_signatures(facts: Facts, found: dict[str, Finding]) -> list[Finding]:
@@ -62,7 +62,7 @@ def _driver_old(facts, data, ev):
     found = data.get("found")  # "11.4" from "found version 11040"
     title = "The NVIDIA driver is too old for this PyTorch build" + (
         f" (it supports CUDA {found})" if found else "")
-    tv = facts.torch.cuda or data.get("needed")
+    tv = facts.torch.cuda or data.get("needed") or facts.toolkit.nvcc_version  # no torch: the app's own CUDA
     need = K.min_driver(tv, facts.platform.system or "Linux") if tv else K.min_driver("12.8", facts.platform.system or "Linux")
     if facts.platform.in_container:
         why = ("The image's CUDA is newer than the host driver (error 804: forward compatibility works only on "
@@ -128,6 +128,19 @@ def _triton(facts, data, ev):
     return make("win-triton", evidence=ev, fixes=[Fix(title="Install triton-windows",
                                                       commands=[pip(facts, "install", "triton-windows")],
                                                       shell=shell_of(facts), applicable=True)])
+
+
+def _pagefile(facts, data, ev):
+    return make("win-pagefile-small", evidence=ev, fixes=[
+        Fix(title="Let Windows manage the page file size (System > About > Advanced system settings > Performance "
+                  "Settings > Advanced > Virtual memory > Change: \"Automatically manage\", or a custom size of "
+                  "at least 1.5x your RAM on the system drive), then restart Windows",
+            commands=["SystemPropertiesPerformance.exe"], shell="powershell"),
+        Fix(title="Start fewer DataLoader workers: each one loads torch's CUDA DLLs again; set num_workers to 0-2 "
+                  "in the program's config or training script (tunedoc's own trainer builds batches in-process)",
+            commands=[], shell=shell_of(facts)),
+        Fix(title="Close other programs that hold a lot of memory while training", commands=[], shell="powershell"),
+    ])
 
 
 def _bnb_gpu(facts, data, ev):
@@ -318,7 +331,7 @@ def _env_mismatch(facts, data, ev):
 
 BUILDERS = {
     "torch-arch-unsupported": _arch, "torch-cpu-build": _cpu, "driver-too-old": _driver_old, "cuda-oom": _oom,
-    "win-libuv": _libuv, "win-no-nccl": _nccl, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
+    "win-libuv": _libuv, "win-no-nccl": _nccl, "win-pagefile-small": _pagefile, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
     "bnb-too-old": _bnb_old, "torch-import-dll": _dll, "wsl-libcuda-path": _wsl_libcuda,
     "driver-library-mismatch": _mismatch, "driver-not-loaded": _not_loaded, "no-driver": _no_driver,
     "container-no-gpu": _container, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,

@@ -271,3 +271,127 @@ def test_deepspeed_messages():
     _, fs = diagnose("RuntimeError: PyTorch version mismatch! DeepSpeed ops were compiled and installed with a different "
                      "version than what is being used at runtime.\n")
     assert "extension-abi-mismatch" in ids(fs, "error")
+
+
+# --- collector A's free-form cases (issue 12): the extractors and signatures they needed, on their real lines ---------
+def test_pagefile_winerror_1455_english_and_chinese_locale():
+    # enunu-training-kit#8 and Bert-VITS2-Integration-package#5, as pasted
+    en = ('OSError: [WinError 1455] The paging file is too small for this operation to complete. Error loading '
+          '"C:\\Users\\Nathan\\Desktop\\enunu_training_kit-1.0.0\\python-3.8.10-embed-amd64\\lib\\site-packages\\torch'
+          '\\lib\\cudnn_adv_infer64_8.dll" or one of its dependencies.')
+    zh = ('**OSError: [WinError 1455] 页面文件太小，无法完成操作。 Error loading "D:\\Bert-VITS2-Integration-Package\\venv'
+          '\\lib\\site-packages\\torch\\lib\\cublas64_11.dll" or one of its dependencies.**')
+    for text in (en, zh):
+        _, fs = diagnose(text)
+        f = one(fs, "win-pagefile-small")
+        assert f.severity == "error" and f.area == "platform"
+        # a memory problem, not a missing DLL or CUDA runtime: neither of those is blamed
+        assert not ids(fs) & {"torch-import-dll", "libcudart-missing", "cuda-oom", "torch-cpu-build"}
+        titles = " ".join(fx.title for fx in f.fixes).lower()
+        assert "page file" in titles and "num_workers" in titles
+        assert "page file" in f.detail.lower() or "paging file" in f.detail.lower()
+    # the Chinese text alone (no "WinError 1455" in the line) is enough
+    _, fs = diagnose("OSError: 页面文件太小，无法完成操作。")
+    assert "win-pagefile-small" in ids(fs)
+
+
+def test_triton_no_matching_distribution_is_windows_unless_linux():
+    log = ("Looking in indexes: https://pypi.org/simple, https://pypi.ngc.nvidia.com\n"
+           "ERROR: Could not find a version that satisfies the requirement triton (from versions: none)\n"
+           "ERROR: No matching distribution found for triton\n")
+    _, fs = diagnose(log)  # OmniGen2#11: no OS named, and PyPI has triton for Linux only
+    assert ids(fs) == {"win-triton"}
+    assert "triton-windows" in commands(one(fs, "win-triton"))
+    _, fs = diagnose("OS: Ubuntu 22.04\n" + log)  # on Linux "versions: none" is something else
+    assert "win-triton" not in ids(fs)
+    with pytest.raises(ReportError):  # another package's error: nothing here for the doctor
+        diagnose(log.replace("triton", "triton-windows"))
+
+
+def test_chinese_sentence_about_windows_and_win10():
+    # echomimic_v2#39 and LlamaFactory#7666: "windows下" / "win10下" give the platform, so the triton row holds
+    facts, fs = diagnose("windows下triton模块装不上：ModuleNotFoundError: No module named 'triton',")
+    assert facts.platform.system == "Windows" and "win-triton" in ids(fs)
+    facts, _ = diagnose('我在win10下按照教程pip install -e ".[torch,metrics]" 安装好后 运行web-ui时显示cuda is no avaible')
+    assert facts.platform.system == "Windows"
+    facts, _ = diagnose("This is how I created the environment on window 10:\n`conda create --name=x python=3.11`")
+    assert facts.platform.system == "Windows"
+    # a hex hash holding "a400" or a "win32" module name is not a Windows 10 or a GPU
+    facts, _ = diagnose('File "C:\\Users\\q\\.cache\\chatglm3-6b\\103caa40027ebfd8450289ca2f278eac4ff26405\\q.py", '
+                        'line 126\nPyTorch version: 2.1.2+cu121')
+    assert not facts.gpus
+
+
+def test_cpu_torch_with_the_user_saying_cuda_is_not_available():
+    text = ('我在win10下按照教程pip install -e ".[torch,metrics]" 安装好后 运行web-ui时显示cuda is no avaible 把torch卸载掉 '
+            '运行时报错：RuntimeError: use_libuv was requested but PyTorch was build without libuv support\n\n'
+            ">>> torch.__version__\n'2.6.0+cpu'\n")
+    facts, fs = diagnose(text)
+    assert facts.torch.cuda_available is False and "said.cuda_unavailable" in facts.quoted
+    assert one(fs, "torch-cpu-build").severity == "error" and one(fs, "win-libuv").severity == "warning"
+    # the same CPU build printed by collect_env on a machine without a GPU is fine: no complaint, no error
+    _, fs = diagnose("PyTorch version: 2.6.0+cpu\nCUDA used to build PyTorch: None\nIs CUDA available: False\n"
+                     "OS: Microsoft Windows 11 Pro\n")
+    assert "torch-cpu-build" not in ids(fs) and "torch-ok" in ids(fs, "ok")
+
+
+def test_insufficient_cuda_driver_with_the_drivers_cuda_and_nvrm_line():
+    # ethminer#1640, hand-filled template
+    text = ("CUDA error: Insufficient CUDA driver: 9020\n\nSystem Configuration:\n"
+            "Cuda compilation tools, release 10.0, V10.0.130\n"
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  396.54\n- Operating System: Ubuntu 18.04.1\n")
+    facts, fs = diagnose(text)
+    assert facts.driver.version == "396.54"
+    f = one(fs, "driver-too-old")
+    assert f.severity == "error" and "9.2" in f.title
+    # no torch here: the fix names the driver CUDA 10.0 (the app's toolkit) needs
+    assert any("410.48" in fx.title for fx in f.fixes)
+
+
+def test_old_torch_pip_command_and_a_bare_driver_version():
+    # pytorch#31243: the plain Linux wheel of 1.3.0 is CUDA 10.1, which needs driver 418.39; the reporter has 410.48
+    text = ("$ pip install torch===1.3.0 torchvision===0.4.1 -f https://download.pytorch.org/whl/torch_stable.html\n"
+            "Python 3.7.5 (default, Oct 25 2019, 15:51:11) \n[GCC 7.3.0] :: Anaconda, Inc. on linux\n"
+            ">>> import torch\n>>> torch.cuda.is_available()\nFalse\n\n**Ubuntu1804,\npython37**\n\n410.48,,\n"
+            "need higher ??\n")
+    facts, fs = diagnose(text)
+    assert (facts.torch.version, facts.torch.cuda, facts.driver.version) == ("1.3.0", "10.1", "410.48")
+    assert facts.platform.system == "Linux" and facts.python.packages.get("torchvision") == "0.4.1"
+    f = one(fs, "driver-too-old")
+    assert f.severity == "error" and "10.1" in f.title
+    assert "torch-cpu-build" not in ids(fs)
+    # the same plain version on Windows is not guessed into a CUDA build
+    facts, _ = diagnose("pip install torch==1.3.0\nOS: Windows 10\n")
+    assert facts.torch.cuda is None
+
+
+def test_pip_command_index_url_names_the_torch_cuda():
+    # bitsandbytes#807: a working Windows setup described by its install commands
+    text = ("This is how I created the environment on window 10:\n\n`conda create --name=llama_2 python=3.11`\n\n"
+            "pip3 install torch torchvision torchaudio --index-url https://download.pytorch.org/whl/cu121\n"
+            "pip install transformers==4.34.0\n")
+    facts, fs = diagnose(text)
+    assert facts.torch.cuda == "12.1" and facts.python.packages.get("transformers") == "4.34.0"
+    assert not ids(fs, "error") and "torch-ok" in ids(fs, "ok")
+    facts, _ = diagnose("pip install torch --index-url https://download.pytorch.org/whl/cpu\nOS: Ubuntu 22.04")
+    assert facts.torch.cuda == ""
+
+
+def test_yolo_environment_banner():
+    # ChatGLM3#1197 pasted an Ultralytics banner: torch, its CUDA and the GPU with its memory
+    facts, fs = diagnose("Python-3.11.5 torch-2.1.2+cu121 CUDA:0 (NVIDIA GeForce RTX 3060, 12287MiB)\n"
+                         "OS                  Windows-10-10.0.19045-SP0\n")
+    assert facts.torch.version == "2.1.2+cu121" and facts.python.version == "3.11.5"
+    assert [g.name for g in facts.gpus] == ["NVIDIA GeForce RTX 3060"] and facts.gpus[0].memory_total_mb == 12287
+    assert {"torch-ok", "gpu-ok"} <= ids(fs, "ok") and not ids(fs, "error")
+
+
+def test_prose_torch_built_with_cuda_on_a_blackwell_gpu():
+    # pytorch#166060: no torch version, but "nightly build with CUDA 12.1" on an RTX 5090: no sm_120 kernels
+    text = ("I've recently tested PyTorch (nightly build with CUDA 12.1) on an NVIDIA RTX 5090 and received a "
+            'warning:\n"sm_120 is not supported"\n\nGPU: RTX 5090\n\nDriver: 581.42\n\nCUDA: 12.2\n')
+    facts, fs = diagnose(text)
+    assert facts.torch.cuda == "12.1"
+    f = one(fs, "torch-arch-unsupported")
+    assert f.severity == "error" and "?" not in f.title
+    assert "driver-too-old" not in ids(fs)
