@@ -12,7 +12,7 @@ Why these settings (DEMO_SETS): the base model is random, so the adapter has to 
 every linear layer plus lm_head (rank 16 on a 64-wide model is close to full rank), no dropout, packing, and
 micro-batches of whole packed rows. The learning rate and step count are chosen to be watched: at 5e-3 the loss
 collapses within ~60 steps (two seconds on 2 CPU cores: the screen would only ever show a finished run); at 6e-4 over
-800 steps it falls steadily for ~70 s (7.0 -> 2.8 at step 100 -> 0.24 at 300 -> 0.02), the samples turn from noise
+800 steps it falls steadily for ~30 s (7.0 -> 2.8 at step 100 -> 0.24 at 300 -> 0.02), the samples turn from noise
 into the taught answer around step 200, and there is time to pause, stop or detach.
 """
 

@@ -6,7 +6,12 @@ threads is often descheduled; the other spins until its time slice ends, on ever
 thousands of short ops per step, so the run collapsed to about 1/30 of its speed (issue 17).
 
 So, before torch is imported (OpenMP reads its settings once, at load):
-- OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps instead of spinning and gives its core back;
+- OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps instead of spinning and gives its core back, after a short
+  spin (GOMP_SPINCOUNT=10000, a few microseconds): with no spin at all, a tiny model's thousands of short ops each
+  paid a sleep and wake-up, and the demo ran 1.7x slower on a quiet box (200 steps: 13.7 s with no spin, 7.6 s
+  with the short spin, 9.7 s spinning for ever); with a competitor and 2 threads the short spin costs more than
+  none (100 steps: 22.5 s against 6.1 s), which is what the thread count below and the governor's re-checks avoid
+  (one thread has nothing to wait for);
 - OMP_NUM_THREADS: the cores actually free for this process: the cores it may run on (affinity, a container's
   CPU quota) less those other processes keep busy now, shared among the ranks on this machine.
 A value the user set for either variable is kept.
@@ -67,12 +72,15 @@ def busy_cores(window_s: float = 0.3) -> float:
 
 
 def configure(env=None, ranks: int | None = None) -> dict:
-    """Set OMP_WAIT_POLICY and OMP_NUM_THREADS in `env` (default os.environ) unless the user set them; returns
+    """Set OMP_WAIT_POLICY (and its spin count) and OMP_NUM_THREADS in `env` (default os.environ) unless the user
+    set them; returns
     what was decided, for the log."""
     env = os.environ if env is None else env
     if ranks is None:
         ranks = int(env.get("LOCAL_WORLD_SIZE") or 1)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if env["OMP_WAIT_POLICY"].upper() == "PASSIVE":
+        env.setdefault("GOMP_SPINCOUNT", "10000")  # a short spin before sleeping (see above)
     cores = usable_cores()
     if env.get("OMP_NUM_THREADS"):
         return {"threads": env["OMP_NUM_THREADS"], "source": "OMP_NUM_THREADS", "cores": cores,

@@ -30,10 +30,14 @@ def test_configure_sets_passive_waiting_and_the_count_but_keeps_what_the_user_se
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     env = {}
     plan = threads.configure(env)
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"} and plan["busy"] == 1.0
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000", "OMP_NUM_THREADS": "1"}
+    assert plan["busy"] == 1.0
     mine = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
     threads.configure(mine)
-    assert mine == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}
+    assert mine == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"}  # no spin count forced on ACTIVE
+    spin = {"GOMP_SPINCOUNT": "0"}
+    threads.configure(spin)
+    assert spin["GOMP_SPINCOUNT"] == "0"
 
 
 CHILD = r"""
