@@ -11,7 +11,9 @@ is 0.5; the goal is >= 0.4 (issue 17: before the fix the demo ran at about 1/30 
 OMP_WAIT_POLICY=ACTIVE, what torch did by default), capped at --old-timeout seconds.
 The load average before each measurement is printed: other processes on the box make every figure noisy.
 
-Measured on the 2-core dev box while other engineers' jobs ran (load average 2.3-5.6): ratio 0.36, 0.36, 0.49;
+Measured on the 2-core dev box on its own (load average 0.8-1.7, with GOMP_SPINCOUNT=10000): alone 24.3-24.7
+steps/s on 2 threads, next to the competitor 17.8-19.2 steps/s on 1 thread, ratio 0.79 and 0.72. Earlier, with no
+spin at all and other engineers' jobs running (load average 2.3-5.6): ratio 0.36, 0.36, 0.49;
 the previous threading next to the same competitor 0.18 and 0.03 (0.7 steps/s against 21.4 alone). Two threads
 with OMP_WAIT_POLICY=PASSIVE alone already avoided the collapse (8.7 steps/s): the spin-waiting was the cause.
 """
