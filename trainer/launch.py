@@ -90,11 +90,11 @@ def plan_launch(gpus: str | None = None, nproc: int | None = None, nnodes: int =
     `node_rank`, and torchrun's rendezvous at master_addr:master_port joins them."""
     from tunedoc.trainer.distributed import launch_env, parse_gpus, visible_gpus
 
-    names = visible_gpus() if gpu_names is None else gpu_names
     if nnodes < 1 or not 0 <= node_rank < nnodes:
         raise ValueError(f"--node-rank {node_rank} with --nnodes {nnodes}: node ranks are 0..{nnodes - 1}")
     if nnodes > 1 and not master_addr:
         raise ValueError("--nnodes > 1 needs --master-addr (the address of node 0, reachable from every node)")
+    nodes = {"nnodes": nnodes, "node_rank": node_rank, "master_addr": master_addr, "master_port": master_port}
     if nproc is not None:
         if nproc < 1:
             raise ValueError(f"--nproc {nproc}: at least 1")
@@ -102,18 +102,16 @@ def plan_launch(gpus: str | None = None, nproc: int | None = None, nnodes: int =
             raise ValueError("--nproc runs CPU processes; --gpus picks GPUs: use one of them")
         env, notes = launch_env(None, [], windows)
         env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks, even where a GPU is present
-        return {"nproc": nproc, "gpus": None, "device": "cpu", "nnodes": nnodes, "node_rank": node_rank,
-                "master_addr": master_addr, "master_port": master_port, "env": env, "notes": notes}
+        return {"nproc": nproc, "gpus": None, "device": "cpu", **nodes, "env": env, "notes": notes}
+    names = visible_gpus() if gpu_names is None else gpu_names
     if not names:
         if gpus not in (None, "", "all"):
             raise ValueError(f"--gpus {gpus}: NVML sees no NVIDIA GPU here (see `tunedoc doctor`); "
                              "--nproc N runs N CPU processes instead")
-        return {"nproc": 1, "gpus": None, "device": "cpu", "nnodes": nnodes, "node_rank": node_rank,
-                "master_addr": master_addr, "master_port": master_port, "env": {}, "notes": []}
+        return {"nproc": 1, "gpus": None, "device": "cpu", **nodes, "env": {}, "notes": []}
     ids = parse_gpus(gpus, len(names))
     env, notes = launch_env(ids, names, windows)
-    return {"nproc": len(ids), "gpus": ids, "device": "cuda", "nnodes": nnodes, "node_rank": node_rank,
-            "master_addr": master_addr, "master_port": master_port, "env": env, "notes": notes,
+    return {"nproc": len(ids), "gpus": ids, "device": "cuda", **nodes, "env": env, "notes": notes,
             "gpu_names": [names[i] for i in ids]}
 
 

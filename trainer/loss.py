@@ -195,7 +195,7 @@ def fused_linear_cross_entropy(hidden, weight, target, bias=None, softcap: float
 def head_has_adapter(head) -> bool:
     """True when the lm_head is a PEFT LoRA layer (lora_targets includes lm_head): its output is the frozen weight's
     plus the adapter's, which only the module's own forward computes, so the loss must be the plain one."""
-    return hasattr(head, "lora_A") and bool(getattr(head, "lora_A", None))
+    return bool(getattr(head, "lora_A", None))
 
 
 def _base(model):

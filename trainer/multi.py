@@ -21,6 +21,7 @@ from pathlib import Path
 from tunedoc.child import python_m
 from tunedoc.trainer.distributed import error_file
 from tunedoc.trainer.events import EventWriter
+from tunedoc.trainer.launch import world_size
 from tunedoc.trainer.rundir import CONFIG, EVENTS, STATUS, read_json, redact, update_status
 
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cmd = torchrun_argv(launch, run_dir, args.resume)
     print("torchrun " + " ".join(cmd), flush=True)
-    world = int(launch.get("nproc") or 1) * int(launch.get("nnodes") or 1)
+    world = world_size(launch)
     started = time.time()
     try:
         torchrun(cmd)

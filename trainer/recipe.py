@@ -383,6 +383,11 @@ class Recipe:
         with ctx, torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.device != "cpu" and self.dtype != torch.float32):
             return loss_fn.causal_lm_loss(self.model, batch, self.loss_impl)
 
+    def _train_loss(self, batch):
+        """_loss_sum for a forward that backward follows: through DDP when there are several ranks (its forward
+        sets up the gradient all-reduce)."""
+        return self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
+
     def _train_step(self, step: int) -> tuple[float, float, int, int]:
         """Forward/backward over the step's micro-batches and one optimizer update.
         Returns (loss, grad_norm, tokens, samples)."""
@@ -399,7 +404,7 @@ class Recipe:
         total = 0.0
         for i, batch in enumerate(batches):
             with self.dist.no_sync(self.ddp, last=i == len(batches) - 1):
-                loss_sum, _ = self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
+                loss_sum, _ = self._train_loss(batch)
                 if not torch.isfinite(loss_sum):
                     raise RunFailed(
                         f"the loss became {loss_sum.item()} at step {step + 1}; the weights of this step were not "
@@ -432,7 +437,7 @@ class Recipe:
         while True:
             try:
                 batch = self._collate(rows[: self.mem.micro_batch])
-                loss_sum, n = self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
+                loss_sum, n = self._train_loss(batch)
                 (loss_sum / max(n, 1)).backward()
                 self.optimizer.zero_grad(set_to_none=True)
                 return

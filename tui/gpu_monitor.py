@@ -126,24 +126,25 @@ class HardwareMonitor:
             if self._proc is None or self._proc.pid != pid:
                 self._proc = psutil.Process(pid)
                 self._proc.cpu_percent(None)  # the first call primes the counter
-                self._kids = {}
+                self._kids = {pid: self._proc}
             # the run's process and its children: a torchrun launch trains in one child per rank
-            kids = self._kids
             cpu = rss = threads = 0.0
+            seen = {}
             for proc in [self._proc, *self._proc.children(recursive=True)]:
+                known = self._kids.get(proc.pid)
                 try:
-                    if proc.pid != pid and proc.pid not in kids:
-                        kids[proc.pid] = proc
-                        proc.cpu_percent(None)  # primed now, counted from the next reading on
+                    if known is None:  # a new child: primed now, counted from the next reading on
+                        proc.cpu_percent(None)
+                        seen[proc.pid] = proc
                         continue
-                    proc = self._proc if proc.pid == pid else kids[proc.pid]
-                    with proc.oneshot():
-                        cpu += proc.cpu_percent(None)
-                        rss += proc.memory_info().rss
-                        threads += proc.num_threads()
+                    with known.oneshot():
+                        cpu += known.cpu_percent(None)
+                        rss += known.memory_info().rss
+                        threads += known.num_threads()
+                    seen[proc.pid] = known
                 except (psutil.NoSuchProcess, psutil.ZombieProcess):
-                    kids.pop(proc.pid, None)
-            self._kids = kids
+                    continue
+            self._kids = seen  # children that ended are dropped
             return ProcessReading(pid, cpu, rss / 2**20, int(threads), psutil.cpu_count())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             self._proc = None
