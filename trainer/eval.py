@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import tempfile
 import time
@@ -37,13 +36,10 @@ class EvalError(RuntimeError):
 
 # ------------------------------------------------------------------------------------------------------ examples
 def held_out(convs: list, eval_split: float, seed: int) -> list:
-    """The conversations the recipe held out of training (trainer/recipe.py's setup(): the same seeded shuffle)."""
-    order = list(range(len(convs)))
-    random.Random(seed).shuffle(order)
-    n_eval = int(len(convs) * eval_split) if eval_split > 0 else 0
-    if eval_split > 0 and n_eval == 0 and len(convs) > 1:
-        n_eval = 1
-    return [convs[i] for i in order[:n_eval]]
+    """The conversations the recipe held out of training (the same split_held_out as trainer/recipe.py's setup())."""
+    from tunedoc.trainer.data import split_held_out
+
+    return split_held_out(convs, eval_split, seed)[0]
 
 
 def eval_examples(convs: list) -> list[dict]:
@@ -86,17 +82,16 @@ def run_examples(run_dir: Path, config: dict, data: str | None, fmt: str = "auto
 # ------------------------------------------------------------------------------------------------------- model
 def _adapter_source(run_dir: Path) -> tuple[Path, int | None, str]:
     """(adapter dir, step, label): the final adapter, else the latest checkpoint (a run still training)."""
-    from tunedoc.trainer.rundir import ADAPTER, CHECKPOINTS, read_json
+    from tunedoc.trainer.chat import find_adapter
+    from tunedoc.trainer.rundir import ADAPTER, read_json
 
-    if (run_dir / ADAPTER / "adapter_config.json").is_file():
-        st = read_json(run_dir / "status.json")
-        return run_dir / ADAPTER, st.get("step"), "final adapter"
-    ckpts = sorted(p for p in (run_dir / CHECKPOINTS).glob("step-*") if (p / "adapter_config.json").is_file())
-    if not ckpts:
+    adapter = find_adapter(run_dir)
+    if adapter is None:
         raise EvalError(f"run {run_dir.name} has no adapter or checkpoint yet; wait for its first checkpoint "
                         f"(`tunedoc save {run_dir.name}` asks for one)")
-    step = int(ckpts[-1].name.split("-")[-1])
-    return ckpts[-1], step, f"checkpoint {ckpts[-1].name}"
+    if adapter == run_dir / ADAPTER:
+        return adapter, read_json(run_dir / "status.json").get("step"), "final adapter"
+    return adapter, int(adapter.name.split("-")[-1]), f"checkpoint {adapter.name}"
 
 
 def _copy_adapter(run_dir: Path, dest: Path) -> tuple[int | None, str]:

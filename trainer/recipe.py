@@ -192,13 +192,7 @@ class Recipe:
         self.tokenizer = AutoTokenizer.from_pretrained(self.config["model"])
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        order = list(range(len(convs)))
-        random.Random(p.seed).shuffle(order)
-        n_eval = int(len(convs) * p.eval_split) if p.eval_split > 0 else 0
-        if p.eval_split > 0 and n_eval == 0 and len(convs) > 1:
-            n_eval = 1
-        self.eval_convs = [convs[i] for i in order[:n_eval]]
-        self.train_convs = [convs[i] for i in order[n_eval:]]
+        self.eval_convs, self.train_convs = D.split_held_out(convs, p.eval_split, p.seed)
         self._build_rows()
 
         # model: quantized base + LoRA. transformers' own "Loading weights" bar is turned off: in trainer.log it
