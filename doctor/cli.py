@@ -6,6 +6,7 @@
     tunedoc doctor --python ~/env/bin/python      # diagnose another venv / conda env
     tunedoc doctor --from report.txt [--from log.txt]   # pasted collect_env / nvidia-smi / pip list / tracebacks
     tunedoc doctor --save machine.json  # facts + findings with user names, home paths, hosts and tokens redacted
+    tunedoc doctor --offline            # contact no model source (the Hub, a mirror, ModelScope are not checked)
 
 Exit codes: 0 no error finding, 1 an error finding stands, 2 bad input (a --from file, --python), 130 interrupted.
 stdout carries the data (summary or JSON); progress and diagnostics go to stderr.
@@ -36,6 +37,9 @@ def doctor_args(parser: argparse.ArgumentParser) -> None:
                         help="also write the facts and findings as JSON, redacted, to share in an issue")
     parser.add_argument("--timeout", metavar="S", type=float,
                         help="seconds to wait for each child process (torch import: 60 by default)")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not check whether the Hugging Face Hub, the HF_ENDPOINT mirror and ModelScope "
+                             "answer (each check otherwise waits at most 3 s, alongside the other probes)")
 
 
 def doctor_main(args: argparse.Namespace) -> int:
@@ -64,7 +68,8 @@ def doctor_main(args: argparse.Namespace) -> int:
             return 2
     else:
         try:
-            facts = _probe_with_progress(python, args.timeout, show=not args.json and err.isatty())
+            facts = _probe_with_progress(python, args.timeout, show=not args.json and err.isatty(),
+                                         offline=args.offline)
         except KeyboardInterrupt:
             from tunedoc.doctor.run import cancel
 
@@ -125,12 +130,12 @@ def _resolve_python(value: str) -> str | None:
     return found
 
 
-def _probe_with_progress(python: str | None, timeout: float | None, show: bool):
+def _probe_with_progress(python: str | None, timeout: float | None, show: bool, offline: bool = False):
     """Run every probe; on a terminal, a spinner on stderr names the probes still running."""
     from tunedoc.doctor.run import PROBES, probe_all
 
     if not show:
-        return probe_all(python=python, timeout=timeout)
+        return probe_all(python=python, timeout=timeout, offline=offline)
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -147,4 +152,4 @@ def _probe_with_progress(python: str | None, timeout: float | None, show: bool):
                 pending.discard(name)
                 status.update(label())
 
-        return probe_all(python=python, timeout=timeout, on_status=on_status)
+        return probe_all(python=python, timeout=timeout, on_status=on_status, offline=offline)

@@ -159,6 +159,20 @@ class Bnb:
 
 
 @dataclass
+class Reach:
+    """One try to reach a model source: the URL asked, and the answer or why none came."""
+
+    role: str  # "hub" (huggingface.co) | "mirror" (HF_ENDPOINT when it is not huggingface.co) | "modelscope"
+    endpoint: str  # "https://hf-mirror.com"
+    url: str | None = None  # the cheap URL requested (only its headers are read)
+    ok: bool = False  # an HTTP answer below 500 came back
+    status: int | None = None  # its HTTP status
+    latency_ms: int | None = None  # until the answer, or until the failure
+    error: str | None = None  # dns | timeout | refused | reset | tls | proxy | http | other
+    detail: str | None = None  # the error's first line
+
+
+@dataclass
 class HF:
     home: str | None = None
     hub_cache: str | None = None
@@ -167,6 +181,12 @@ class HF:
     cache_bytes: int | None = None
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
+    # reachability of the Hub, the configured mirror and ModelScope. None: not checked (a pasted report that does
+    # not say, `doctor --offline`, HF_HUB_OFFLINE); reach_skipped then says why when the doctor chose not to
+    reach: list[Reach] | None = None
+    reach_skipped: str | None = None  # "HF_HUB_OFFLINE=1" | "--offline"
+    reach_timeout_s: float | None = None  # how long each check waited at most
+    proxy: str | None = None  # the proxy the checks went through (HTTPS_PROXY/HTTP_PROXY/ALL_PROXY), no credentials
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Callable
 from tunedoc.doctor.facts import Facts, ProbeStatus
 from tunedoc.doctor.findings import Finding
 
-PROBES: list[str] = ["platform", "env", "nvml", "nvidia-smi", "toolkit", "python", "torch", "hf"]
+PROBES: list[str] = ["platform", "env", "nvml", "nvidia-smi", "toolkit", "python", "torch", "hf", "network"]
 PROBE_AREAS: dict[str, list[str]] = {
     "platform": ["platform"],
     "env": ["platform", "hf"],
@@ -28,14 +28,17 @@ PROBE_AREAS: dict[str, list[str]] = {
     "python": ["torch", "bnb"],
     "torch": ["torch", "bnb"],  # one child imports torch once and answers for torch, then bitsandbytes
     "hf": ["hf"],
+    "network": ["hf"],  # can the Hub, the HF_ENDPOINT mirror and ModelScope be reached (probes/network.py)
 }
 DEFAULT_TIMEOUTS = {"torch": 60.0, "python": 20.0, "nvidia-smi": 15.0, "toolkit": 15.0}
 _lock = threading.Lock()
 
 
-def run_probe(name: str, facts: Facts, python: str | None = None, timeout: float | None = None) -> ProbeStatus:
-    """Run one probe, filling its part of `facts` in place. Never raises."""
-    from tunedoc.doctor.probes import nvidia, pyenv, system, toolkit
+def run_probe(name: str, facts: Facts, python: str | None = None, timeout: float | None = None,
+              offline: bool = False) -> ProbeStatus:
+    """Run one probe, filling its part of `facts` in place. Never raises. `timeout` is for child processes; the
+    network probe keeps its own short one (probes/network.py), and `offline` makes it check nothing."""
+    from tunedoc.doctor.probes import network, nvidia, pyenv, system, toolkit
 
     python = python or sys.executable
     t0 = time.perf_counter()
@@ -48,6 +51,8 @@ def run_probe(name: str, facts: Facts, python: str | None = None, timeout: float
             system.probe_env(facts)
         elif name == "hf":
             system.probe_hf(facts)
+        elif name == "network":
+            network.probe_reach(facts, offline=offline)
         elif name == "nvml":
             nvidia.probe_nvml(facts)
             if facts.driver.nvml_error:
@@ -84,8 +89,10 @@ def probe_all(
     only: list[str] | None = None,
     facts: Facts | None = None,
     timeout: float | None = None,
+    offline: bool = False,
 ) -> Facts:
-    """Run the probes concurrently; `on_status(name, status)` is called from a worker thread as each finishes."""
+    """Run the probes concurrently; `on_status(name, status)` is called from a worker thread as each finishes.
+    `offline`: contact no model source (the network probe records that it was skipped)."""
     from tunedoc import __version__
 
     facts = facts or Facts()
@@ -93,7 +100,7 @@ def probe_all(
     facts.collected_at = time.time()
     names = [n for n in PROBES if only is None or n in only]
     # slowest first, so the torch child starts before the quick in-process probes
-    names.sort(key=lambda n: 0 if n in ("torch", "python") else 1)
+    names.sort(key=lambda n: 0 if n in ("torch", "python", "network") else 1)
 
     def report(name: str, st: ProbeStatus) -> None:
         try:
@@ -102,7 +109,7 @@ def probe_all(
             print(f"tunedoc doctor: on_status({name!r}) raised {type(e).__name__}: {e}", file=sys.stderr)
 
     def one(name: str) -> None:
-        st = run_probe(name, facts, python=python, timeout=timeout)
+        st = run_probe(name, facts, python=python, timeout=timeout, offline=offline)
         if on_status:
             report(name, st)
             if name == "torch" and "bnb" in facts.probes:

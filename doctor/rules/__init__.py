@@ -60,6 +60,8 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     hf-disk-low              warning  hf        Little free disk for models
     hf-endpoint              info     hf        Hugging Face mirror in use
     hf-offline               info     hf        HF_HUB_OFFLINE is set: no downloads
+    hf-unreachable           warning  hf        The Hugging Face Hub (or its mirror) does not answer
+    hf-mirror-only           info     hf        huggingface.co does not answer, the mirror does
     hf-ok                    ok       hf        Hugging Face
 """
 

@@ -164,6 +164,22 @@ CATALOG: dict[str, Entry] = {
                      "A 7B model is ~15 GB in 16-bit safetensors; checkpoints and merged exports need more."),
     "hf-endpoint": C("info", "hf", "Hugging Face mirror in use", ""),
     "hf-offline": C("info", "hf", "HF_HUB_OFFLINE is set: no downloads", ""),
+    "hf-unreachable": C("warning", "hf", "The Hugging Face Hub (or its mirror) does not answer",
+                        "tunedoc asked the endpoint downloads use for one small page and got no answer within a "
+                        "few seconds: searching and downloading models will fail the same way. Where huggingface.co "
+                        "is blocked or slow (mainland China, some companies and universities), a mirror such as "
+                        "https://hf-mirror.com serves the same repositories, and ModelScope hosts most open models "
+                        "(Qwen, DeepSeek, Llama, GLM) under the same names. A model already on disk needs no "
+                        "network: give its folder to --model. The kind of failure says where it stops: a name that "
+                        "does not resolve is DNS (no network, or a DNS that blocks the host); refused is nothing "
+                        "listening (a wrong port, a local proxy that is down); reset is usually a firewall cutting "
+                        "the TLS connection; a TLS failure is often a company proxy whose certificate Python does "
+                        "not trust; a timeout is a firewall dropping packets, or no route.",
+                        "https://hf-mirror.com"),
+    "hf-mirror-only": C("info", "hf", "huggingface.co does not answer, the mirror does",
+                        "HF_ENDPOINT points downloads at a mirror that answers, so models download from there; "
+                        "huggingface.co itself does not answer from this machine. Links in model cards and "
+                        "libraries that ignore HF_ENDPOINT will not work here."),
     "hf-ok": C("ok", "hf", "Hugging Face", ""),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fakehub import TINY_WEIGHTS as WEIGHTS
+from unreachable import KINDS, failing
 
 from tunedoc.models import hub as hubmod
 from tunedoc.models.errors import HubError
@@ -69,3 +70,24 @@ def test_token_comes_from_hf_token_or_the_saved_file(hf_home, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_env")
     assert hubmod.resolve_token() == "hf_env"
     assert hubmod.resolve_token("hf_given") == "hf_given"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("op", ["search", "info", "download"])
+def test_every_way_of_not_reaching_the_hub_names_the_endpoint_and_both_ways_out(hf_home, monkeypatch, op, kind):
+    """A name that does not resolve, a port nobody listens on, a TLS connection reset after the ClientHello, a
+    server that never answers: each gives one network error naming the endpoint tried, the mirror and ModelScope."""
+    from tunedoc.models import download
+
+    monkeypatch.setattr(hubmod, "LOOKUP_TIMEOUT_S", 1.5)
+    calls = {"search": lambda: hubmod.search("llama"), "info": lambda: hubmod.info("org/tiny"),
+             "download": lambda: download.download("org/tiny")}
+    with failing(kind) as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        with pytest.raises(HubError) as e:
+            calls[op]()
+    err = e.value
+    assert err.kind == "network", (err.kind, str(err))
+    assert f"cannot reach {url}" in err.message
+    assert "HF_ENDPOINT=https://hf-mirror.com" in err.hint and "--source modelscope" in err.hint
+    assert not list(hf_home.rglob("*.incomplete"))  # nothing half-written for a host that never answered
