@@ -280,3 +280,19 @@ def test_doctor_offline_and_a_pasted_report_claim_no_reachability(monkeypatch, c
     assert data["facts"]["hf"]["reach"] is None
     hf = [f for f in data["findings"] if f["area"] == "hf"]
     assert not any(f["id"] in ("hf-unreachable", "hf-mirror-only") or "answer" in f["title"] for f in hf)
+
+
+def test_a_saved_report_carries_its_reachability_back(tmp_path, capsys):
+    """A report saved by tunedoc has the facts: read back with --from, it gives the same finding, redacted."""
+    mirror = Reach("mirror", "https://ana:pw123456@mirror.example", error="timeout", detail="timed out")
+    f = facts_with(mirror, HUB_DNS, MS_OK, endpoint="https://ana:pw123456@mirror.example")
+    saved = tmp_path / "report.json"
+    from tunedoc.doctor.cli import save, to_payload
+
+    save(to_payload(f, evaluate(f)), str(saved))
+    main(["doctor", "--from", str(saved), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert "pw123456" not in json.dumps(data)
+    assert [r["error"] for r in data["facts"]["hf"]["reach"]] == ["timeout", "dns", None]
+    w = next(x for x in data["findings"] if x["id"] == "hf-unreachable")
+    assert "mirror.example" in w["title"] and w["title"].endswith("; ModelScope does")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +36,22 @@ asyncio.run(main())
 
 
 def test_full_doctor_in_the_app_imports_no_heavy_library():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    # the network probe runs too (httpx in a thread), through a proxy on a closed port: nothing leaves this machine
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "hf_hub_offline")}
+    env.update(HTTPS_PROXY=dead, HTTP_PROXY=dead, ALL_PROXY=dead)
+    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                         env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["textual"]
     assert result["heavy"] == []
     # the doctor really ran: every area settled (none still pending) and the torch child answered
     assert "pending" not in result["areas"].values()
-    assert "torch" in result["probes"]
+    assert "torch" in result["probes"] and result["probes"]["network"] is True
     assert not result["summary"].startswith("Checking")
 
 
