@@ -8,7 +8,7 @@ Each check runs in its own daemon thread and the probe waits for them until one 
 a name lookup that hangs past the socket timeout (getaddrinfo has none) is recorded as a timeout and left behind,
 so the probe never takes longer than the deadline, and the doctor's other probes run alongside it meanwhile.
 Requests go through httpx, the client huggingface_hub downloads with, so HTTPS_PROXY/HTTP_PROXY/NO_PROXY and the
-CA bundle are the ones a download would meet. Only the status line and headers are read.
+CA bundle are the ones a download would meet. The status counts; at most 64 KiB of body is read.
 """
 
 from __future__ import annotations
@@ -101,13 +101,28 @@ def check(role: str, endpoint: str, timeout: float) -> Reach:
                           headers={"User-Agent": f"tunedoc/{__version__} (doctor)"}) as client:
             with client.stream("GET", url) as resp:
                 r.status = resp.status_code
+                r.latency_ms = round((time.perf_counter() - t0) * 1000)
+                _drain(resp)
         r.ok = r.status < 500
         if not r.ok:
             r.error, r.detail = "http", f"HTTP {r.status}"
     except Exception as e:  # noqa: BLE001 - every failure is a fact about the network, never a crashed probe
         r.error, r.detail = classify(e)
-    r.latency_ms = round((time.perf_counter() - t0) * 1000)
+    if r.latency_ms is None:
+        r.latency_ms = round((time.perf_counter() - t0) * 1000)
     return r
+
+
+def _drain(resp, limit: int = 64 * 1024) -> None:
+    """Read a small body to its end, so the connection closes cleanly; stop reading a big one (a home page)."""
+    try:
+        seen = 0
+        for chunk in resp.iter_bytes():
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except Exception:  # noqa: BLE001 - the status is what counts; a body cut short changes nothing
+        pass
 
 
 def _httpx():
