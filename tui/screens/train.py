@@ -4,6 +4,9 @@ hardware, samples, log tail) with save / pause / resume / stop / export.
 A tailer thread (tui.tail) posts new events; handlers fold them into a RunView and mark the screen dirty; a 4 Hz
 timer redraws only when something changed, so a fast writer never makes the charts redraw faster than that.
 Hardware is sampled by a thread worker that re-arms only after it finished (dolphie's pattern).
+The form's GPU field lists this machine's GPUs (NVML, asked once by a thread worker), every one selected as
+`tunedoc train` does by default, or offers CPU processes on a box without one; the run starts with
+trainer.launch's plan of that choice.
 """
 
 from __future__ import annotations
@@ -336,10 +339,12 @@ class TrainScreen(Screen):
     def _select_gpus(self, spec: str | None) -> None:
         """Select the GPUs of a `--gpus` choice (as plan_launch reads it), or every GPU."""
         box = self.query_one("#gpus", SelectionList)
-        try:
-            ids = self.backend.plan(spec)["gpus"] or [] if spec else None
-        except ValueError:
-            ids = None
+        ids = None  # every GPU
+        if spec:
+            try:
+                ids = self.backend.plan(spec)["gpus"] or []
+            except ValueError:  # e.g. "--gpus 2" handed over from another machine's fit: keep every GPU
+                pass
         with box.prevent(SelectionList.SelectedChanged):
             box.deselect_all()
             for i in (range(len(self.gpu_names or [])) if ids is None else ids):
