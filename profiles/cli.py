@@ -213,20 +213,31 @@ def render_breakdown(est) -> str:
 def fit_args(parser: argparse.ArgumentParser) -> None:
     _model_args(parser)
     card = parser.add_mutually_exclusive_group()
-    card.add_argument("--gpu", metavar="NAME", help="a GPU by name, e.g. 'RTX 4090'")
+    card.add_argument("--gpu", metavar="NAME", action="append",
+                      help="a GPU by name, e.g. 'RTX 4090'; repeat it for a box of mixed cards "
+                           "(--gpu 'RTX 3090' --gpu 'RTX 3060'): the smallest decides")
     card.add_argument("--vram", type=float, metavar="GB", help="free GPU memory in GB (GPU sizes are binary: 24 = 24 GiB)")
     parser.add_argument("--margin", type=float, metavar="GB", help="safety margin (default: 5 %% of the card, >= 0.5)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
                         help="with --config: change one field of the config's profile (repeatable)")
+    parser.add_argument("--gpus", metavar="all|N|0,2",
+                        help="training on several GPUs (as tunedoc train --gpus): the fit per GPU. On this machine "
+                             "(no --gpu/--vram) the default is every GPU, as train's; with one --gpu or --vram, N "
+                             "cards of that size; with several --gpu, which of them")
+    parser.add_argument("--strategy", default="ddp",
+                        help="how the GPUs share the work: ddp (each GPU holds the whole model; the default)")
 
 
-def _probed_gpu() -> tuple[str | None, float | None, str | None]:
-    """(name, free GiB, error) from the doctor's probes of this machine."""
+def _probed_gpus() -> tuple[list, str | None]:
+    """(this machine's GPUs as profiles.fit.Card, in nvidia-smi's order, with their free GiB; error) from the
+    doctor's probes."""
+    from tunedoc.profiles.fit import Card
+
     try:
         from tunedoc.doctor.facts import Facts
         from tunedoc.doctor.run import run_probe
     except ImportError:
-        return None, None, "the doctor's GPU probes are not available; pass --gpu NAME or --vram GB"
+        return [], "the doctor's GPU probes are not available; pass --gpu NAME or --vram GB"
     facts = Facts()
     for probe in ("nvml", "nvidia-smi"):
         try:
@@ -238,15 +249,71 @@ def _probed_gpu() -> tuple[str | None, float | None, str | None]:
     gpus = [g for g in (facts.gpus or []) if g.memory_total_mb]
     if not gpus:
         why = facts.driver.nvml_error_text or facts.driver.nvidia_smi_error or "no NVIDIA GPU was found"
-        return None, None, f"no GPU to fit on this machine ({why}); pass --gpu NAME or --vram GB"
-    g = gpus[0]
-    free = g.memory_free_mb if g.memory_free_mb is not None else g.memory_total_mb
-    return g.name, free / 1024, None
+        return [], f"no GPU to fit on this machine ({why}); pass --gpu NAME or --vram GB"
+    return [Card(g.name, (g.memory_free_mb if g.memory_free_mb is not None else g.memory_total_mb) / 1024,
+                 g.index if g.index is not None else i) for i, g in enumerate(gpus)], None
+
+
+def _probed_gpu() -> tuple[str | None, float | None, str | None]:
+    """(name, free GiB, error) of this machine's first GPU."""
+    cards, err = _probed_gpus()
+    if err:
+        return None, None, err
+    return cards[0].name, cards[0].free_gb, None
+
+
+def _fit_cards(args) -> tuple[list, str, str | None]:
+    """The cards a fit is for (--vram, --gpu, or this machine's), chosen by --gpus; the header's words; error."""
+    from tunedoc.profiles.fit import Card
+    from tunedoc.trainer.distributed import parse_gpus
+
+    spec = (args.gpus or "").strip() or None
+    if args.vram is not None or (args.gpu and len(args.gpu) == 1):
+        if spec is not None and not spec.isdigit():
+            return [], "", (f"--gpus {spec}: with {'--vram' if args.vram is not None else 'one --gpu'} give a "
+                            "count of such cards (--gpus 2); indices pick among this machine's or several --gpu")
+        n = int(spec) if spec else 1
+        if n < 1:
+            return [], "", f"--gpus {n}: at least 1"
+        if args.vram is not None:
+            if args.vram <= 0:
+                return [], "", f"--vram {args.vram:g}: must be a positive number of GB"
+            return [Card(None, args.vram)] * n, f"{args.vram:g} GiB", None
+        info, err = _lookup_gpu(args.gpu[0])
+        if err:
+            return [], "", err
+        return [Card(info.name, float(info.vram_gb))] * n, f"{info.name} ({info.vram_gb:g} GiB)", None
+    if args.gpu:
+        cards = []
+        for i, name in enumerate(args.gpu):
+            info, err = _lookup_gpu(name)
+            if err:
+                return [], "", err
+            cards.append(Card(info.name, float(info.vram_gb), i))
+        what = "the --gpu cards"
+    else:
+        cards, err = _probed_gpus()
+        if err:
+            return [], "", err
+        what = "this machine's GPUs"
+    try:
+        ids = parse_gpus(spec, len(cards))
+    except ValueError as e:
+        return [], "", f"{e} ({what}: {', '.join(c.label() for c in cards)})"
+    chosen = [cards[i] for i in ids]
+    if not args.gpu and spec is None and len(cards) > 1:
+        print(f"all {len(cards)} GPUs of this machine, as `tunedoc train` uses by default (--gpus 1 for one)",
+              file=sys.stderr)
+    if len(chosen) == 1:
+        c = chosen[0]
+        return chosen, (f"{c.name} ({c.free_gb:.1f} GiB free)" if not args.gpu else
+                        f"{c.name} ({c.free_gb:g} GiB)"), None
+    return chosen, "", None
 
 
 def fit_main(args) -> int:
     from tunedoc.profiles.archs import UnsupportedArchitecture
-    from tunedoc.profiles.fit import fit
+    from tunedoc.profiles.fit import default_margin, fit, parts, smallest
 
     profiles = None
     if args.config:
@@ -259,28 +326,28 @@ def fit_main(args) -> int:
     config, err = _load_config(args.model)
     if err:
         return _err(err)
-    gpu_name = None
-    if args.vram is not None:
-        if args.vram <= 0:
-            return _err(f"--vram {args.vram:g}: must be a positive number of GB")
-        vram, where = args.vram, f"{args.vram:g} GiB"
-    elif args.gpu:
-        info, err = _lookup_gpu(args.gpu)
-        if err:
-            return _err(err)
-        gpu_name, vram, where = info.name, float(info.vram_gb), f"{info.name} ({info.vram_gb:g} GiB)"
-    else:
-        gpu_name, vram, err = _probed_gpu()
-        if err:
-            return _err(err)
-        where = f"{gpu_name} ({vram:.1f} GiB free)"
+    cards, where, err = _fit_cards(args)
+    if err:
+        return _err(err)
+    decides = smallest(cards)
+    n = len(cards)
+    vram, gpu_name = decides.free_gb, decides.name
+    if n > 1:
+        mixed = len({c.free_gb for c in cards}) > 1
+        listed = (", ".join(c.label() for c in cards) if mixed or decides.index is not None
+                  else f"{n} x {decides.label()}")
+        where = (f"{n} GPUs ({args.strategy}), per GPU: {listed}"
+                 + (f"; the smallest decides: {decides.label()}" if mixed else ""))
     try:
         results = fit(config, vram, seq=args.seq, margin_gb=args.margin, gpu=gpu_name, attn=args.attn,
-                      profiles=profiles)
+                      profiles=profiles, gpus=n, strategy=args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
     if args.json:
-        out = {"vram_gb": vram, "gpu": gpu_name, "results": [r.to_dict() for r in results]}
+        out = {"vram_gb": vram, "gpu": gpu_name, "gpus": n, "strategy": args.strategy if n > 1 else None,
+               "cards": [c.to_dict() for c in cards], "decides": decides.to_dict(),
+               "results": [{**r.to_dict(), **({"per_gpu": {k: round(v, 3) for k, v in parts(r.estimate).items()}}
+                                               if n > 1 else {})} for r in results]}
         if args.config:
             from tunedoc.trainer.llamafactory import yaml_keys
 
@@ -288,7 +355,6 @@ def fit_main(args) -> int:
             out["yaml_changes"] = yaml_keys(results[0].changes)
         print(json.dumps(out, indent=2))
         return 0
-    from tunedoc.profiles.fit import default_margin
 
     margin = default_margin(vram) if args.margin is None else args.margin
     print(f"{args.model} on {where}, margin {margin:.1f} GiB:")
@@ -298,6 +364,9 @@ def fit_main(args) -> int:
         bar = "█" * round(used * 20) + "·" * (20 - round(used * 20))
         print(f"  {mark:<4} {r.profile.name:<16} {r.estimate.total_gb:6.1f} GiB [{bar}] "
               + (f"{r.headroom_gb:+.1f} GiB" if r.fits else f"{-r.headroom_gb:.1f} GiB over"))
+        if n > 1:
+            print("       per GPU: " + " + ".join(f"{v:.1f} {k.replace('_', ' ')}" for k, v in
+                                                 parts(r.estimate).items()))
         if r.suggestion:
             print(f"       {r.suggestion}")
         if args.config and r.changes:

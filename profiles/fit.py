@@ -6,6 +6,12 @@ precision, then rank. For a profile that fits with room to spare it names the bi
 for one that does not, it applies memory savers one after another (smaller micro-batch with more accumulation so
 the effective batch stays, checkpointing, 8-bit paged optimizer, shorter cutoff, lower-bit base) and reports the
 first set of `--set` changes that fits, and by how much.
+
+Several GPUs (`fit(..., gpus=N, strategy="ddp")`): every profile is judged by its per-GPU figure
+(profiles.multi.per_gpu) against one card's free memory. With cards of different sizes the smallest decides
+(`smallest(cards)`): every rank holds the same replicated state and its own micro-batch, so the card with the least
+free memory is where the run would run out first. `parts(est)` splits a per-GPU figure into what is replicated on
+every GPU, what each rank holds for its own micro-batch, and the communication buffers.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunedoc.profiles.estimate import Estimate, estimate
+from tunedoc.profiles.multi import per_gpu
 from tunedoc.profiles.profile import Profile, builtin_names, load_profile
 
 QUALITY = {"none": 3, "int8": 2, "nf4-dq": 1, "nf4": 1}
@@ -28,6 +35,54 @@ SAVER_WORDS = {
     ("optimizer", "paged-adamw-8bit"): "use the paged 8-bit optimizer",
     ("lora_dropout", 0.0): "drop LoRA dropout",
 }
+
+
+# the per-GPU figure in three shares (see parts()); every other breakdown key is the rank's own
+REPLICATED = ("quantized_weights", "quant_constants", "weights_16bit", "lora_params", "lora_grads", "optimizer_states")
+COMMUNICATION = ("ddp_buckets", "nccl_buffers")
+
+
+@dataclass
+class Card:
+    """One GPU to fit on: its name (None for a typed size), free GiB, and index as nvidia-smi numbers it."""
+
+    name: str | None
+    free_gb: float
+    index: int | None = None
+
+    def label(self) -> str:
+        where = f"GPU {self.index} " if self.index is not None else ""
+        return f"{where}{self.name or 'a GPU'} ({self.free_gb:.1f} GiB)"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "free_gb": round(self.free_gb, 3)}
+
+
+def smallest(cards: list[Card]) -> Card:
+    """The card that decides a multi-GPU fit: the least free memory (the first of equals)."""
+    if not cards:
+        raise ValueError("no GPU to fit on")
+    return min(cards, key=lambda c: c.free_gb)
+
+
+def parts(est: Estimate) -> dict[str, float]:
+    """The per-GPU figure in shares: "replicated" (every GPU holds it: weights, adapter, its gradients and optimizer
+    states), "per_rank" (each rank's own micro-batch: activations, logits; its CUDA context and allocator slack),
+    "communication" (DDP's gradient buckets, NCCL's buffers). A strategy other than ddp may name parts of its own:
+    keys with "shard" in their name count as "sharded", with "gather" or "comm" as communication."""
+    out = {"replicated": 0.0, "sharded": 0.0, "per_rank": 0.0, "communication": 0.0}
+    for k, v in est.breakdown.items():
+        if k in COMMUNICATION or "gather" in k or "comm" in k:
+            out["communication"] += v
+        elif "shard" in k:
+            out["sharded"] += v
+        elif k in REPLICATED:
+            out["replicated"] += v
+        else:
+            out["per_rank"] += v
+    if not out["sharded"]:
+        del out["sharded"]
+    return out
 
 
 def default_margin(vram_gb: float) -> float:
@@ -60,8 +115,11 @@ def _fmt(v) -> str:
 
 
 def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float | None = None,
-        profiles: list[Profile] | None = None, gpu: str | None = None, attn: str = "sdpa") -> list[FitResult]:
-    """Rank `profiles` (default: the built-ins) for a card with `vram_gb` GiB free. `seq` overrides cutoff_len."""
+        profiles: list[Profile] | None = None, gpu: str | None = None, attn: str = "sdpa",
+        gpus: int = 1, strategy: str = "ddp") -> list[FitResult]:
+    """Rank `profiles` (default: the built-ins) for a card with `vram_gb` GiB free. `seq` overrides cutoff_len.
+    `gpus` > 1: each profile's per-GPU figure when training on that many GPUs with `strategy`, against `vram_gb`
+    (the smallest card's free memory)."""
     if vram_gb <= 0:
         raise ValueError(f"vram_gb={vram_gb}: must be positive (GiB)")
     margin = default_margin(vram_gb) if margin_gb is None else margin_gb
@@ -69,7 +127,7 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
     profiles = profiles if profiles is not None else [load_profile(n) for n in builtin_names()]
 
     def run(p: Profile) -> Estimate:
-        return estimate(config, p, gpu=gpu, attn=attn)
+        return per_gpu(estimate(config, p, gpu=gpu, attn=attn), gpus, strategy)
 
     results = []
     for prof in profiles:

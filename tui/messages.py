@@ -77,19 +77,23 @@ class ModelChosen(Message):
 
 class TrainingChoice(Message):
     """The Profile screen's choice for the Train screen: the model as `tunedoc train --model` takes it, the profile
-    name (built-in or a TOML path) and the field overrides as `--set key=value` strings, e.g. ["micro_batch=2"]."""
+    name (built-in or a TOML path) and the field overrides as `--set key=value` strings, e.g. ["micro_batch=2"].
+    `gpus`: the GPUs as `tunedoc train --gpus` takes them ("1": one GPU), None for train's default (every GPU)."""
 
-    def __init__(self, model: str, profile_name: str, sets: list[str]) -> None:
+    def __init__(self, model: str, profile_name: str, sets: list[str], gpus: str | None = None) -> None:
         super().__init__()
         self.model = model
         self.profile_name = profile_name
         self.sets = list(sets)
+        self.gpus = gpus
 
     def argv(self) -> list[str]:
         """The same choice as `tunedoc train` arguments (data not included)."""
         out = ["--model", self.model, "--profile", self.profile_name]
         for s in self.sets:
             out += ["--set", s]
+        if self.gpus is not None:
+            out += ["--gpus", self.gpus]
         return out
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tunedoc.profiles.estimate import Estimate, estimate
-from tunedoc.profiles.fit import FitResult, default_margin, fit
+from tunedoc.profiles.fit import Card, FitResult, default_margin, fit, smallest
 from tunedoc.profiles.profile import Profile, ProfileError, builtin_names, load_profile
 from tunedoc.tui.backends import BackendError
 
@@ -30,6 +30,7 @@ class GpuChoice:
     free_gb: float
     total_gb: float | None = None
     source: str = "probe"  # probe | typed | lookup
+    index: int | None = None  # nvidia-smi's number of a probed GPU
 
     def label(self) -> str:
         name = self.name or "a GPU"
@@ -45,6 +46,13 @@ class GpuProbe:
     gpu: GpuChoice | None
     error: str | None = None  # why there is no GPU to fit on (the doctor's words)
     others: list[str] = field(default_factory=list)  # further GPUs, for the label ("+1 more")
+    gpus: list[GpuChoice] = field(default_factory=list)  # every GPU of this machine, in nvidia-smi's order
+
+
+def deciding(gpus: list[GpuChoice]) -> GpuChoice:
+    """Of several GPUs training together, the one whose free memory decides the fit: the smallest."""
+    cards = [Card(g.name, g.free_gb, i) for i, g in enumerate(gpus)]
+    return gpus[smallest(cards).index]
 
 
 @dataclass
@@ -56,7 +64,7 @@ class ModelConfig:
 
 
 def probe_with_doctor() -> GpuProbe:
-    """This machine's first NVIDIA GPU and its free memory, from the doctor's NVML probe (nvidia-smi if NVML
+    """This machine's NVIDIA GPUs and their free memory, from the doctor's NVML probe (nvidia-smi if NVML
     fails). Never raises."""
     try:
         from tunedoc.doctor.facts import Facts
@@ -68,14 +76,20 @@ def probe_with_doctor() -> GpuProbe:
         run_probe(probe, facts)
         if facts.gpus:
             break
+    return probe_from_facts(facts)
+
+
+def probe_from_facts(facts) -> GpuProbe:
+    """The GPUs the doctor's facts (probed, or read from a saved facts file) describe: the first for a one-GPU fit,
+    all of them for the per-GPU fit."""
     gpus = [g for g in (facts.gpus or []) if g.memory_total_mb]
     if not gpus:
         why = facts.driver.nvml_error_text or facts.driver.nvidia_smi_error or "no NVIDIA GPU was found"
         return GpuProbe(None, why.splitlines()[0])
-    g = gpus[0]
-    free = g.memory_free_mb if g.memory_free_mb is not None else g.memory_total_mb
-    return GpuProbe(GpuChoice(g.name, free * GiB_PER_MiB, g.memory_total_mb * GiB_PER_MiB, "probe"),
-                    others=[x.name or "?" for x in gpus[1:]])
+    choices = [GpuChoice(g.name, (g.memory_free_mb if g.memory_free_mb is not None else g.memory_total_mb)
+                         * GiB_PER_MiB, g.memory_total_mb * GiB_PER_MiB, "probe",
+                         g.index if g.index is not None else i) for i, g in enumerate(gpus)]
+    return GpuProbe(choices[0], others=[x.name or "?" for x in gpus[1:]], gpus=choices)
 
 
 def parse_gpu(text: str) -> GpuChoice:
@@ -157,17 +171,20 @@ class ProfileBackend:
         return default_margin(gpu.free_gb)
 
     @staticmethod
-    def fit_one(config: dict, profile: Profile, gpu: GpuChoice | None) -> FitResult:
+    def fit_one(config: dict, profile: Profile, gpu: GpuChoice | None, gpus: int = 1,
+                strategy: str = "ddp") -> FitResult:
         """The estimate of `profile` as it is, whether it fits `gpu` with the margin, and the suggestion.
-        Without a GPU: the estimate alone (fits=True, no headroom, no suggestion)."""
+        Without a GPU: the estimate alone (fits=True, no headroom, no suggestion). `gpus` > 1: the per-GPU figure
+        of training on that many GPUs, against `gpu` (the smallest of them)."""
         if gpu is None:
             return FitResult(profile, estimate(config, profile), True, 0.0, None)
-        return fit(config, gpu.free_gb, profiles=[profile], gpu=gpu.name)[0]
+        return fit(config, gpu.free_gb, profiles=[profile], gpu=gpu.name, gpus=gpus, strategy=strategy)[0]
 
     @staticmethod
-    def rank(config: dict, profiles: list[Profile], gpu: GpuChoice) -> list[FitResult]:
+    def rank(config: dict, profiles: list[Profile], gpu: GpuChoice, gpus: int = 1,
+             strategy: str = "ddp") -> list[FitResult]:
         """`profiles` in the fit's order: those that fit first, most tokens per step first."""
-        return fit(config, gpu.free_gb, profiles=profiles, gpu=gpu.name)
+        return fit(config, gpu.free_gb, profiles=profiles, gpu=gpu.name, gpus=gpus, strategy=strategy)
 
     @staticmethod
     def estimate(config: dict, profile: Profile, gpu: GpuChoice) -> Estimate:
@@ -232,4 +249,4 @@ def tradeoffs(profile: Profile, est: Estimate) -> list[str]:
 
 
 __all__ = ["tradeoffs", "BackendError", "GpuChoice", "GpuProbe", "ModelConfig", "ProfileBackend", "apply_sets", "parse_gpu",
-           "probe_with_doctor"]
+           "probe_with_doctor", "probe_from_facts", "deciding"]

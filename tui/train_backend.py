@@ -25,13 +25,14 @@ DATA_CHECK_TIMEOUT_S = 180
 class TrainBackend:
     def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None, *,
                  alive: set[str] | None = None, hardware: Any = None, python: str | None = None,
-                 poll_s: float = 0.5) -> None:
+                 poll_s: float = 0.5, gpu_names: list[str] | None = None) -> None:
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self.attach = Path(attach) if attach is not None else None  # the run the Train screen opens on
         self.alive = alive  # tests: run ids whose status.json is taken as is (no liveness check)
         self._hardware = hardware
         self.python = python or sys.executable
         self.poll_s = poll_s
+        self._gpu_names = gpu_names  # tests inject a machine's GPUs; None: ask NVML (once)
 
     # --- reading runs ----------------------------------------------------------------------------------------
     def status(self, run_dir: Path) -> dict[str, Any]:
@@ -58,24 +59,43 @@ class TrainBackend:
         return status.get("status") in ACTIVE
 
     # --- starting and steering -------------------------------------------------------------------------------
-    def start(self, model: str, data: str, profile: str | None, sets: list[str], name: str | None) -> launch.RunHandle:
-        """A detached run (it outlives this app). Raises ProfileError/FileNotFoundError/RuntimeError with messages
-        that name the problem. The model is checked first (as `tunedoc train` does): a folder without config.json
-        or tokenizer, or a Hub id neither cached nor reachable, starts no run."""
+    def gpu_names(self) -> list[str]:
+        """This machine's NVIDIA GPUs in nvidia-smi's order ([] without a driver). The first call asks NVML:
+        call it from a thread worker."""
+        if self._gpu_names is None:
+            from tunedoc.trainer.distributed import visible_gpus
+
+            self._gpu_names = visible_gpus()
+        return self._gpu_names
+
+    def plan(self, gpus: str | None = None, nproc: int | None = None) -> dict:
+        """config.json's "launch" for the form's choice, as `tunedoc train --gpus/--nproc` plans it
+        (trainer.launch.plan_launch). ValueError says what is wrong with the choice."""
+        return launch.plan_launch(gpus=gpus, nproc=nproc, gpu_names=self.gpu_names())
+
+    def start(self, model: str, data: str, profile: str | None, sets: list[str], name: str | None,
+              gpus: str | None = None, nproc: int | None = None) -> launch.RunHandle:
+        """A detached run (it outlives this app) on `gpus` (all|N|0,2; default: every GPU) or `nproc` CPU
+        processes. Raises ProfileError/FileNotFoundError/RuntimeError/ValueError with messages that name the
+        problem. The model is checked first (as `tunedoc train` does): a folder without config.json or tokenizer,
+        or a Hub id neither cached nor reachable, starts no run."""
         from tunedoc.trainer.modelcheck import check_model
 
         problem = check_model(model)
         if problem:
             raise RuntimeError(problem)
-        return launch.start_run(model, data, profile, sets, self.runs_dir, name or None)
+        plan = self.plan(gpus, nproc)
+        return launch.start_run(model, data, profile, sets, self.runs_dir, name or None, launch=plan)
 
     def start_demo(self, identity: str = "Tuna", steps: int | None = None,
-                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run, maker: str | None = None) -> Path:
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run, maker: str | None = None,
+                   nproc: int | None = None) -> Path:
         """`tunedoc demo --detach` in a child process (building the tiny model needs torch, which this process
-        never imports). Returns the new run's directory; RuntimeError with the child's reason when it fails."""
+        never imports). Returns the new run's directory; RuntimeError with the child's reason when it fails.
+        `nproc`: that many CPU processes (`tunedoc demo --nproc`)."""
         argv = tunedoc_argv(python=self.python) + ["demo", "--detach", "--json", "--identity", identity,
                 "--runs-dir", str(self.runs_dir)] + (["--steps", str(steps)] if steps else []) + (
-                    ["--maker", maker] if maker else [])
+                    ["--maker", maker] if maker else []) + (["--nproc", str(nproc)] if nproc else [])
         try:
             out = run(argv, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:

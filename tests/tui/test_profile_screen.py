@@ -13,10 +13,11 @@ import pytest
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from tunedoc.doctor.facts import GPU, Facts
 from tunedoc.profiles.archs import ConfigNotFound
 from tunedoc.tui.app import make_app
 from tunedoc.tui.messages import ModelChosen, TrainingChoice
-from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend
+from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ProfileBackend, probe_from_facts
 from tunedoc.tui.screens import ScreenSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "profiles" / "configs"
@@ -211,6 +212,83 @@ async def test_without_a_train_screen_continue_says_the_command():
         assert any(f"tunedoc train --model qwen2.5-7b --profile {app.screen.current}" in n for n in notes)
 
 
+# --- several GPUs: the per-GPU fit ------------------------------------------------------------------------------
+def machine(*cards: tuple[str, int, int]) -> GpuProbe:
+    """The doctor's facts of a box with these (name, total MiB, free MiB) GPUs, as the Profile screen reads them."""
+    facts = Facts()
+    facts.gpus = [GPU(index=i, name=n, memory_total_mb=total, memory_free_mb=free)
+                  for i, (n, total, free) in enumerate(cards)]
+    return probe_from_facts(facts)
+
+
+TWO_16GB = machine(("NVIDIA GeForce RTX 5060 Ti", 16311, 15900), ("NVIDIA GeForce RTX 5060 Ti", 16311, 15700))
+MIXED = machine(("NVIDIA GeForce RTX 4090", 24564, 23040), ("NVIDIA GeForce RTX 3060", 12288, 11776))
+
+
+async def test_two_gpus_fit_per_gpu_for_all_of_them_and_a_switches_to_one():
+    app = app_with(TWO_16GB, screens=WITH_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await choose_model(pilot)
+        screen = app.screen
+        assert screen.gpus_used() == 2  # every GPU by default, as `tunedoc train`
+        assert "2 × RTX 5060 Ti · per GPU 15.3 GiB free (GPU 1, the smallest)   a: one GPU" in text(app, "#gpu")
+        name = screen.current
+        per_gpu = screen.results[name].estimate
+        one = ProfileBackend.fit_one(screen.model.config, screen.results[name].profile, screen.gpu).estimate
+        # each GPU holds the whole model (replicated) plus DDP's buckets and NCCL's buffers
+        assert per_gpu.total_gb == pytest.approx(one.total_gb + per_gpu.breakdown["ddp_buckets"]
+                                                 + per_gpu.breakdown["nccl_buffers"])
+        assert per_gpu.breakdown["ddp_buckets"] > 0 and per_gpu.details["gpus"] == 2
+        multi = text(app, "#multi")
+        assert "world size 2 (ddp)" in multi and f"per GPU {per_gpu.total_gb:.1f} GiB" in multi
+        for share in ("replicated", "per rank", "communication"):
+            assert share in multi
+        p = screen.results[name].profile
+        assert f"global batch {p.micro_batch} × {p.grad_accum} × 2 = {p.micro_batch * p.grad_accum * 2}" in multi
+        assert "decides" not in multi  # equal cards, 0.2 GiB apart: nothing to warn about
+        assert screen.query_one("#multi").display
+
+        await pilot.press("a")  # one GPU
+        assert screen.gpus_used() == 1 and screen.gpu.index == 0
+        assert "(GPU 0 of 2)" in text(app, "#gpu") and "a: all 2 GPUs" in text(app, "#gpu")
+        assert screen.results[name].estimate.total_gb == pytest.approx(one.total_gb)
+        assert not screen.query_one("#multi").display
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        [choice] = app.screen.received
+        assert choice.gpus == "1" and choice.argv()[-2:] == ["--gpus", "1"]
+
+
+async def test_mixed_gpus_the_smallest_card_decides():
+    app = app_with(MIXED)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await choose_model(pilot)
+        screen = app.screen
+        assert screen.gpu.index == 1 and screen.gpu.free_gb == pytest.approx(11.5)
+        assert "2 GPUs: RTX 4090 + RTX 3060 · per GPU 11.5 GiB free (GPU 1, the smallest)" in text(app, "#gpu")
+        budget = 11.5 - screen.backend.margin(screen.gpu)
+        for r in screen.results.values():
+            assert r.fits == (r.estimate.total_gb <= budget), r.profile.name
+        assert not screen.results["lora-8bit"].fits  # 13+ GiB per GPU: not on the 3060
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("qlora-min"))
+        await pilot.pause()
+        assert "GPU 1 (RTX 3060, 11.5 GiB free) decides: the smallest card" in text(app, "#multi")
+        await pilot.press("a")  # the 4090 alone: lora-8bit fits there
+        assert screen.gpu.index == 0 and screen.results["lora-8bit"].fits
+        await pilot.press("g", *"24", "enter")  # a typed card is one card; a goes back to this machine's GPUs
+        assert screen.gpus_used() == 1 and "gpus" not in screen.results["qlora-min"].estimate.details
+        await pilot.press("escape", "a")
+        assert screen.gpus_used() == 2 and screen.gpu.index == 1
+
+
+async def test_one_gpu_has_no_all_gpus_key():
+    app = app_with()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await choose_model(pilot)
+        assert app.screen.gpus_used() == 1 and not app.screen.check_action("toggle_gpus", ())
+        assert "a: all" not in text(app, "#gpu")
+
+
 # --- snapshots -------------------------------------------------------------------------------------------------
 SIZES = [(80, 24), (120, 40)]
 
@@ -237,6 +315,15 @@ def test_snapshot_no_gpu_typed_vram_and_override(snap_compare, size):
         await settle(pilot)
 
     assert snap_compare(app_with(NO_GPU), terminal_size=size, run_before=run_before)
+
+
+def test_snapshot_mixed_gpus_per_gpu_fit(snap_compare):
+    async def run_before(pilot):
+        await choose_model(pilot)
+        await pilot.press("down", "down")
+        await pilot.pause()
+
+    assert snap_compare(app_with(MIXED), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from textual.widgets import Input, Static
 
 from tests.tui.train_fixtures import GPU, copy_runs, drawn, train_app
@@ -217,3 +218,117 @@ async def test_start_form_refuses_a_folder_that_is_not_a_model(tmp_path):
         assert any("has no config.json" in str(n.message) for n in app._notifications)
         assert s.run_dir is None
     assert sorted(p.name for p in runs.iterdir()) == before, "a run directory was created"
+
+
+# --- the GPU field ---------------------------------------------------------------------------------------------
+TWO_GPUS = ["NVIDIA GeForce RTX 5060 Ti", "NVIDIA GeForce RTX 5060 Ti"]
+
+
+async def test_gpu_field_starts_a_run_planned_for_the_chosen_gpus(tmp_path, monkeypatch):
+    """The run's config.json "launch" is trainer.launch's plan of the GPUs chosen in the form; the process start is
+    stubbed (no GPU here), the plan is real."""
+    from textual.widgets import SelectionList
+
+    from tunedoc.trainer import launch
+    from tunedoc.tui.messages import TrainingChoice
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "tokenizer.json").write_text("{}")
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    spawned = []
+
+    def spawn(run_dir, extra, python, detach):
+        spawned.append(json.loads((run_dir / "config.json").read_text()))
+        return launch.RunHandle(run_dir.name, run_dir, 0)
+
+    monkeypatch.setattr(launch, "_spawn", spawn)
+    app, _ = train_app(tmp_path / "runs", gpu_names=TWO_GPUS)
+    async with app.run_test(size=(100, 40)) as pilot:
+        s = screen(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        box = s.query_one("#gpus", SelectionList)
+        assert sorted(box.selected) == [0, 1]  # every GPU by default, as `tunedoc train`
+        assert "2 processes, one per GPU (0, 1), through torchrun" in text(s.query_one("#launch-plan"))
+        s.post_message(TrainingChoice(str(model), "qlora-min", [], gpus="1"))  # the Profile screen's "one GPU"
+        await pilot.pause()
+        assert box.selected == [0] and "one process on GPU 0" in text(s.query_one("#launch-plan"))
+        s.query_one("#data", Input).value = str(data)
+        box.focus()
+        await pilot.press("space", "down", "space")  # GPU 0 off, GPU 1 on
+        assert box.selected == [1] and "one process on GPU 1" in text(s.query_one("#launch-plan"))
+
+        async def start() -> None:
+            await pilot.click("#start")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+        await start()
+        assert spawned[-1]["launch"] == launch.plan_launch(gpus="1,", gpu_names=TWO_GPUS)
+        assert spawned[-1]["launch"]["gpus"] == [1] and spawned[-1]["launch"]["env"]["CUDA_VISIBLE_DEVICES"] == "1"
+        assert s.run_dir is not None and s.run_dir.name == spawned[-1]["run_id"]  # attached to it
+
+        await pilot.press("n")
+        box.focus()
+        await pilot.press("up", "space")  # both GPUs
+        await start()
+        two = spawned[-1]["launch"]
+        assert two == launch.plan_launch(gpu_names=TWO_GPUS)  # what `tunedoc train` writes by default
+        assert two["nproc"] == 2 and two["gpus"] == [0, 1] and two["env"]["NCCL_P2P_DISABLE"] == "1"
+
+        await pilot.press("n")
+        box.focus()
+        await pilot.press("space", "down", "space")  # none
+        await start()
+        assert len(spawned) == 2 and "choose at least one GPU" in text(s.query_one("#launch-plan"))
+        assert any("choose at least one GPU" in str(n.message) for n in app._notifications)
+
+
+async def test_without_gpus_the_field_is_cpu_processes_and_a_bad_count_is_named(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert s.query_one("#nproc").display and not s.query_one("#gpus").display
+        assert "no NVIDIA GPU here" in text(s.query_one("#gpus-label"))
+        assert "one process" in text(s.query_one("#launch-plan"))
+        s.query_one("#nproc", Input).value = "0"
+        await pilot.pause()
+        assert "--nproc 0: at least 1" in text(s.query_one("#launch-plan"))
+        s.query_one("#nproc", Input).value = "2"
+        await pilot.pause()
+        assert s.launch_choice() == (None, 2) and "2 processes on the CPU (gloo)" in text(s.query_one("#launch-plan"))
+
+
+@pytest.mark.slow
+async def test_cpu_processes_2_start_a_real_two_rank_run(tmp_path, tiny_model_dir, identity_jsonl):
+    from tunedoc.tui.messages import TrainingChoice
+
+    app, backend = train_app(tmp_path / "runs")
+    backend.alive = None  # a real detached run: the real liveness check
+    sets = ["quant=nf4", "max_steps=3", "cutoff_len=64", "micro_batch=1", "grad_accum=1", "save_every=0",
+            "eval_split=0", "sample_every=0", "lora_dropout=0"]
+    async with app.run_test(size=(100, 40)) as pilot:
+        s = screen(app)
+        await app.workers.wait_for_complete()
+        s.post_message(TrainingChoice(str(tiny_model_dir), "qlora-min", sets))
+        await pilot.pause()
+        s.query_one("#data", Input).value = str(identity_jsonl)
+        s.query_one("#nproc", Input).value = "2"
+        await pilot.pause()
+        await pilot.click("#start")
+        for _ in range(2400):  # torchrun starts two ranks that each import torch: tens of seconds on a busy box
+            await pilot.pause(0.1)
+            if s.view.done is not None:
+                break
+        else:
+            pytest.fail(f"the 2-rank run did not finish; status {s.status}")
+        assert s.view.done["status"] == "completed", s.view.done
+        config = json.loads((s.run_dir / "config.json").read_text())
+        assert config["launch"]["nproc"] == 2 and config["launch"]["device"] == "cpu"
+        start = s.view.start
+        assert start["world_size"] == 2 and "2 ranks (gloo)" in start["device"]

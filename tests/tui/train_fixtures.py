@@ -22,9 +22,12 @@ def copy_runs(tmp_path: Path) -> Path:
     return dest
 
 
-def train_app(runs: Path = RUNS, attach: str | None = None, hardware: HardwareSample = CPU, start: str = "train"):
+def train_app(runs: Path = RUNS, attach: str | None = None, hardware: HardwareSample = CPU, start: str = "train",
+              gpu_names: list[str] | None = None):
+    """`gpu_names`: the machine's GPUs for the start form (default none: the form offers CPU processes)."""
     backend = TrainBackend(runs, attach=runs / attach if attach else None, alive=LIVE,
-                           hardware=FakeHardware(hardware), poll_s=0.05)
+                           hardware=FakeHardware(hardware), poll_s=0.05,
+                           gpu_names=[] if gpu_names is None else gpu_names)
     return make_app(start=start, train_backend=backend, clock=lambda: 1000.0), backend
 
 

@@ -1,5 +1,9 @@
 """The Profile screen: which QLoRA/LoRA profile fits this GPU for the chosen model, and why.
 
+On a machine with several GPUs the fit is per GPU for training on all of them (as `tunedoc train` does by default):
+each profile's per-GPU figure (replicated model state + the rank's own micro-batch + communication buffers) against
+the smallest card's free memory; `a` switches between all the GPUs and one.
+
 The GPU probe and the model's config.json load in thread workers that post messages. The estimates are arithmetic
 on config.json (profiles.estimate, about a millisecond each), so they are recomputed on every key press.
 """
@@ -20,11 +24,19 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from tunedoc.profiles.fit import FitResult
+from tunedoc.profiles.fit import FitResult, parts
 from tunedoc.profiles.profile import Profile
 from tunedoc.tui.backends import BackendError
 from tunedoc.tui.messages import ModelChosen, TrainingChoice, hand_off
-from tunedoc.tui.profile_backend import GpuChoice, GpuProbe, ModelConfig, ProfileBackend, parse_gpu, tradeoffs
+from tunedoc.tui.profile_backend import (
+    GpuChoice,
+    GpuProbe,
+    ModelConfig,
+    ProfileBackend,
+    deciding,
+    parse_gpu,
+    tradeoffs,
+)
 from tunedoc.tui.widgets.membar import StackedBar, usage_bar
 
 CUTOFF_RANGE = (128, 131072)
@@ -57,6 +69,8 @@ class ProfileScreen(Screen):
     BINDINGS = [
         Binding("m", "edit_model", "Model", tooltip="Type a model: a local folder, a config.json or a Hub id"),
         Binding("g", "edit_gpu", "GPU", tooltip="Fit for another GPU: type its VRAM in GiB or its name"),
+        Binding("a", "toggle_gpus", "1/all GPUs", tooltip="Fit per GPU for training on all this machine's GPUs, "
+                "or on one"),
         Binding("c", "cutoff(0.5)", "Cutoff", key_display="c/C", tooltip="Halve the cutoff length (C doubles it)"),
         Binding("C", "cutoff(2)", "Cutoff +", show=False, tooltip="Double the cutoff length"),
         Binding("b", "batch(0.5)", "Batch", key_display="b/B",
@@ -80,6 +94,8 @@ class ProfileScreen(Screen):
         self.gpu: GpuChoice | None = None
         self.gpu_error: str | None = None
         self.gpu_others: list[str] = []
+        self.machine: list[GpuChoice] = []  # every probed GPU of this machine
+        self.world = 1  # how many of them the fit is for (all by default, as `tunedoc train`)
         self.model: ModelConfig | None = None
         # the model whose config.json a worker is reading (not `loading`: on a Screen that reactive covers the
         # whole screen with a spinner, and nothing can be done while the Hub does not answer)
@@ -108,6 +124,7 @@ class ProfileScreen(Screen):
         with VerticalScroll(id="profile-detail"):
             yield Static("", id="description", markup=False)
             yield StackedBar(id="breakdown")
+            yield Static("", id="multi")
             yield Static("", id="knobs")
             with Horizontal(id="sets-row", classes="field-row"):
                 yield Label("--set", classes="field-label")
@@ -153,6 +170,10 @@ class ProfileScreen(Screen):
         if self.gpu is not None and self.gpu.source != "probe":
             return  # the user already typed one
         self.gpu, self.gpu_error, self.gpu_others = message.probe.gpu, message.probe.error, message.probe.others
+        self.machine = list(message.probe.gpus)
+        self.world = len(self.machine) or 1
+        if self.world > 1:
+            self.gpu = deciding(self.machine)
         # no focus change here: the probe answers seconds later and must not steal what the user is typing
         self._refit(reorder=True)
 
@@ -204,6 +225,7 @@ class ProfileScreen(Screen):
         except BackendError as e:
             self.query_one("#gpu", Static).update(f"✗ {e}")
             return
+        self.world = 1  # a typed card is one card
         self.set_class(False, "-gpu-edit")
         self._refit(reorder=True)
         self.query_one("#profiles", DataTable).focus()
@@ -248,6 +270,26 @@ class ProfileScreen(Screen):
         self.set_class(True, "-gpu-edit")
         self._render_gpu()
         self.query_one("#gpu-input", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "toggle_gpus":
+            return len(self.machine) > 1
+        return True
+
+    def action_toggle_gpus(self) -> None:
+        """All this machine's GPUs (the per-GPU fit, the smallest card deciding) or the first one; back to this
+        machine's GPUs after a typed one."""
+        if len(self.machine) < 2:
+            return
+        typed = self.gpu is None or self.gpu.source != "probe"
+        self.world = len(self.machine) if typed or self.world == 1 else 1
+        self.gpu = deciding(self.machine) if self.world > 1 else self.machine[0]
+        self.set_class(False, "-gpu-edit")
+        self._refit(reorder=True)
+
+    def gpus_used(self) -> int:
+        """How many GPUs the fit is for: several only for this machine's probed GPUs."""
+        return self.world if self.gpu is not None and self.gpu.source == "probe" else 1
 
     def action_edit_sets(self) -> None:
         if self.current:
@@ -330,7 +372,9 @@ class ProfileScreen(Screen):
     def choice(self) -> TrainingChoice:
         assert self.current is not None and self.model is not None
         sets = [f"{k}={v}" for k, v in (self.sets.get(self.current) or {}).items()]
-        return TrainingChoice(self.model.model, self.current, sets)
+        # one GPU of several is `--gpus 1`; all of them is train's default
+        one = len(self.machine) > 1 and self.gpus_used() == 1 and self.gpu is not None and self.gpu.source == "probe"
+        return TrainingChoice(self.model.model, self.current, sets, gpus="1" if one else None)
 
     # --- the numbers -------------------------------------------------------------------------------------------
     def _refit(self, reorder: bool = False) -> None:
@@ -347,10 +391,12 @@ class ProfileScreen(Screen):
                     self.errors[base.name] = f"{problems} (shown without overrides)"
                     self.sets[base.name] = {}
                     profile = base
-                self.results[base.name] = self.backend.fit_one(self.model.config, profile, self.gpu)
+                self.results[base.name] = self.backend.fit_one(self.model.config, profile, self.gpu,
+                                                               gpus=self.gpus_used())
             if reorder and self.gpu is not None:
                 rank = {r.profile.name: i for i, r in enumerate(self.backend.rank(
-                    self.model.config, [self._profile(p.name) for p in self.base], self.gpu))}
+                    self.model.config, [self._profile(p.name) for p in self.base], self.gpu,
+                    gpus=self.gpus_used()))}
                 self.base.sort(key=lambda p: rank.get(p.name, 99))
                 self.current = self.base[0].name if self.base else None  # the best fit first
         self._render_all()
@@ -366,8 +412,13 @@ class ProfileScreen(Screen):
 
     def _render_gpu(self) -> None:
         gpu = self.query_one("#gpu", Static)
-        if self.gpu is not None:
-            more = f" (+{len(self.gpu_others)} more)" if self.gpu_others else ""
+        if self.gpu is not None and self.gpus_used() > 1:
+            gpu.update(_machine_label(self.machine, self.gpu) + "   a: one GPU  g: another")
+            gpu.set_class(False, "-error")
+        elif self.gpu is not None:
+            n = len(self.machine)
+            more = (f" (GPU {self.gpu.index} of {n})   a: all {n} GPUs" if n > 1 and self.gpu.source == "probe"
+                    else f" (+{len(self.gpu_others)} more)" if self.gpu_others else "")
             gpu.update(self.gpu.label() + more + "   g: another")
             gpu.set_class(False, "-error")
         elif self.gpu_error:
@@ -435,6 +486,9 @@ class ProfileScreen(Screen):
             self.query_one("#breakdown", StackedBar).show(est.breakdown, self.gpu.free_gb, budget)
         else:
             self.query_one("#breakdown", StackedBar).show(est.breakdown, 0.0, 0.0)
+        multi = self.query_one("#multi", Static)
+        self.set_class(self.gpus_used() > 1, "-multi")
+        multi.update(self._multi_text(p, est) if self.gpus_used() > 1 else "")
         knobs = Text.assemble(
             ("cutoff ", "dim"), (f"{p.cutoff_len}", "bold"), (" [c/C]   ", "dim"),
             ("micro-batch ", "dim"), (f"{p.micro_batch}", "bold"), (f" ×{p.grad_accum} accum", ""), (" [b/B]   ", "dim"),
@@ -459,6 +513,27 @@ class ProfileScreen(Screen):
             self.query_one("#command", Static).update(f"t: continue to training  ({cmd})")
         self._show_sets()
 
+    def _multi_text(self, p: Profile, est) -> Text:
+        """The per-GPU figure of training on this machine's GPUs: world size, the shares, the deciding card."""
+        n = self.gpus_used()
+        share = parts(est)
+        words = {"replicated": "replicated (weights, adapter, optimizer)", "sharded": "sharded",
+                 "per_rank": "per rank (its micro-batch, context)", "communication": "communication (DDP buckets, NCCL)"}
+        text = Text.assemble(
+            ("world size ", "dim"), (f"{n}", "bold"), (f" ({est.details.get('strategy', 'ddp')})", ""),
+            ("   per GPU ", "dim"), (f"{est.total_gb:.1f} GiB", "bold"), (" = ", "dim"),
+            Text(" + ").join(Text.assemble((f"{v:.1f}", "bold"), f" {words.get(k, k)}") for k, v in share.items()),
+            ("\nglobal batch ", "dim"), f"{p.micro_batch} × {p.grad_accum} × {n} = {p.micro_batch * p.grad_accum * n}",
+            ("   cards: ", "dim"),
+            ", ".join(f"GPU {g.index} {_short(g.name)} {g.free_gb:.1f} GiB free" for g in self.machine[:n]))
+        cards = self.machine[:n]
+        # a different card, or one with much less free memory (a desktop on it), leaves the others' rest unused
+        if self.gpu is not None and (len({g.name for g in cards}) > 1
+                                     or max(g.free_gb for g in cards) - self.gpu.free_gb >= 1.0):
+            text.append(f"\nGPU {self.gpu.index} ({_short(self.gpu.name)}, {self.gpu.free_gb:.1f} GiB free) decides: "
+                        "the smallest card; the others keep the rest unused", style="yellow")
+        return text
+
     def _show_sets(self) -> None:
         sets_input = self.query_one("#sets", Input)
         if self.current is None or self.focused is sets_input:
@@ -480,6 +555,20 @@ class ProfileScreen(Screen):
         yield SystemCommand("Profile: reset overrides", "Back to the built-in profile (x)", self.action_reset)
         yield SystemCommand("Profile: continue to training", "With this model, profile and overrides (t)",
                             self.action_train)
+
+
+def _short(name: str | None) -> str:
+    return (name or "GPU").removeprefix("NVIDIA ").removeprefix("GeForce ")
+
+
+def _machine_label(machine: list[GpuChoice], decides: GpuChoice) -> str:
+    """The GPU line for the per-GPU fit on all of `machine`."""
+    n = len(machine)
+    if len({g.name for g in machine}) == 1:
+        head = f"{n} × {_short(decides.name)}"
+    else:
+        head = f"{n} GPUs: " + " + ".join(_short(g.name) for g in machine)
+    return f"{head} · per GPU {decides.free_gb:.1f} GiB free (GPU {decides.index}, the smallest)"
 
 
 def _clamp(value: int, low: int, high: int) -> int:

@@ -4,6 +4,9 @@ hardware, samples, log tail) with save / pause / resume / stop / export.
 A tailer thread (tui.tail) posts new events; handlers fold them into a RunView and mark the screen dirty; a 4 Hz
 timer redraws only when something changed, so a fast writer never makes the charts redraw faster than that.
 Hardware is sampled by a thread worker that re-arms only after it finished (dolphie's pattern).
+The form's GPU field lists this machine's GPUs (NVML, asked once by a thread worker), every one selected as
+`tunedoc train` does by default, or offers CPU processes on a box without one; the run starts with
+trainer.launch's plan of that choice.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, Footer, Input, Static
+from textual.widgets import Button, ContentSwitcher, Footer, Input, SelectionList, Static
 
 from tunedoc.trainer.events import format_event
 from tunedoc.tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
@@ -70,6 +73,8 @@ class TrainScreen(Screen):
         self.last_lag: float | None = None
         self._log_shown = 0
         self._died_noted = 0
+        self.gpu_names: list[str] | None = None  # this machine's GPUs, once a worker asked NVML
+        self.wanted_gpus: str | None = None  # the Profile screen's --gpus, applied when the GPU list is in
 
     # --- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -89,6 +94,11 @@ class TrainScreen(Screen):
                         yield Static("Run name (optional)", classes="label")
                         yield Input(placeholder="my-run", id="name", compact=True)
                 yield Static("", id="sets")
+                yield Static("GPUs", classes="label", id="gpus-label")
+                yield SelectionList(id="gpus", compact=True)
+                yield Input(value="1", id="nproc", type="integer", compact=True,
+                            tooltip="More than 1: that many processes on the CPU (gloo) through torchrun")
+                yield Static("looking for this machine's GPUs…", id="launch-plan")
                 with Horizontal(classes="row buttons"):
                     yield Button("Browse…", id="browse", compact=True, tooltip="Pick the data file from a folder tree")
                     yield Button("Check data", id="check", compact=True)
@@ -119,6 +129,7 @@ class TrainScreen(Screen):
         self.query_one("#samples").border_title = "samples"
         self.set_interval(REDRAW_S, self._redraw_if_dirty)
         self._layout(self.size.width)
+        self._find_gpus()
         if self.backend.attach is not None:
             self.attach(self.backend.attach)
 
@@ -299,8 +310,86 @@ class TrainScreen(Screen):
         self.sets = list(message.sets)
         self.query_one("#sets", Static).update(
             f"overrides from the Profile screen: {' '.join(self.sets)}" if self.sets else "")
+        self.wanted_gpus = message.gpus
+        if self.gpu_names is not None:
+            self._select_gpus(message.gpus)
         self.query_one(ContentSwitcher).current = "form"
         self.query_one("#data", Input).focus()
+
+    # the GPU field: one line per GPU of this machine (all selected: train's default), or CPU processes without one
+    @work(thread=True, group="gpus", exclusive=True)
+    def _find_gpus(self) -> None:
+        names = self.backend.gpu_names()  # NVML: not on the UI thread
+        self.app.call_from_thread(self._show_gpus, names)
+
+    def _show_gpus(self, names: list[str]) -> None:
+        self.gpu_names = names
+        self.set_class(bool(names), "-gpus")
+        self.set_class(not names, "-cpu")
+        self.query_one("#gpus-label", Static).update(
+            "GPUs (one process each; space toggles)" if names else
+            "CPU processes (no NVIDIA GPU here; more than 1 tries data-parallel training)")
+        box = self.query_one("#gpus", SelectionList)
+        box.clear_options()
+        box.add_options([(f"GPU {i} · {name}", i, True) for i, name in enumerate(names)])
+        if names:
+            box.highlighted = 0  # space toggles the first GPU as soon as the list has the focus
+        self._select_gpus(self.wanted_gpus)
+
+    def _select_gpus(self, spec: str | None) -> None:
+        """Select the GPUs of a `--gpus` choice (as plan_launch reads it), or every GPU."""
+        box = self.query_one("#gpus", SelectionList)
+        ids = None  # every GPU
+        if spec:
+            try:
+                ids = self.backend.plan(spec)["gpus"] or []
+            except ValueError:  # e.g. "--gpus 2" handed over from another machine's fit: keep every GPU
+                pass
+        with box.prevent(SelectionList.SelectedChanged):
+            box.deselect_all()
+            for i in (range(len(self.gpu_names or [])) if ids is None else ids):
+                box.select(i)
+        self._render_plan()
+
+    def launch_choice(self) -> tuple[str | None, int | None]:
+        """The form's (--gpus, --nproc): None, None is train's default (every GPU, or one CPU process). ValueError
+        when no GPU is chosen."""
+        if self.gpu_names:
+            chosen = sorted(self.query_one("#gpus", SelectionList).selected)
+            if not chosen:
+                raise ValueError("choose at least one GPU (space toggles one)")
+            if len(chosen) == len(self.gpu_names):
+                return None, None
+            return ",".join(map(str, chosen)) + ("," if len(chosen) == 1 else ""), None  # "1,": GPU 1, not a count
+        text = self.query_one("#nproc", Input).value.strip()
+        n = int(text) if text.lstrip("-").isdigit() else 1
+        return None, (n if n != 1 else None)
+
+    @on(SelectionList.SelectedChanged, "#gpus")
+    @on(Input.Changed, "#nproc")
+    def _render_plan(self) -> None:
+        if self.gpu_names is None:
+            return
+        plan_line = self.query_one("#launch-plan", Static)
+        try:
+            plan = self.backend.plan(*self.launch_choice())
+        except ValueError as e:
+            plan_line.set_class(True, "-error")
+            plan_line.update(f"✗ {e}")
+            return
+        plan_line.set_class(False, "-error")
+        n, ids = plan["nproc"], plan.get("gpus")
+        if plan["device"] == "cuda" and n == 1:
+            text = f"one process on GPU {ids[0]} ({plan['gpu_names'][0]})"
+        elif plan["device"] == "cuda":
+            text = (f"{n} processes, one per GPU ({', '.join(map(str, ids))}), through torchrun: data-parallel, "
+                    f"global batch = micro_batch × grad_accum × {n}")
+        elif n > 1:
+            text = f"{n} processes on the CPU (gloo) through torchrun: data-parallel, to try it without GPUs"
+        else:
+            text = "one process (no GPU: it trains on the CPU)"
+        notes = plan.get("notes") or []
+        plan_line.update(text + (f"\n{notes[0]}" if notes else ""))
 
     @on(Button.Pressed, "#browse")
     def action_browse(self) -> None:
@@ -370,12 +459,20 @@ class TrainScreen(Screen):
             return
         profile = self.query_one("#profile", Input).value.strip() or None
         name = self.query_one("#name", Input).value.strip() or None
-        self._start(model, data, profile, name)
+        try:
+            gpus, nproc = self.launch_choice()
+            if self.gpu_names is not None:  # else the worker asks NVML and plans
+                self.backend.plan(gpus, nproc)
+        except ValueError as e:
+            self.notify(str(e), title="cannot start", severity="error")
+            return
+        self._start(model, data, profile, name, gpus=gpus, nproc=nproc)
 
     @work(thread=True, group="start", exclusive=True)
-    def _start(self, model: str, data: str, profile: str | None, name: str | None) -> None:
+    def _start(self, model: str, data: str, profile: str | None, name: str | None, gpus: str | None = None,
+               nproc: int | None = None) -> None:
         try:
-            handle = self.backend.start(model, data, profile, self.sets, name)
+            handle = self.backend.start(model, data, profile, self.sets, name, gpus=gpus, nproc=nproc)
         except Exception as e:  # ProfileError, FileNotFoundError, RuntimeError: all carry a message that says why
             self.app.call_from_thread(self.notify, str(e), title="cannot start", severity="error", timeout=12)
             return
@@ -385,12 +482,18 @@ class TrainScreen(Screen):
     def start_demo(self) -> None:
         """Build the tiny demo model and train it in a child process, then watch it (also from the Doctor's D)."""
         self.notify("building a tiny model and its identity data set, then training it...", title="demo")
-        self._start_demo()
+        nproc = None
+        if self.gpu_names == []:  # CPU processes chosen on a box without GPUs: the demo trains on that many
+            try:
+                nproc = self.launch_choice()[1]
+            except ValueError:
+                nproc = None
+        self._start_demo(nproc)
 
     @work(thread=True, group="start", exclusive=True)
-    def _start_demo(self) -> None:
+    def _start_demo(self, nproc: int | None = None) -> None:
         try:
-            handle = self.backend.start_demo()
+            handle = self.backend.start_demo(nproc=nproc) if nproc and nproc > 1 else self.backend.start_demo()
         except Exception as e:  # noqa: BLE001 - RuntimeError from the child carries its reason
             self.app.call_from_thread(self.notify, str(e), title="cannot start the demo", severity="error", timeout=12)
             return

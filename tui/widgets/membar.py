@@ -24,6 +24,8 @@ SEGMENTS: list[tuple[str, str, str]] = [
     ("cuda_context", "#6b7280", "CUDA context"),
     ("allocator_overhead", "#9ca3af", "allocator"),
     ("correction", "#ec4899", "correction"),
+    ("ddp_buckets", "#a3e635", "DDP buckets"),  # several GPUs (profiles.multi): what data parallelism adds
+    ("nccl_buffers", "#d9f99d", "NCCL"),
 ]
 KNOWN = {key for key, _, _ in SEGMENTS}
 
