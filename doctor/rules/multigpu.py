@@ -256,9 +256,10 @@ def order_rules(facts: Facts):
     ev = [f"nvidia-smi GPU {g.index}: {g.name} ({g.pci_bus_id or 'bus ?'})" for g in gpus]
     ev.append("CUDA_DEVICE_ORDER=" + env.get("CUDA_DEVICE_ORDER", "(unset: FASTEST_FIRST)"))
     title = None
-    if mapping and all(m is not None for m in mapping):
-        if not visible and mapping == list(range(len(mapping))):
-            return []  # on this box CUDA's fastest-first order happens to be the PCI order: nothing to confuse
+    identity = bool(mapping) and mapping == list(range(len(mapping)))
+    if identity and not visible and len(mapping) == len(gpus):
+        return []  # on this box CUDA's fastest-first order happens to be the PCI order: nothing to confuse
+    if mapping and all(m is not None for m in mapping) and not identity:
         by_index = {g.index: g for g in gpus}
         pairs = [f"cuda:{i} is nvidia-smi's GPU {m} ({short(by_index[m].name if m in by_index else None)})"
                  for i, m in enumerate(mapping)]
