@@ -101,8 +101,8 @@ def p2p_rules(facts: Facts):
     for x in hit:
         count[short(x)] = count.get(short(x), 0) + 1
     cards = " + ".join(f"{k} x {v}" if k > 1 else v for v, k in count.items())
-    severity, title = None, f"{cards}: no peer-to-peer access between these cards, so NCCL can hang unless " \
-                            "NCCL_P2P_DISABLE=1 (tunedoc train sets it; set it for torchrun, accelerate and others)"
+    severity, title = None, f"{cards}: no peer-to-peer access, so NCCL can hang without NCCL_P2P_DISABLE=1 " \
+                            "(tunedoc train sets it; torchrun and accelerate need it)"
     if all_ok:
         # a P2P-enabled kernel module (tinygrad's / aikitoria's patches) answers yes; NCCL then may work
         severity = "info"
@@ -198,7 +198,8 @@ def mixed_rules(facts: Facts):
     fixes = [
         Fix(title=f"Train on {what} (nvidia-smi's numbering; tunedoc sets CUDA_DEVICE_ORDER=PCI_BUS_ID)",
             commands=[f"tunedoc train --model MODEL --data DATA --gpus {spec}"], shell=shell),
-        Fix(title=f"Or on all {len(gpus)}: check the fit on the smallest card, {short(smallest.name)}",
+        Fix(title=f"Or on {'both' if len(gpus) == 2 else f'all {len(gpus)}'}: check the fit on the smallest card, "
+                  f"{short(smallest.name)}",
             commands=[f'tunedoc fit --model MODEL --gpu "{smallest.name}" --gpus {len(gpus)}'], shell=shell),
         Fix(title="For other tools (torchrun, accelerate), pick the same cards by PCI order",
             commands=[set_env(facts, "CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
@@ -206,8 +207,8 @@ def mixed_rules(facts: Facts):
             applicable=True),
     ]
     smallest_gb = round((smallest.memory_total_mb or 0) / 1024)
-    return [make("gpu-mixed", title=f"Mixed GPUs ({cards}): on all of them the smallest card "
-                 f"({short(smallest.name)}{f', {smallest_gb} GB' if smallest_gb else ''}) decides what fits and the "
+    return [make("gpu-mixed", title=f"Mixed GPUs ({cards}): the smallest card "
+                 f"({short(smallest.name)}{f', {smallest_gb} GB' if smallest_gb else ''}) decides what fits, the "
                  "slowest sets the pace",
                  evidence=[f"GPU {g.index}: {g.name}, {g.memory_total_mb} MiB" for g in gpus], fixes=fixes)]
 

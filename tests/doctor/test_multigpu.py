@@ -112,7 +112,7 @@ def test_two_rtx4090_without_p2p_warn_and_give_the_export_line():
     fs = by_id(evaluate(machine("2x-rtx4090-no-p2p")))
     w = fs["gpu-no-p2p"]
     assert w.severity == "warning" and w.area == "gpu"
-    assert "tunedoc train sets it" in w.title and "torchrun" in w.title
+    assert "tunedoc train sets it; torchrun and accelerate need it" in w.title
     assert "torch.cuda.can_device_access_peer(0, 1) = False" in w.evidence
     assert commands(w) == ["export NCCL_P2P_DISABLE=1", "NCCL_P2P_DISABLE=1 torchrun --nproc_per_node 2 train.py",
                            "NCCL_P2P_DISABLE=1 accelerate launch train.py"]
@@ -132,6 +132,9 @@ def test_p2p_warning_goes_once_the_variable_is_set_and_never_fires_on_one_card_o
     win = machine("windows-2x-rtx5060ti")  # GeForce RTX 50 too, but Windows has no NCCL to hang
     fs = by_id(evaluate(win))
     assert "gpu-no-p2p" not in fs and {"win-no-nccl", "win-libuv"} <= set(fs)
+    assert "gloo" in fs["win-no-nccl"].fixes[0].title and "tunedoc train sets it itself" in fs["win-libuv"].title
+    assert commands(fs["win-no-nccl"]) == ["tunedoc train --model MODEL --data DATA --gpus all",
+                                           '$env:CUDA_VISIBLE_DEVICES = "0"']
 
 
 def test_p2p_on_wsl_gets_bash_and_a_patched_driver_that_reports_peer_access_is_only_info():
