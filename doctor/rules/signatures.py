@@ -125,10 +125,11 @@ def _nccl(facts, data, ev):
 
 
 def _no_nccl(facts, data, ev):
-    from tunedoc.doctor.rules.python import _best_fix
-
-    fixes, _ = _best_fix(facts, "Reinstall PyTorch from its CUDA index (its wheels bundle NCCL)")
-    return make("torch-no-nccl", evidence=ev, fixes=fixes)
+    choice = torch_choice(facts, _cc_from(facts, data))
+    return make("torch-no-nccl", evidence=ev, fixes=[torch_install_fix(
+        facts, choice.version, choice.variant or "cu128",
+        title=f"Reinstall PyTorch from its CUDA index (its wheels bundle NCCL): torch {choice.version or ''} "
+              f"{choice.variant or 'cu128'}".rstrip())])
 
 
 def _triton(facts, data, ev):

@@ -443,3 +443,10 @@ def test_probe_topology_that_hangs_is_cut_short_and_said(tmp_path, monkeypatch):
     assert t.links is None and "`nvidia-smi topo -m` did not answer within 1 s" in t.error
     assert t.p2p == [["X", "GNS"], ["GNS", "X"]]  # the other query still answered
     assert len(facts.gpus) == 2 and facts.driver.nvidia_smi_error is None
+
+
+def test_nccl_missing_in_a_linux_log_comes_with_the_cuda_wheel():
+    linux = ('File "/home/u/venv/lib/python3.11/site-packages/torch/distributed/x.py", line 3\n'
+             "RuntimeError: Distributed package doesn't have NCCL built in")
+    w = by_id(evaluate(parse_text(linux)))["torch-no-nccl"]
+    assert "--index-url https://download.pytorch.org/whl/cu1" in commands(w)[0] and "bundle NCCL" in w.fixes[0].title
