@@ -1,7 +1,7 @@
 """Stand-alone probe run by the *target* interpreter: torch, then bitsandbytes.
 
-Prints one JSON line per part ({"part": "torch", ...} then {"part": "bnb", ...}) and flushes after each, so a
-bitsandbytes crash still leaves the torch facts. Must not import tunedoc. Exceptions are caught and reported;
+Prints one JSON line per part ({"part": "torch", ...}, {"part": "multigpu", ...} (NCCL's version, peer access), then
+{"part": "bnb", ...}) and flushes after each, so a crash in NCCL or bitsandbytes still leaves the torch facts. Must not import tunedoc. Exceptions are caught and reported;
 a segfault or hang is seen by the parent through the exit code or its timeout.
 """
 import io
@@ -74,7 +74,6 @@ def probe_torch():
         out["nccl_available"] = bool(dist.is_available() and dist.is_nccl_available())
     except Exception:
         pass
-    out.update(nccl_version(torch, out))
     if out.get("distributed_available"):
         # torch.distributed's TCPStore uses libuv by default since 2.4; Windows wheels long shipped without it
         # ("use_libuv was requested but PyTorch was built without libuv support"). Ask for it on a local port.
@@ -106,8 +105,6 @@ def probe_torch():
                 except Exception as e:
                     devices.append({"error": last_line(e)})
             out["devices"] = devices
-            if out["device_count"] > 1:
-                out["peer_access"] = peer_access(torch, out["device_count"])
             try:
                 x = torch.ones(8, device="cuda")
                 y = (x * 2).sum().item()
@@ -119,6 +116,15 @@ def probe_torch():
             out["bf16_supported"] = bool(caps) and all(float(c) >= 8.0 for c in caps)
     out["warnings"] += [str(w.message)[:800] for w in ws2]
     return out, torch
+
+
+def probe_multigpu(torch, torch_out):
+    """NCCL's version and peer access between the GPUs, as a part of its own after the torch part: a native crash
+    in NCCL or the driver kills the child here, with torch's facts already printed."""
+    out = {"part": "multigpu", **nccl_version(torch, torch_out)}
+    if (torch_out.get("device_count") or 0) > 1:
+        out["peer_access"] = peer_access(torch, torch_out["device_count"])
+    return out
 
 
 def nccl_version(torch, facts):
@@ -245,6 +251,8 @@ def main():
     parts = sys.argv[1:] or ["torch", "bnb"]
     torch_out, torch = probe_torch()
     emit(torch_out)
+    if torch is not None:
+        emit(probe_multigpu(torch, torch_out))
     if "bnb" in parts:
         if torch_out.get("import_ok"):
             emit(probe_bnb(torch))

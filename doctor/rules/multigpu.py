@@ -59,8 +59,13 @@ def nccl_rules(facts: Facts):
     if t.nccl_error:
         ev.append(f"torch.cuda.nccl.version(): {t.nccl_error}")
     fixes, _ = _best_fix(facts, "Reinstall PyTorch from its CUDA index (its wheels bundle NCCL)")
-    return [make("torch-no-nccl", title=f"PyTorch {t.version} has no NCCL: training on the {n} GPUs would fall "
-                 "back to gloo (slow) and torchrun/accelerate with nccl fail", evidence=ev, fixes=fixes)]
+    if t.nccl_available is False:
+        title = (f"PyTorch {t.version} has no NCCL: training on the {n} GPUs would fall back to gloo (slow) and "
+                 "torchrun/accelerate with nccl fail")
+    else:
+        title = (f"NCCL in PyTorch {t.version} fails when asked its version: training on the {n} GPUs may fail "
+                 "to start or hang")
+    return [make("torch-no-nccl", title=title, evidence=ev, fixes=fixes)]
 
 
 # --- peer access and links --------------------------------------------------------------------------------------

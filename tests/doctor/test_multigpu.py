@@ -450,3 +450,26 @@ def test_nccl_missing_in_a_linux_log_comes_with_the_cuda_wheel():
              "RuntimeError: Distributed package doesn't have NCCL built in")
     w = by_id(evaluate(parse_text(linux)))["torch-no-nccl"]
     assert "--index-url https://download.pytorch.org/whl/cu1" in commands(w)[0] and "bundle NCCL" in w.fixes[0].title
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="NCCL is asked for on Linux only")
+def test_torch_child_that_crashes_in_nccl_keeps_the_torch_facts(tmp_path, monkeypatch):
+    fake_packages(tmp_path, monkeypatch, torch=CUDA_TORCH, **{
+        "torch/cuda": CUDA_MOD, "torch/distributed": DIST,
+        "torch/cuda/nccl": "import os\ndef version():\n    os.abort()\n"})
+    facts = Facts()
+    ts, bs = pyenv.probe_torch_bnb(facts, sys.executable, timeout=60)
+    t = facts.torch
+    assert t.import_ok and t.version == "2.9.1+cu128" and len(t.devices) == 2  # printed before the crash
+    assert t.nccl_error == "asking NCCL's version and peer access crashed with SIGABRT"
+    assert not bs.ok and "not tried" in bs.error and facts.bnb.import_ok is None
+    fs = by_id(evaluate(facts.__class__.from_dict({**facts.to_dict(), "gpus": [
+        {"index": 0, "name": "NVIDIA GeForce RTX 3090"}, {"index": 1, "name": "NVIDIA GeForce RTX 3060"}],
+        "platform": {"system": "Linux"}})))
+    assert "crashed with SIGABRT" in " ".join(fs["torch-no-nccl"].evidence)
+
+
+def test_a_broken_nccl_is_said_as_such_not_as_missing():
+    f = machine("2x-rtx4090-no-p2p")
+    f.torch.nccl_error = "RuntimeError: NCCL Error 2: unhandled system error"
+    assert by_id(evaluate(f))["torch-no-nccl"].title.startswith("NCCL in PyTorch 2.9.1+cu128 fails when asked")
