@@ -1,7 +1,8 @@
 """Stand-alone probe run by the *target* interpreter: torch, then bitsandbytes.
 
-Prints one JSON line per part ({"part": "torch", ...}, {"part": "multigpu", ...} (NCCL's version, peer access), then
-{"part": "bnb", ...}) and flushes after each, so a crash in NCCL or bitsandbytes still leaves the torch facts. Must not import tunedoc. Exceptions are caught and reported;
+Prints one JSON line per part ({"part": "torch", ...}, {"part": "multigpu", ...} (NCCL's version, peer access),
+then {"part": "bnb", ...}) and flushes after each, so a crash in NCCL or bitsandbytes still leaves the torch facts.
+Must not import tunedoc. Exceptions are caught and reported;
 a segfault or hang is seen by the parent through the exit code or its timeout.
 """
 import io

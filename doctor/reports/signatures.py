@@ -19,7 +19,8 @@ from tunedoc.doctor.reports.text import Line
 class Row:
     id: str
     pattern: str
-    when: str | None = None  # None | "windows" | "linux" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    # None | "windows" | "linux" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    when: str | None = None
 
 
 R = Row

@@ -25,7 +25,7 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     device-order             warning  gpu       CUDA and nvidia-smi number the GPUs differently
     gpu-no-p2p               warning  gpu       These GPUs have no peer-to-peer access: NCCL can hang
     gpu-link-slow            info     gpu       Some GPUs are linked only across CPU sockets: slower gradient sync
-    gpu-mixed                info     gpu       Different GPU models: the smallest card decides the fit, the slowest the speed
+    gpu-mixed                info     gpu       Different GPU models: the smallest card decides the fit
     bf16-unsupported         warning  gpu       This GPU has no bf16: train in fp16
     flash-attn-unsupported   warning  gpu       FlashAttention 2 does not support this GPU or platform
     gpu-ok                   ok       gpu       GPU

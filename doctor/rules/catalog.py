@@ -71,7 +71,8 @@ CATALOG: dict[str, Entry] = {
     "flash-attn-unsupported": C("warning", "gpu", "FlashAttention 2 does not support this GPU or platform",
                                 "FlashAttention 2 supports Ampere, Ada and Hopper GPUs on Linux. Use "
                                 "attn_implementation=\"sdpa\" (PyTorch's built-in attention) instead."),
-    "gpu-no-p2p": C("warning", "gpu", "These GPUs have no peer-to-peer access: NCCL can hang without NCCL_P2P_DISABLE=1",
+    "gpu-no-p2p": C("warning", "gpu",
+                    "These GPUs have no peer-to-peer access: NCCL can hang without NCCL_P2P_DISABLE=1",
                     "NVIDIA's driver gives GeForce RTX 40 and 50-series cards no peer-to-peer (P2P) access to each "
                     "other (nvidia-smi topo -p2p r says GNS/NS), and NCCL's P2P transport was seen to hang on them at "
                     "the first all-reduce. With NCCL_P2P_DISABLE=1, NCCL passes the gradients through host memory "

@@ -339,7 +339,8 @@ def _env_mismatch(facts, data, ev):
 
 BUILDERS = {
     "torch-arch-unsupported": _arch, "torch-cpu-build": _cpu, "driver-too-old": _driver_old, "cuda-oom": _oom,
-    "win-libuv": _libuv, "win-no-nccl": _nccl, "torch-no-nccl": _no_nccl, "win-pagefile-small": _pagefile, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
+    "win-libuv": _libuv, "win-no-nccl": _nccl, "torch-no-nccl": _no_nccl,
+    "win-pagefile-small": _pagefile, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
     "bnb-too-old": _bnb_old, "torch-import-dll": _dll, "wsl-libcuda-path": _wsl_libcuda,
     "driver-library-mismatch": _mismatch, "driver-not-loaded": _not_loaded, "no-driver": _no_driver,
     "container-no-gpu": _container, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,

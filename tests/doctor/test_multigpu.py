@@ -107,7 +107,7 @@ def test_topology_alone_is_enough_to_know_there_are_two_gpus():
     assert fs["gpu-ok"].title == "8 GPUs"
 
 
-# --- the rules on the machine fixtures ---------------------------------------------------------------------------------
+# --- the rules on the machine fixtures ------------------------------------------------------------------------------
 def test_two_rtx4090_without_p2p_warn_and_give_the_export_line():
     fs = by_id(evaluate(machine("2x-rtx4090-no-p2p")))
     w = fs["gpu-no-p2p"]
