@@ -141,8 +141,25 @@ class Torch:
     cxx11abi: bool | None = None
     distributed_available: bool | None = None
     nccl_available: bool | None = None
-    libuv_available: bool | None = None
+    nccl_version: str | None = None  # torch.cuda.nccl.version() as "2.21.5"
+    nccl_error: str | None = None  # why torch.cuda.nccl.version() failed where NCCL should be there
+    # peer_access[i][j]: torch.cuda.can_device_access_peer(i, j) in torch's device order (None on the diagonal or
+    # where the call failed); None when not probed (fewer than 2 GPUs, or an older probe)
+    peer_access: list[list[bool | None]] | None = None
     warnings: list[str] = field(default_factory=list)  # warnings printed on import / first CUDA use
+
+
+@dataclass
+class Topology:
+    """How the GPUs are connected, as `nvidia-smi topo -m` (links) and `nvidia-smi topo -p2p r` (peer access) print
+    it, in nvidia-smi's (PCI) order. Rows and columns are the GPUs only (NICs are left out)."""
+
+    gpus: list[str] = field(default_factory=list)  # the row labels: "GPU0", "GPU1", ...
+    links: list[list[str]] | None = None  # links[i][j]: "X", "NV12", "PIX", "PXB", "PHB", "NODE", "SYS"
+    p2p: list[list[str]] | None = None  # p2p[i][j]: "X", "OK", "NS", "GNS", "CNS", "TNS", "DR", "U"
+    legend: dict[str, str] = field(default_factory=dict)  # code -> meaning, as the tool printed it
+    source: str | None = None  # "nvidia-smi topo -m" (probed) | "report"
+    error: str | None = None  # why the probe could not read it
 
 
 @dataclass
@@ -208,6 +225,7 @@ class Facts:
     platform: Platform = field(default_factory=Platform)
     driver: Driver = field(default_factory=Driver)
     gpus: list[GPU] | None = None  # None: unknown; []: known none
+    topology: Topology = field(default_factory=Topology)
     toolkit: Toolkit = field(default_factory=Toolkit)
     env: Env = field(default_factory=Env)
     python: PythonEnv = field(default_factory=PythonEnv)
@@ -268,6 +286,9 @@ def _convert(hint: Any, value: Any) -> Any:
     return value
 
 
+WHOLE_LISTS = ("gpus", "links", "p2p", "peer_access")
+
+
 def merge(base: Facts, other: Facts) -> Facts:
     """Merge `other` into a copy of `base`: known values in `other` fill unknowns in `base`; lists extend.
 
@@ -286,7 +307,7 @@ def _merge_into(dst: Any, src: Any) -> None:
         if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
             _merge_into(a, b)
         elif isinstance(a, list) and isinstance(b, list):
-            if f.name == "gpus":
+            if f.name in WHOLE_LISTS:  # a list that describes one thing as a whole: the first report's stands
                 if not a:
                     setattr(dst, f.name, list(b))
             else:

@@ -1,7 +1,8 @@
 """Stand-alone probe run by the *target* interpreter: torch, then bitsandbytes.
 
-Prints one JSON line per part ({"part": "torch", ...} then {"part": "bnb", ...}) and flushes after each, so a
-bitsandbytes crash still leaves the torch facts. Must not import tunedoc. Exceptions are caught and reported;
+Prints one JSON line per part ({"part": "torch", ...}, {"part": "multigpu", ...} (NCCL's version, peer access),
+then {"part": "bnb", ...}) and flushes after each, so a crash in NCCL or bitsandbytes still leaves the torch facts.
+Must not import tunedoc. Exceptions are caught and reported;
 a segfault or hang is seen by the parent through the exit code or its timeout.
 """
 import io
@@ -101,7 +102,7 @@ def probe_torch():
                 try:
                     p = torch.cuda.get_device_properties(i)
                     devices.append({"name": p.name, "capability": f"{p.major}.{p.minor}",
-                                    "total_mb": int(p.total_memory // (1024 * 1024))})
+                                    "total_mb": int(p.total_memory // (1024 * 1024)), **device_ids(p)})
                 except Exception as e:
                     devices.append({"error": last_line(e)})
             out["devices"] = devices
@@ -116,6 +117,62 @@ def probe_torch():
             out["bf16_supported"] = bool(caps) and all(float(c) >= 8.0 for c in caps)
     out["warnings"] += [str(w.message)[:800] for w in ws2]
     return out, torch
+
+
+def probe_multigpu(torch, torch_out):
+    """NCCL's version and peer access between the GPUs, as a part of its own after the torch part: a native crash
+    in NCCL or the driver kills the child here, with torch's facts already printed."""
+    out = {"part": "multigpu", **nccl_version(torch, torch_out)}
+    if (torch_out.get("device_count") or 0) > 1:
+        out["peer_access"] = peer_access(torch, torch_out["device_count"])
+    return out
+
+
+def nccl_version(torch, facts):
+    """{"nccl_version": "2.21.5"} from torch.cuda.nccl.version(), or {"nccl_error": why} where a CUDA build on Linux
+    should have NCCL and cannot say its version; {} where there is nothing to ask (CPU build, Windows, macOS)."""
+    if not getattr(getattr(torch, "version", None), "cuda", None) or not sys.platform.startswith("linux"):
+        return {}
+    try:
+        import torch.cuda.nccl as nccl
+
+        v = nccl.version()
+        if isinstance(v, tuple):
+            return {"nccl_version": ".".join(str(x) for x in v)}
+        v = int(v)  # torch < 1.11: one number, 2708 -> 2.7.8
+        return {"nccl_version": f"{v // 1000}.{v % 1000 // 100}.{v % 100}"}
+    except BaseException as e:  # noqa: BLE001 - a torch without NCCL raises anything from ImportError to RuntimeError
+        return {"nccl_error": last_line(e)}
+
+
+def device_ids(props):
+    """What ties torch's device to nvidia-smi's GPU: the UUID and the PCI address (newer torch releases only)."""
+    out = {}
+    uuid = getattr(props, "uuid", None)
+    if uuid is not None:
+        out["uuid"] = str(uuid)
+    bus = getattr(props, "pci_bus_id", None)
+    if isinstance(bus, int):
+        out["pci_bus_id"] = "%08X:%02X:%02X.0" % (getattr(props, "pci_domain_id", 0) or 0, bus,
+                                                 getattr(props, "pci_device_id", 0) or 0)
+    return out
+
+
+def peer_access(torch, n):
+    """can_device_access_peer for every ordered pair (None on the diagonal and where the call failed)."""
+    matrix = []
+    for i in range(min(n, 16)):
+        row = []
+        for j in range(min(n, 16)):
+            if i == j:
+                row.append(None)
+                continue
+            try:
+                row.append(bool(torch.cuda.can_device_access_peer(i, j)))
+            except Exception:
+                row.append(None)
+        matrix.append(row)
+    return matrix
 
 
 def _no_compile(model=None, **kwargs):
@@ -195,6 +252,8 @@ def main():
     parts = sys.argv[1:] or ["torch", "bnb"]
     torch_out, torch = probe_torch()
     emit(torch_out)
+    if torch is not None:
+        emit(probe_multigpu(torch, torch_out))
     if "bnb" in parts:
         if torch_out.get("import_ok"):
             emit(probe_bnb(torch))

@@ -301,3 +301,16 @@ def version_lt(a: str | None, b: str) -> bool:
         return a is not None and Version(a.split("+")[0]) < Version(b)
     except InvalidVersion:
         return False
+
+
+# --- several GPUs -----------------------------------------------------------------------------------------------
+def no_p2p(name: str | None) -> dict | None:
+    """The `no_p2p` row for a GPU without peer-to-peer access between cards of its kind ("NVIDIA GeForce RTX 4090"
+    -> the RTX 40 row), else None."""
+    if not name:
+        return None
+    n = re.sub(r"^NVIDIA\s+", "", name.strip())
+    for row in load("multigpu")["no_p2p"]:
+        if n.startswith(row["name_prefix"]):
+            return row
+    return None

@@ -163,12 +163,14 @@ def probe_nvidia_smi(facts: Facts, timeout: float = 15) -> None:
                                "--format=csv,noheader,nounits"], timeout=timeout)
             if res.returncode == 0:
                 _fill_from_smi(facts, res.stdout, with_cc=False)
+                probe_topology(facts, smi, timeout=min(timeout, TOPO_TIMEOUT))
                 return
         d.nvidia_smi_error = text[-1000:] or f"exit code {res.returncode}"
         if res.timed_out:
             d.nvidia_smi_error = f"nvidia-smi did not answer within {timeout:.0f} s"
         return
     _fill_from_smi(facts, res.stdout, with_cc=True)
+    probe_topology(facts, smi, timeout=min(timeout, TOPO_TIMEOUT))
     if d.cuda_version is None:
         plain = run_command([smi], timeout=timeout)
         import re
@@ -176,6 +178,38 @@ def probe_nvidia_smi(facts: Facts, timeout: float = 15) -> None:
         m = re.search(r"CUDA Version:\s*([\d.]+)", plain.stdout)
         if m:
             d.cuda_version = m.group(1)
+
+
+TOPO_TIMEOUT = 10.0
+
+
+def probe_topology(facts: Facts, smi: str, timeout: float = TOPO_TIMEOUT) -> None:
+    """With 2+ GPUs: how they are linked (`nvidia-smi topo -m`) and whether they have peer access (`topo -p2p r`),
+    each with a short timeout; a failure is recorded in facts.topology.error, never raised."""
+    from tunedoc.doctor.reports.topo import parse_topo
+
+    if len(facts.gpus or []) < 2:
+        return
+    t = facts.topology
+    errors = []
+    for argv, what in (([smi, "topo", "-m"], "links"), ([smi, "topo", "-p2p", "r"], "p2p")):
+        res = run_command(argv, timeout=timeout)
+        got = parse_topo(res.stdout) if res.returncode == 0 and not res.timed_out else None
+        if got is not None and getattr(got, what) is not None:
+            setattr(t, what, getattr(got, what))
+            t.gpus = t.gpus if len(t.gpus) >= len(got.gpus) else got.gpus
+            t.legend = {**got.legend, **t.legend}
+            t.source = "nvidia-smi topo -m"
+            continue
+        cmd = " ".join(["nvidia-smi", *argv[1:]])
+        if res.timed_out:
+            errors.append(f"`{cmd}` did not answer within {timeout:.0f} s")
+        elif res.error or res.returncode != 0:
+            errors.append(f"`{cmd}` failed: " + (res.error or (res.stdout + res.stderr).strip()[-300:]
+                                                or f"exit code {res.returncode}"))
+        else:
+            errors.append(f"`{cmd}` printed no matrix")
+    t.error = "; ".join(errors) or None
 
 
 def _fill_from_smi(facts: Facts, text: str, with_cc: bool) -> None:

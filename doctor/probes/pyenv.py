@@ -89,6 +89,15 @@ def probe_torch_bnb(facts: Facts, python: str, timeout: float = 60) -> tuple[Pro
         if _is_dll_error(res.stderr):
             t.import_error_kind = "dll"
         ts.ok, ts.error = False, f"importing torch {crash or 'failed'}"
+    if "multigpu" in parts:
+        _fill(t, parts["multigpu"], skip=("part",))
+    elif t.import_ok and "torch" in parts:
+        # torch answered, then the child died asking NCCL's version or peer access: that is where it crashed
+        t.nccl_error = f"asking NCCL's version and peer access {crash or 'failed'}"
+        b.import_ok = None
+        b.import_error = "not tried: the probe crashed before (asking NCCL's version and peer access)"
+        bs.ok, bs.error = False, b.import_error
+        return ts, bs
     if "bnb" in parts:
         _fill(b, parts["bnb"], skip=("part", "lib_error"))
     elif t.import_ok:

@@ -4,8 +4,8 @@
     facts = parse_files(["env.txt", "log.txt"])      # several files describe one machine: merged
     detect(text) -> ["collect_env", "traceback"]     # which report kinds are in the text
 
-Recognized: tunedoc's own `doctor --json` / `--save` output, `python -m torch.utils.collect_env`, `nvidia-smi` (table
-and `-q`), `pip list`, `pip freeze`, `conda list`, `nvcc --version`, `python -m bitsandbytes`, the env blocks of
+Recognized: tunedoc's own `doctor --json` / `--save` output, `python -m torch.utils.collect_env`, `nvidia-smi` (table,
+`-q`, and the `topo -m` / `topo -p2p` matrices), `pip list`, `pip freeze`, `conda list`, `nvcc --version`, `python -m bitsandbytes`, the env blocks of
 `transformers env` / `accelerate env` / `llamafactory-cli env`, Unsloth's and ComfyUI's start-up banners, and Python
 tracebacks and training logs (error signatures: `doctor.reports.signatures.TABLE`).
 
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from tunedoc.doctor.facts import Facts, Signature, merge
-from tunedoc.doctor.reports import envinfo, freetext, packages, signatures, smi, tools
+from tunedoc.doctor.reports import envinfo, freetext, packages, signatures, smi, tools, topo
 from tunedoc.doctor.reports.common import add_gpu, cuda_from_local, fill
 from tunedoc.doctor.reports.text import Line, clean_lines, decode, joined
 
@@ -29,7 +29,7 @@ __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
 MAX_BYTES = 50 * 1024 * 1024
 
 # every kind `detect` can answer, in the order it reports them
-KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvcc",
+KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvidia-smi-topo", "nvcc",
          "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
 
 HINT = ("paste the output of `python -m torch.utils.collect_env`, `nvidia-smi`, `pip list` or the full error "
@@ -202,7 +202,8 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
     lines = clean_lines(text)
     for kind, parser in (("collect_env", envinfo.parse_collect_env), ("env-block", envinfo.parse_env_block),
                          ("bitsandbytes", tools.parse_bnb), ("nvidia-smi", smi.parse_smi_table),
-                         ("nvidia-smi-q", smi.parse_smi_q), ("nvcc", tools.parse_nvcc),
+                         ("nvidia-smi-q", smi.parse_smi_q), ("nvidia-smi-topo", topo.parse_topo_report),
+                         ("nvcc", tools.parse_nvcc),
                          ("pip-list", packages.parse_pip_list), ("pip-freeze", packages.parse_pip_freeze),
                          ("conda-list", packages.parse_conda_list)):
         if parser(lines, facts):

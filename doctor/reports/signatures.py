@@ -19,7 +19,8 @@ from tunedoc.doctor.reports.text import Line
 class Row:
     id: str
     pattern: str
-    when: str | None = None  # None | "windows" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    # None | "windows" | "linux" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    when: str | None = None
 
 
 R = Row
@@ -118,7 +119,9 @@ TABLE: list[Row] = [
     R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
     # --- Windows and platform
     R("win-libuv", r"use_libuv was requested but PyTorch was buil[dt] without libuv support"),
-    R("win-no-nccl", r"Distributed package doesn't have NCCL built in"),
+    # the same message on Linux is a torch built without NCCL (a source or distro build), not Windows
+    R("win-no-nccl", r"Distributed package doesn't have NCCL built in", when="not-linux"),
+    R("torch-no-nccl", r"Distributed package doesn't have NCCL built in", when="linux"),
     R("win-triton", r"No module named '?triton'?", when="windows"),
     R("win-triton", r"Cannot find a working triton installation", when="windows"),
     # PyPI has triton wheels for Linux only: "from versions: none" for it means Windows (or macOS), unless the
@@ -314,6 +317,8 @@ def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | 
         return facts.platform.system == "Windows"
     if when == "not-linux":
         return facts.platform.system != "Linux"
+    if when == "linux":
+        return facts.platform.system == "Linux"
     if when == "wsl":
         return bool(facts.platform.is_wsl)
     if when == "mig":

@@ -23,6 +23,9 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     no-gpu                   warning  gpu       No NVIDIA GPU on this machine
     mig-device-selection     warning  gpu       MIG is enabled: select one MIG instance
     device-order             warning  gpu       CUDA and nvidia-smi number the GPUs differently
+    gpu-no-p2p               warning  gpu       These GPUs have no peer-to-peer access: NCCL can hang
+    gpu-link-slow            info     gpu       Some GPUs are linked only across CPU sockets: slower gradient sync
+    gpu-mixed                info     gpu       Different GPU models: the smallest card decides the fit
     bf16-unsupported         warning  gpu       This GPU has no bf16: train in fp16
     flash-attn-unsupported   warning  gpu       FlashAttention 2 does not support this GPU or platform
     gpu-ok                   ok       gpu       GPU
@@ -43,6 +46,7 @@ multi-GPU hint before anything failed, `driver-too-old` is `warning` when minor-
     extension-abi-mismatch   error    torch     A compiled extension was built against another PyTorch
     cuda-oom                 error    torch     CUDA out of memory
     deepspeed-op-build       error    torch     A DeepSpeed op failed to build
+    torch-no-nccl            warning  torch     This PyTorch build has no NCCL: training on several GPUs cannot use it
     torch-ok                 ok       torch     PyTorch
     bnb-missing              warning  bnb       bitsandbytes is not installed: no 4-bit QLoRA
     bnb-no-gpu-binary        error    bnb       bitsandbytes loaded no CUDA library
@@ -69,13 +73,14 @@ from __future__ import annotations
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.findings import AREAS, SEVERITIES, Finding
-from tunedoc.doctor.rules import hardware, python, signatures, system
+from tunedoc.doctor.rules import hardware, multigpu, python, signatures, system
 from tunedoc.doctor.rules.catalog import CATALOG
 
 RULES = [
     *hardware.RULES,
     *python.RULES,
     *system.RULES,
+    *multigpu.RULES,
 ]
 
 
@@ -128,7 +133,7 @@ def _root_causes(findings: list[Finding]) -> None:
             f.detail = (f.detail + f" This is the root cause: it also explains {names}.").strip()
 
 
-ADVICE = {"bf16-unsupported"}
+ADVICE = {"bf16-unsupported", "gpu-no-p2p"}  # gpu-no-p2p: tunedoc train handles it; other tools need the fix
 
 
 def _add(found: dict[str, Finding], f: Finding) -> None:

@@ -71,6 +71,23 @@ CATALOG: dict[str, Entry] = {
     "flash-attn-unsupported": C("warning", "gpu", "FlashAttention 2 does not support this GPU or platform",
                                 "FlashAttention 2 supports Ampere, Ada and Hopper GPUs on Linux. Use "
                                 "attn_implementation=\"sdpa\" (PyTorch's built-in attention) instead."),
+    "gpu-no-p2p": C("warning", "gpu",
+                    "These GPUs have no peer-to-peer access: NCCL can hang without NCCL_P2P_DISABLE=1",
+                    "NVIDIA's driver gives GeForce RTX 40 and 50-series cards no peer-to-peer (P2P) access to each "
+                    "other (nvidia-smi topo -p2p r says GNS/NS), and NCCL's P2P transport was seen to hang on them at "
+                    "the first all-reduce. With NCCL_P2P_DISABLE=1, NCCL passes the gradients through host memory "
+                    "instead. `tunedoc train --gpus` sets it for these cards by itself; torchrun, accelerate launch "
+                    "and other tools need it in their environment.",
+                    "https://github.com/NVIDIA/nccl-tests/issues/117"),
+    "gpu-link-slow": C("info", "gpu", "Some GPUs are linked only across CPU sockets: slower gradient sync",
+                       "`nvidia-smi topo -m` says SYS between these cards: their traffic crosses the link between "
+                       "the CPU sockets (QPI/UPI/Infinity Fabric), the slowest path NCCL has. LoRA all-reduces only "
+                       "the adapter's gradients (megabytes per step), so data-parallel QLoRA still scales, but less "
+                       "than on cards behind one CPU; full fine-tuning and sharded (FSDP) runs feel it more."),
+    "gpu-mixed": C("info", "gpu", "Different GPU models: the smallest card decides the fit, the slowest the speed",
+                   "Data-parallel training puts the same model, batch and memory plan on every card and waits for "
+                   "all of them at each step: the smallest card decides what fits and the slowest one sets the "
+                   "pace. Pick matching cards with `--gpus`, or accept both limits."),
     "gpu-ok": C("ok", "gpu", "GPU", ""),
     # cuda
     "nvcc-missing": C("info", "cuda", "No CUDA toolkit (nvcc): only needed to build CUDA extensions",
@@ -122,6 +139,13 @@ CATALOG: dict[str, Entry] = {
     "deepspeed-op-build": C("error", "torch", "A DeepSpeed op failed to build",
                             "DeepSpeed compiles its ops (cpu_adam, fused_adam) on first use; that needs nvcc of the "
                             "same CUDA major as torch, CUDA_HOME and the Python headers."),
+    "torch-no-nccl": C("warning", "torch", "This PyTorch build has no NCCL: training on several GPUs cannot use it",
+                       "NCCL is the library torch.distributed uses to sum gradients between NVIDIA GPUs on Linux; the "
+                       "official CUDA wheels bundle it (the nvidia-nccl-cu* package). A build without it (a "
+                       "source build with USE_NCCL=0, some distro and conda packages, a damaged nvidia-nccl install) "
+                       "fails under torchrun/accelerate with \"Distributed package doesn't have NCCL built in\"; "
+                       "tunedoc falls back to gloo, which copies every gradient through host memory. One GPU is "
+                       "unaffected.", "https://pytorch.org/docs/stable/distributed.html#backends"),
     "torch-ok": C("ok", "torch", "PyTorch", ""),
     # bnb
     "bnb-missing": C("warning", "bnb", "bitsandbytes is not installed: no 4-bit QLoRA",

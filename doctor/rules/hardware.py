@@ -122,13 +122,7 @@ def gpu_rules(facts: Facts):
                             fixes=[Fix(title="Run on one MIG instance", commands=["nvidia-smi -L",
                                        set_env(facts, "CUDA_VISIBLE_DEVICES", uuid)], shell=shell_of(facts),
                                        applicable=False)]))
-    names = {g.name for g in facts.gpus}
-    if len(facts.gpus) > 1 and len(names) > 1 and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
-        out.append(make("device-order", evidence=[f"GPUs: {', '.join(sorted(n or '?' for n in names))}",
-                                                  "CUDA_DEVICE_ORDER=" + env.get("CUDA_DEVICE_ORDER", "(unset)")],
-                        fixes=[Fix(title="Number GPUs by PCI bus, as nvidia-smi does",
-                                   commands=[set_env(facts, "CUDA_DEVICE_ORDER", "PCI_BUS_ID")],
-                                   shell=shell_of(facts), applicable=True)]))
+    # several GPUs (device order, mixed models, peer access, links): rules/multigpu.py
     ccs = [g.compute_capability for g in facts.gpus if g.compute_capability]
     old = [g for g in facts.gpus if g.compute_capability and float(g.compute_capability) < 8.0]
     if old:

@@ -124,6 +124,14 @@ def _nccl(facts, data, ev):
         commands=[set_env(facts, "CUDA_VISIBLE_DEVICES", "0")], shell=shell_of(facts), applicable=True)])
 
 
+def _no_nccl(facts, data, ev):
+    choice = torch_choice(facts, _cc_from(facts, data))
+    return make("torch-no-nccl", evidence=ev, fixes=[torch_install_fix(
+        facts, choice.version, choice.variant or "cu128",
+        title=f"Reinstall PyTorch from its CUDA index (its wheels bundle NCCL): torch {choice.version or ''} "
+              f"{choice.variant or 'cu128'}".rstrip())])
+
+
 def _triton(facts, data, ev):
     return make("win-triton", evidence=ev, fixes=[Fix(title="Install triton-windows",
                                                       commands=[pip(facts, "install", "triton-windows")],
@@ -331,7 +339,8 @@ def _env_mismatch(facts, data, ev):
 
 BUILDERS = {
     "torch-arch-unsupported": _arch, "torch-cpu-build": _cpu, "driver-too-old": _driver_old, "cuda-oom": _oom,
-    "win-libuv": _libuv, "win-no-nccl": _nccl, "win-pagefile-small": _pagefile, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
+    "win-libuv": _libuv, "win-no-nccl": _nccl, "torch-no-nccl": _no_nccl,
+    "win-pagefile-small": _pagefile, "win-triton": _triton, "bnb-no-gpu-binary": _bnb_gpu,
     "bnb-too-old": _bnb_old, "torch-import-dll": _dll, "wsl-libcuda-path": _wsl_libcuda,
     "driver-library-mismatch": _mismatch, "driver-not-loaded": _not_loaded, "no-driver": _no_driver,
     "container-no-gpu": _container, "cudnn-mismatch": _cudnn, "extension-abi-mismatch": _abi,

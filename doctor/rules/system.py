@@ -42,14 +42,19 @@ def platform_rules(facts: Facts):
         if ngpu > 1:
             if facts.env.vars.get("USE_LIBUV") != "0" and not K.version_lt(facts.torch.version, "2.4"):
                 out.append(make("win-libuv", severity="info",
-                                title="Multi-GPU on Windows: set USE_LIBUV=0 before torchrun/accelerate",
+                                title="Multi-GPU on Windows: set USE_LIBUV=0 before torchrun/accelerate "
+                                      "(tunedoc train sets it itself)",
                                 evidence=[f"{ngpu} GPUs", f"torch {facts.torch.version}", "USE_LIBUV unset"],
                                 fixes=[Fix(title="Disable libuv for torch.distributed's TCPStore",
                                            commands=[set_env(facts, "USE_LIBUV", "0")], shell=shell_of(facts),
                                            applicable=True)]))
             if facts.torch.nccl_available is False:
                 out.append(make("win-no-nccl", severity="info", evidence=[f"{ngpu} GPUs", "NCCL not available"],
-                                fixes=[Fix(title="Train on one GPU, or use WSL2 for multi-GPU",
+                                fixes=[Fix(title="tunedoc train --gpus uses the gloo backend here (gradients pass "
+                                                 "through host memory: slower than NCCL) and sets USE_LIBUV=0 itself",
+                                           commands=["tunedoc train --model MODEL --data DATA --gpus all"],
+                                           shell=shell_of(facts)),
+                                       Fix(title="Or train on one GPU, or use WSL2 (Linux, NCCL) for multi-GPU",
                                            commands=[set_env(facts, "CUDA_VISIBLE_DEVICES", "0")],
                                            shell=shell_of(facts), applicable=True)]))
     title = p.distro or p.system

@@ -361,3 +361,33 @@ async def test_open_a_hand_written_report_names_its_facts(app_for, tmp_path):
         await settle(pilot)
         assert row(app, "driver").line == "NVIDIA driver 570.124.04"
         assert row(app, "bnb").line == "not in the report"
+
+
+async def test_multi_gpu_findings_sit_in_their_areas(app_for):
+    # the real parser and rules on the 2-GPU machine fixtures (tests/doctor/fixtures/machines), opened at start
+    from pathlib import Path
+
+    from tunedoc.doctor.reports import parse_files
+    from tunedoc.doctor.rules import evaluate
+
+    class Backend(type(healthy_backend())):
+        def load_report(self, paths):
+            return parse_files(paths)
+
+        def diagnose(self, facts):
+            return evaluate(facts)
+
+    machines = Path(__file__).resolve().parents[1] / "doctor" / "fixtures" / "machines"
+    for name, area, state, line, ids in (
+            ("mixed-3090-3060", "gpu", "warning", "torch's cuda:0 is nvidia-smi's GPU 1 (RTX 3090)",
+             {"device-order", "gpu-mixed"}),
+            ("2x-rtx4090-no-p2p", "gpu", "warning", "2 x RTX 4090: no peer-to-peer access", {"gpu-no-p2p"}),
+            ("2x-a100-nvlink", "gpu", "ok", "2 x NVIDIA A100-SXM4-80GB", set())):
+        backend = Backend(probes={}, findings=[], python=PY)
+        app = app_for(backend, report_paths=[str(machines / f"{name}.json")])
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            assert row(app, area).state == state and line in row(app, area).line, (name, row(app, area).line)
+            shown = doctor(app).model.all_findings()
+            assert ids <= {f.id for f in shown if f.area == area}
+            assert all(f.area == "gpu" for f in shown if f.id in ("device-order", "gpu-mixed", "gpu-no-p2p"))
