@@ -167,6 +167,31 @@ def test_fit_config_writes_the_changes_back_as_yaml_keys_that_then_fit(hub_cache
     assert all(f"    {k}: {str(v).lower() if isinstance(v, bool) else v}" in r.stdout for k, v in keys.items())
 
 
+def test_the_gptq_example_is_estimated_as_stored_and_not_trained(tmp_path):
+    """examples/train_qlora/llama3_lora_sft_gptq.yaml: LLaMA-Factory trains LoRA on the GPTQ kernels; tunedoc
+    estimates that (4-bit weights, fp16 scales per group of 128) and says in one sentence that it cannot train it."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--TechxGenus--Meta-Llama-3-8B-Instruct-GPTQ"
+    (repo / "snapshots" / "0").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0")
+    shutil.copy(LF / "models" / "Meta-Llama-3-8B-Instruct-GPTQ" / "config.json", repo / "snapshots" / "0")
+    gptq = EX / "train_qlora" / "llama3_lora_sft_gptq.yaml"
+    env = {"HF_HUB_CACHE": str(cache)}
+    r = tunedoc("estimate", "--config", gptq, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    linear = 32 * (4096 * (4096 + 2 * 1024 + 4096) + 3 * 4096 * 14336)
+    assert out["breakdown"]["quantized_weights"] == pytest.approx(linear * 0.5 / 2**30, abs=1e-3)
+    assert out["details"]["prequantized"]["method"] == "gptq"
+    assert "tunedoc train cannot train TechxGenus/Meta-Llama-3-8B-Instruct-GPTQ, a pre-quantized GPTQ 4-bit" \
+        in r.stderr and r.stderr.count("cannot train") == 1
+    assert out["total_gb"] < 12  # not the 16-bit figure (about 20 GiB of weights alone)
+    r = tunedoc("train", "--config", gptq, "--dry-run", "--runs-dir", tmp_path / "runs", "--set", "identity_name=T",
+                "--set", "identity_author=A", env=env)
+    assert r.returncode == 2 and "is a pre-quantized GPTQ 4-bit, group size 128 checkpoint" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # out
 
