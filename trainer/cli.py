@@ -45,7 +45,8 @@ def train_args(p: argparse.ArgumentParser) -> None:
                    help="the entries of --data's dataset_info.json to train on, as LLaMA-Factory's `dataset:`")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="a LLaMA-Factory SFT config (llamafactory-cli train FILE.yaml): its model, data sets and "
-                        "settings become the run; --model/--data/--set still override")
+                        "settings become the run (its template: must be the model's own chat template, which "
+                        "tunedoc trains in); --model/--data/--set still override")
     p.add_argument("--dry-run", action="store_true",
                    help="check everything and print the profile the run would get (TOML), then stop")
     p.add_argument("--profile", default=None,
