@@ -47,7 +47,7 @@ def _api():
         from modelscope_hub import HubApi
     except ImportError:
         raise HubError("missing", "the modelscope library is not installed", INSTALL) from None
-    return HubApi()
+    return HubApi(endpoint=endpoint())  # read now: the library keeps the first MODELSCOPE_DOMAIN it saw
 
 
 def translate(exc: BaseException, repo: str = "") -> HubError:
@@ -142,6 +142,34 @@ def info(repo: str, revision: str | None = None) -> MsInfo:
                    if getattr(f, "type", "blob") != "tree"])
 
 
+LOOKUP_TIMEOUT_S = 8.0  # one small file: an unreachable server answers in seconds, not the library's retries
+
+
+def fetch_json(repo: str, filename: str = "config.json", revision: str = "master",
+               timeout: float = LOOKUP_TIMEOUT_S) -> dict:
+    """A small JSON file of a ModelScope repo (config.json for the memory estimate), read without the cache, through
+    ModelScope's file API (/api/v1/models/OWNER/NAME/repo?FilePath=...), as the library downloads files."""
+    import requests
+
+    repo, _ = strip_prefix(repo)
+    try:
+        r = requests.get(f"{endpoint()}/api/v1/models/{repo}/repo", params={"Revision": revision, "FilePath": filename},
+                         timeout=timeout)
+        if r.status_code == 404:
+            raise HubError("not_found", f"{repo} has no {filename} on ModelScope ({endpoint()})", "")
+        r.raise_for_status()
+        data = r.json()
+    except HubError:
+        raise
+    except ValueError:
+        raise HubError("error", f"{repo}'s {filename} on ModelScope is not JSON", "") from None
+    except Exception as e:  # noqa: BLE001 - translated
+        raise translate(e, repo) from None
+    if not isinstance(data, dict):
+        raise HubError("error", f"{repo}'s {filename} on ModelScope is not a JSON object", "")
+    return data
+
+
 def snapshot_path(repo: str, revision: str = "master", cache: str | os.PathLike | None = None) -> Path:
     root = Path(cache) if cache else cache_dir()
     return root / "models" / repo.replace("/", "--", 1) / "snapshots" / revision
@@ -220,8 +248,8 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
 
         callbacks = [Report]
     try:
-        path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache) if cache else None,
-                                 progress_callbacks=callbacks)
+        path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache or cache_dir()),
+                                 progress_callbacks=callbacks, endpoint=endpoint())
     except Exception as e:  # noqa: BLE001 - translated
         raise translate(e, repo) from None
     return Path(path)

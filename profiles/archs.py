@@ -318,3 +318,74 @@ def _hub_config(repo_id: str, timeout: float = HUB_TIMEOUT_S) -> dict:
     if not isinstance(data, dict):
         raise ConfigNotFound(f"{ep}: {repo_id}'s config.json is not a JSON object")
     return data
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pre-quantized checkpoints: config.json's quantization_config (transformers' quantizers read the same keys:
+# https://huggingface.co/docs/transformers/main/en/main_classes/quantization). The decoder's linear layers are
+# stored quantized; embeddings, norms and lm_head stay 16-bit (modules_to_not_convert / llm_int8_skip_modules).
+
+
+@dataclass
+class Prequantized:
+    """How a checkpoint's linear weights are stored, and whether tunedoc's trainer can train LoRA on them."""
+
+    method: str  # gptq, awq, bitsandbytes, fp8, or another quant_method as written
+    bits: float | None  # bits per stored weight (None: not known to the estimator)
+    group_size: int | None = None  # weights per scale (GPTQ/AWQ groups, fp8 blocks); None: per output row
+    quant: str | None = None  # bitsandbytes: the tunedoc quant it equals (nf4, nf4-dq, int8)
+    trainable: bool = False
+    why: str = ""  # why not, when not
+
+    @property
+    def text(self) -> str:
+        if self.method == "fp8":
+            return "FP8" + (f", one scale per {self.group_size} weights" if self.group_size else "")
+        if self.method == "bitsandbytes":
+            return f"bitsandbytes {'8-bit' if self.quant == 'int8' else '4-bit ' + (self.quant or '')}".strip()
+        size = f", group size {self.group_size}" if self.group_size and self.group_size > 0 else ""
+        bits = f" {self.bits:g}-bit" if self.bits else ""
+        return f"{self.method.upper() if self.method in ('gptq', 'awq', 'fp8') else self.method}{bits}{size}"
+
+    def constant_bytes(self, params: float) -> float:
+        """Bytes of scales/zeros for `params` quantized weights."""
+        if self.method in ("gptq", "awq"):
+            g = self.group_size if self.group_size and self.group_size > 0 else 4096  # -1: one group per column
+            return params / g * (2 + (self.bits or 4) / 8)  # an fp16 scale and a packed zero point per group
+        if self.method == "fp8":
+            g = self.group_size or 0
+            return params / g * 4 if g else 0.0  # an fp32 scale per block (per-tensor scales are negligible)
+        return 0.0
+
+
+def prequantized(config: dict) -> Prequantized | None:
+    """The checkpoint's quantization from config.json (None: 16/32-bit weights, which tunedoc quantizes itself)."""
+    qc = config.get("quantization_config")
+    if not isinstance(qc, dict) and isinstance(config.get("text_config"), dict):
+        qc = config["text_config"].get("quantization_config")
+    if not isinstance(qc, dict):
+        return None
+    method = str(qc.get("quant_method") or "").lower()
+    kernels = ("tunedoc trains LoRA on 16-bit weights or on weights it quantizes itself with bitsandbytes, and has "
+               "no {m} kernels; use the unquantized model with a qlora profile (4-bit, about the same memory)")
+    if method in ("gptq", "awq"):
+        bits = qc.get("bits", qc.get("w_bit", 4))
+        group = qc.get("group_size", qc.get("q_group_size", 128))
+        return Prequantized(method, float(bits), int(group) if group is not None else None,
+                            why=kernels.format(m=method.upper()))
+    if method == "bitsandbytes" or "load_in_4bit" in qc or "load_in_8bit" in qc:
+        if qc.get("load_in_8bit") or qc.get("_load_in_8bit"):
+            return Prequantized("bitsandbytes", 8.0, quant="int8", trainable=True)
+        qtype = str(qc.get("bnb_4bit_quant_type") or "fp4")
+        if qtype != "nf4":
+            return Prequantized("bitsandbytes", 4.0, quant=qtype,
+                                why=f"its 4-bit type is {qtype}; tunedoc's 4-bit is nf4")
+        return Prequantized("bitsandbytes", 4.0, quant="nf4-dq" if qc.get("bnb_4bit_use_double_quant") else "nf4",
+                            trainable=True)
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        group = int(block[0]) * int(block[1]) if isinstance(block, (list, tuple)) and len(block) == 2 else None
+        return Prequantized("fp8", 8.0, group, why=kernels.format(m="FP8"))
+    return Prequantized(method or "unknown", None,
+                        why=f"tunedoc does not know the {method or 'unnamed'} quantization's storage nor train on it; "
+                            "use the unquantized model with a qlora profile")

@@ -65,6 +65,10 @@ def _llamafactory(args):
     if imp.ignored or imp.unknown:
         print(f"{args.config}: not used (`tunedoc train --config --dry-run` says why): "
               f"{', '.join([*imp.ignored, *(f'{k} (unknown)' for k in imp.unknown)])}", file=sys.stderr)
+    if imp.template:
+        print(f"{args.config}: template: {imp.template}: "
+              + (imp.template_error or "no memory effect; `tunedoc train` checks it is the model's own chat template"),
+              file=sys.stderr)
     if imp.errors:
         return None, None, f"{args.config}: tunedoc cannot train this:\n" + "\n".join(f"  - {e}" for e in imp.errors)
     try:
@@ -90,6 +94,14 @@ def _yaml_changes(config_path: str, changes: dict) -> str:
         else:
             lines.append(f"    {k}: {'null' if v is None else str(v).lower() if isinstance(v, bool) else v}")
     return "\n".join(lines)
+
+
+def _untrainable(model: str, est) -> None:
+    """One sentence on stderr when tunedoc's trainer cannot train this pre-quantized checkpoint."""
+    pq = est.details.get("prequantized")
+    if pq and not pq["trainable"]:
+        print(f"tunedoc: tunedoc train cannot train {model}, a pre-quantized {pq['text']} checkpoint: {pq['why']}",
+              file=sys.stderr)
 
 
 def _load_config(model: str):
@@ -163,6 +175,7 @@ def estimate_main(args) -> int:
         est = per_gpu(est, args.gpus, args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
+    _untrainable(args.model, est)
     if args.json:
         out = est.to_dict()
         if gpu_info:
@@ -343,6 +356,8 @@ def fit_main(args) -> int:
                       profiles=profiles, gpus=n, strategy=args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
+    if results:
+        _untrainable(args.model, results[0].estimate)
     if args.json:
         out = {"vram_gb": vram, "gpu": gpu_name, "gpus": n, "strategy": args.strategy if n > 1 else None,
                "cards": [c.to_dict() for c in cards], "decides": decides.to_dict(),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from tunedoc.profiles.archs import ModelShape, model_shape
+from tunedoc.profiles.archs import ModelShape, model_shape, prequantized
 from tunedoc.profiles.corrections import correction_for
 from tunedoc.profiles.profile import Profile
 
@@ -145,33 +145,58 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     b: dict[str, float] = {}
 
     act = 4 if profile.precision == "fp32" else 2  # activation / compute dtype bytes
-    quantized = profile.quant != "none"
+    # a pre-quantized checkpoint (config.json quantization_config) is loaded as it is stored: its quantization,
+    # not the profile's, decides the linear weights' memory
+    pq = prequantized(config)
+    quant = profile.quant
+    if pq is not None:
+        if pq.method == "bitsandbytes":
+            quant = pq.quant if pq.quant in ("nf4", "nf4-dq", "int8") else "nf4"  # fp4 stores as nf4 does
+        elif pq.bits is None:
+            raise ValueError(f"the checkpoint is pre-quantized with {pq.method}, whose storage the estimator does "
+                             f"not know; {pq.why}")
+        else:
+            quant = "prequantized"
+    quantized = quant != "none"
 
     # --- weights ------------------------------------------------------------------------------------------
-    q_params = shape.linear_params + (shape.expert_params if stack.experts_quantized else 0)
-    if profile.quant in ("nf4", "nf4-dq"):
+    q_params = shape.linear_params + (shape.expert_params if (stack.experts_quantized or quant == "prequantized")
+                                      else 0)
+    if quant == "prequantized":
+        b["quantized_weights"] = q_params * pq.bits / 8
+        b["quant_constants"] = pq.constant_bytes(q_params)
+    elif quant in ("nf4", "nf4-dq"):
         b["quantized_weights"] = q_params * 0.5
         blocks = q_params / NF4_BLOCK
-        b["quant_constants"] = blocks * (1 + 4 / DQ_BLOCK) if profile.quant == "nf4-dq" else blocks * 4
-    elif profile.quant == "int8":
+        b["quant_constants"] = blocks * (1 + 4 / DQ_BLOCK) if quant == "nf4-dq" else blocks * 4
+    elif quant == "int8":
         b["quantized_weights"] = q_params * 1.0
         b["quant_constants"] = q_params / shape.hidden * 4  # one fp32 scale per output row
     else:
         b["quantized_weights"] = 0.0
         b["quant_constants"] = 0.0
     sixteen = shape.embed_params + shape.lm_head_params + shape.norm_params + shape.router_params
-    if not (quantized and stack.experts_quantized):
+    if not (quantized and (stack.experts_quantized or quant == "prequantized")):
         sixteen += shape.expert_params
     if not quantized:
         sixteen += shape.linear_params
-    upcast = quantized and stack.kbit_prep
+    # peft's prepare_model_for_kbit_training upcasts the 16-bit parts of bitsandbytes models, not of GPTQ/AWQ ones
+    upcast = quantized and stack.kbit_prep and quant != "prequantized"
     w_bytes = 4 if (upcast or profile.precision == "fp32") else 2
     b["weights_16bit"] = sixteen * w_bytes
 
-    if quantized:
-        notes.append(f"{profile.quant}: {q_params / 1e9:.2f} B linear weights quantized "
-                     f"({'4-bit, block 64' if profile.quant != 'int8' else '8-bit LLM.int8'}"
-                     f"{', double-quantized constants' if profile.quant == 'nf4-dq' else ''})")
+    if pq is not None:
+        notes.append(f"pre-quantized checkpoint ({pq.text}, from config.json's quantization_config): "
+                     f"{q_params / 1e9:.2f} B linear weights loaded as stored"
+                     + (f" at {pq.bits:g} bits with their scales" if quant == "prequantized" else "")
+                     + (f"; the profile's quant={profile.quant} does not apply" if profile.quant != quant else ""))
+        if not pq.trainable:
+            notes.append(f"tunedoc train cannot train this checkpoint: {pq.why}; the figure is LoRA on its own "
+                         "kernels (peft, as LLaMA-Factory trains it)")
+    if quantized and quant != "prequantized":
+        notes.append(f"{quant}: {q_params / 1e9:.2f} B linear weights quantized "
+                     f"({'4-bit, block 64' if quant != 'int8' else '8-bit LLM.int8'}"
+                     f"{', double-quantized constants' if quant == 'nf4-dq' else ''})")
     parts = "embeddings" + ("" if shape.tied_embeddings else ", lm_head") + ", norms"
     if shape.experts:
         parts += ", MoE router"
@@ -237,8 +262,10 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     else:
         b["layer_backward"] = backward
         peak_term = "backward through one layer"
-    notes.append(f"sequence {seq} x micro-batch {profile.micro_batch} = {tokens} tokens per step, rows packed to "
-                 f"full length; attention {attn}"
+    notes.append(f"sequence {seq} x micro-batch {profile.micro_batch} = {tokens} tokens per step, "
+                 + ("rows packed to full length" if profile.packing else
+                    "rows up to cutoff_len (not packed: the worst case, shorter batches take less)")
+                 + f"; attention {attn}"
                  + (f" stores heads x seq^2 scores" if attn == "eager" else " (no seq^2 term)"))
     if stack.loss == "tunedoc":
         loss_desc = (f"loss_impl={profile.loss_impl}: the lm_head and loss run {chunk} tokens at a time, the full "
@@ -268,6 +295,8 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
         "model_type": shape.model_type, "params": shape.total_params, "quantized_params": q_params if quantized else 0,
         "lora_params": lora_n, "seq": seq, "micro_batch": profile.micro_batch, "tokens": tokens, "attn": attn,
         "profile": profile.name, "gpu": gpu,
+        "prequantized": None if pq is None else {"method": pq.method, "bits": pq.bits, "group_size": pq.group_size,
+                                                 "text": pq.text, "trainable": pq.trainable, "why": pq.why or None},
     })
     if corrections and gpu:
         est = apply_correction(est, gpu, shape.model_type)

@@ -45,7 +45,8 @@ def train_args(p: argparse.ArgumentParser) -> None:
                    help="the entries of --data's dataset_info.json to train on, as LLaMA-Factory's `dataset:`")
     p.add_argument("--config", metavar="FILE.yaml",
                    help="a LLaMA-Factory SFT config (llamafactory-cli train FILE.yaml): its model, data sets and "
-                        "settings become the run; --model/--data/--set still override")
+                        "settings become the run (its template: must be the model's own chat template, which "
+                        "tunedoc trains in); --model/--data/--set still override")
     p.add_argument("--dry-run", action="store_true",
                    help="check everything and print the profile the run would get (TOML), then stop")
     p.add_argument("--profile", default=None,
@@ -119,6 +120,7 @@ def train_main(args) -> int:
         from tunedoc.trainer.modelcheck import check_model
 
         problems = [p for p in ((None if args.dry_run else check_model(model)), _check_profile(profile, sets),
+                                _check_checkpoint(model, profile, sets, prep.get("template")),
                                 None if args.python else _check_loss(profile, sets),
                                 prep.get("data_problem") or _check_data(data, fmt)) if p]
         if problems:
@@ -165,9 +167,9 @@ def _prepare_train(args) -> dict | None:
             _err(str(e))
             return None
         print("\n".join(imp.report()), file=sys.stderr)
-        if imp.errors:
+        if imp.errors or imp.template_error:
             _err(f"{args.config}: keys that would change what is trained, which tunedoc cannot do:\n"
-                 + "\n".join(f"  - {e}" for e in imp.errors))
+                 + "\n".join(f"  - {e}" for e in [*imp.errors, *filter(None, [imp.template_error])]))
             return None
         if args.profile:
             _err("--profile and --config both give the profile: use one (--set still overrides)")
@@ -185,7 +187,8 @@ def _prepare_train(args) -> dict | None:
         out["profile"] = str(_prepared_dir(args) / f"{Path(args.config).stem}.toml")
         _write_profile_toml(imp.profile(), Path(out["profile"]))
         source = {"config": str(Path(args.config).resolve()), "dataset": datasets, "dataset_dir": imp.dataset_dir,
-                  "max_samples": max_samples}
+                  "max_samples": max_samples, "template": imp.template}
+        out["template"] = imp.template
     out["profile"] = out["profile"] or _default_profile()
     if out["model"] and str(out["model"]).startswith("modelscope://"):
         from tunedoc.models import modelscope as ms
@@ -284,6 +287,23 @@ def _check_profile(name_or_path: str | None, sets: list[str]) -> str | None:
     except (ProfileError, FileNotFoundError) as e:
         return str(e)
     return None
+
+
+def _check_checkpoint(model: str, name_or_path: str | None, sets: list[str], template: str | None) -> str | None:
+    """A pre-quantized checkpoint tunedoc cannot train (or not with this profile's quant), and a LLaMA-Factory
+    `template:` that is not the model's own chat template, when the model's files are on this machine (the trainer
+    checks the template again once its tokenizer is loaded)."""
+    from tunedoc.profiles.profile import ProfileError, load_profile
+    from tunedoc.trainer.llamafactory import template_problem
+    from tunedoc.trainer.modelcheck import chat_template_of, checkpoint_problem
+
+    try:
+        quant = load_profile(name_or_path).with_overrides(sets or []).quant if name_or_path else "none"
+    except (ProfileError, FileNotFoundError):
+        quant = None  # _check_profile reports it
+    problems = [checkpoint_problem(model, quant) if quant else None,
+                template_problem(template, chat_template_of(model), model) if template else None]
+    return "\n".join(p for p in problems if p) or None
 
 
 def _check_loss(name_or_path: str | None, sets: list[str]) -> str | None:

@@ -80,13 +80,59 @@ TABLE: list[Row] = [
 ]
 BY_KEY = {r.key: r for r in TABLE}
 # read together with others in read_config
-COMBINED = ("stage", "finetuning_type", "quantization_bit", "quantization_method", "quantization_type",
+COMBINED = ("template", "stage", "finetuning_type", "quantization_bit", "quantization_method", "quantization_type",
             "double_quantization", "bf16", "fp16", "pure_bf16", "warmup_ratio", "warmup_steps",
             "disable_gradient_checkpointing")
 
+# `template:` names LLaMA-Factory's prompt format (src/llamafactory/data/template.py,
+# https://github.com/hiyouga/LLaMA-Factory/blob/main/src/llamafactory/data/template.py). tunedoc formats with the
+# model's own chat template, so a named template is only right when it is the model's format: each name here has the
+# marker its prompts share with the chat template of the models it is for, checked against the model's template
+# before training (template_problem). Without `template:`, LLaMA-Factory parses the tokenizer's chat template, as
+# tunedoc does.
+TEMPLATES = {
+    "qwen": "<|im_start|>", "qwen3": "<|im_start|>", "qwen3_nothink": "<|im_start|>", "chatml": "<|im_start|>",
+    "yi": "<|im_start|>", "phi4": "<|im_start|>", "llama3": "<|start_header_id|>", "llama4": "<|header_start|>",
+    "mistral": "[INST]", "ministral": "[INST]", "llama2": "[INST]", "gemma": "<start_of_turn>",
+    "gemma2": "<start_of_turn>", "gemma3": "<start_of_turn>", "phi": "<|user|>", "glm4": "[gMASK]",
+    "deepseek3": "<｜User｜>", "deepseekr1": "<｜User｜>",
+}
+# LLaMA-Factory formats that are no model's chat template: training in them needs LLaMA-Factory
+FOREIGN = {
+    "alpaca": "'### Instruction:\\n...\\n\\n### Response:\\n'", "default": "'Human: ...\\nAssistant:'",
+    "empty": "the bare text, with no role markers", "vicuna": "'USER: ... ASSISTANT:'",
+}
+
+
+def template_problem(name: str | None, chat_template: str | None, model: str | None = None) -> str | None:
+    """One sentence when training with the model's own chat template would not be LLaMA-Factory's `template: name`
+    (None: it is, or no template was named). `chat_template` is the model's (None: the model has none); "" when
+    it is not known yet (only the name is checked)."""
+    if not name:
+        return None
+    fix = ("remove `template:` (LLaMA-Factory then reads the model's chat template too, the format tunedoc trains "
+           "in) or train this config with LLaMA-Factory")
+    if name in FOREIGN:
+        return (f"template: {name}: LLaMA-Factory would format every sample as {FOREIGN[name]}, but tunedoc formats "
+                f"with the model's own chat template, and an adapter trained in one format and used in another "
+                f"answers badly; {fix}")
+    if name not in TEMPLATES:
+        return (f"template: {name}: tunedoc cannot tell whether this LLaMA-Factory template is the model's own chat "
+                f"format (it checks {', '.join(sorted(TEMPLATES))}); {fix}")
+    if chat_template == "":
+        return None
+    who = model or "the model"
+    if chat_template is None:
+        return (f"template: {name}: {who} has no chat template (a base model?), so tunedoc cannot format its data "
+                f"as LLaMA-Factory's {name} template does; use the instruct/chat model, or train with LLaMA-Factory")
+    if TEMPLATES[name] not in chat_template:
+        return (f"template: {name}: LLaMA-Factory's {name} prompts use {TEMPLATES[name]}, which {who}'s chat "
+                f"template does not: tunedoc trains in the model's own format, so the two would differ; {fix}")
+    return None
+
+
 # keys that do not change what is trained: ignored, with the reason a user sees
 IGNORED = {
-    "template": "tunedoc formats conversations with the model's own chat template (tokenizer_config.json)",
     "output_dir": "a tunedoc run lives in runs/<id>/ (--name names it; `tunedoc export` writes the adapter)",
     "logging_steps": "tunedoc logs every step",
     "do_train": "training is what `tunedoc train` does",
@@ -147,6 +193,8 @@ class Imported:
     ignored: dict = field(default_factory=dict)  # key -> why it does not matter
     unknown: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    template: str | None = None  # LLaMA-Factory's template name; checked against the model's chat template
+    template_error: str | None = None  # the name alone says training would not match it (train refuses)
 
     def data_dir(self) -> Path | None:
         """dataset_dir as LLaMA-Factory resolves it (from the working directory: it runs from its repository
@@ -175,6 +223,9 @@ class Imported:
         lines = [f"{self.path.name} (LLaMA-Factory) became:", f"  model = {self.model}",
                  f"  data = {self.dataset_dir} [{', '.join(self.dataset)}]"
                  + (f", at most {self.max_samples} samples each" if self.max_samples else "")]
+        if self.template:
+            lines.append(f"  template = {self.template}  # "
+                         + (self.template_error or "the model's own chat template, checked to be this format"))
         for k, v in self.fields.items():
             lines.append(f"  {k} = {_show(v)}  # {self.origin.get(k, 'LLaMA-Factory default')}")
         for k, why in self.ignored.items():
@@ -300,6 +351,10 @@ def read_config(path: str | os.PathLike) -> Imported:
         if values["warmup"] >= 1:
             errors.append(f"warmup_ratio: {cfg['warmup_ratio']}: a fraction below 1")
 
+    if cfg.get("template"):
+        imp.template = str(cfg["template"])
+        imp.template_error = template_problem(imp.template, "")
+
     values["grad_ckpt"] = not cfg.get("disable_gradient_checkpointing", False)
     if "disable_gradient_checkpointing" in cfg:
         imp.origin["grad_ckpt"] = "disable_gradient_checkpointing"
@@ -344,6 +399,10 @@ def to_config(run_config: dict, dataset_name: str | None = None) -> tuple[str, d
         lines += [f"quantization_bit: {8 if prof.quant == 'int8' else 4}", "quantization_method: bnb"]
         if prof.quant == "nf4":
             lines.append("double_quantization: false")
+    if source.get("template"):
+        lines.append(f"template: {source['template']}")
+    else:
+        lines.append("# no template: LLaMA-Factory reads the model's own chat template, the format tunedoc trained in")
     lines += ["", "### method", "stage: sft", "do_train: true", "finetuning_type: lora"]
     entries: dict = {}
     if source.get("dataset"):

@@ -120,3 +120,66 @@ def _lookup(repo: str, ep: str, timeout: float) -> str | None:
                 f"({type(e).__name__}); use a mirror ({MIRROR}), download it first (`tunedoc download {repo}`), "
                 "or pass a local folder")
     return None
+
+
+def local_file(model: str, name: str) -> Path | None:
+    """`name` of a model folder, or of a Hub id in huggingface_hub's cache; None when not on this machine."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path / name if (path / name).is_file() else None
+    if not _REPO_ID.match(model or ""):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, name)
+    except Exception:  # noqa: BLE001 - an invalid id or an unreadable cache: not here
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def chat_template_of(model: str) -> str | None:
+    """The model's chat template text (all named templates together), None when it has none, "" when its
+    tokenizer files are not on this machine yet."""
+    jinja = local_file(model, "chat_template.jinja")
+    if jinja is not None:
+        return jinja.read_text(encoding="utf-8", errors="replace")
+    found = False
+    for name in ("chat_template.json", "tokenizer_config.json"):
+        f = local_file(model, name)
+        if f is None:
+            continue
+        found = True
+        try:
+            t = json.loads(f.read_text(encoding="utf-8")).get("chat_template")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(t, list):  # [{"name": "default", "template": "..."}, ...]
+            t = "\n".join(str(x.get("template", "")) for x in t if isinstance(x, dict))
+        if isinstance(t, str) and t:
+            return t
+    return None if found else ""
+
+
+def checkpoint_problem(model: str, quant: str) -> str | None:
+    """One sentence when the model's config.json (when on this machine) is a pre-quantized checkpoint tunedoc's
+    trainer cannot train with this profile quant (GPTQ, AWQ, FP8, ...: no kernels; bitsandbytes: the profile's quant
+    must be the checkpoint's)."""
+    f = local_file(model, "config.json")
+    if f is None:
+        return None
+    try:
+        config = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # check_model reports it
+    from tunedoc.profiles.archs import prequantized
+
+    pq = prequantized(config) if isinstance(config, dict) else None
+    if pq is None:
+        return None
+    if not pq.trainable:
+        return f"{model} is a pre-quantized {pq.text} checkpoint: {pq.why}"
+    if quant != pq.quant and not (quant.startswith("nf4") and pq.quant.startswith("nf4")):
+        return (f"{model} is stored {pq.text} already, so it loads that way whatever the profile says: train it "
+                f"with --set quant={pq.quant} (the checkpoint's), or use the unquantized model for quant={quant}")
+    return None

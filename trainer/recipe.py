@@ -192,6 +192,7 @@ class Recipe:
         self.tokenizer = AutoTokenizer.from_pretrained(self.config["model"])
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._check_template()
         self.eval_convs, self.train_convs = D.split_held_out(convs, p.eval_split, p.seed)
         self._build_rows()
 
@@ -255,6 +256,21 @@ class Recipe:
         )
         self._status(status="running", step=self.step, total_steps=self.total_steps,
                      elapsed_s=round(self.elapsed, 1), world_size=self.dist.world)
+
+    def _check_template(self) -> None:
+        """A LLaMA-Factory config's `template:` must be the model's own chat template (what this run formats with):
+        otherwise the adapter would learn another prompt format than the one LLaMA-Factory trains and serves."""
+        name = (self.config.get("llamafactory") or {}).get("template")
+        if not name:
+            return
+        from tunedoc.trainer.llamafactory import template_problem
+
+        tmpl = self.tokenizer.chat_template
+        if isinstance(tmpl, dict):
+            tmpl = "\n".join(map(str, tmpl.values()))
+        problem = template_problem(name, tmpl or None, self.config["model"])
+        if problem:
+            raise RunFailed(problem, "chat-template", "remove template: from the config, or train it with LLaMA-Factory")
 
     def _build_rows(self) -> None:
         from tunedoc.trainer import data as D

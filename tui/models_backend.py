@@ -20,29 +20,72 @@ from tunedoc.models.errors import HubError
 from tunedoc.tui.profile_backend import GpuProbe, probe_with_doctor
 
 
+SOURCES = ("hf", "modelscope")
+SOURCE_NAMES = {"hf": "Hugging Face", "modelscope": "ModelScope"}
+MS_PREFIX = "modelscope://"  # a ModelScope model's key on the screen (cache rows, downloads): modelscope://owner/name
+
+
+def is_modelscope(repo: str) -> bool:
+    return repo.startswith(MS_PREFIX)
+
+
 class ModelsBackend:
-    def __init__(self, gpu: Callable[[], GpuProbe] | None = None, cache: str | Path | None = None) -> None:
+    """`source` (hf or modelscope) decides where search and info go; plan, download and remove follow the repo's
+    own source (a modelscope:// key); list_cache lists both caches."""
+
+    def __init__(self, gpu: Callable[[], GpuProbe] | None = None, cache: str | Path | None = None,
+                 source: str = "hf") -> None:
         self._gpu_probe = gpu or probe_with_doctor
         self._gpu: GpuProbe | None = None
         self._lock = threading.Lock()
         self.cache = cache  # None: HF_HUB_CACHE / HF_HOME as huggingface_hub resolves them
+        self.source = source
+
+    def set_source(self, source: str) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"source {source!r}: one of {', '.join(SOURCES)}")
+        self.source = source
 
     def endpoint(self) -> str:
+        if self.source == "modelscope":
+            from tunedoc.models.modelscope import endpoint as ms_endpoint
+
+            return ms_endpoint()
         from tunedoc.models.hub import endpoint
 
         return endpoint()
 
+    def endpoint_note(self) -> str:
+        """What the endpoint is: the Hub, an HF_ENDPOINT mirror, ModelScope or a MODELSCOPE_DOMAIN server."""
+        ep = self.endpoint().rstrip("/")
+        if self.source == "modelscope":
+            return ("the default server (set MODELSCOPE_DOMAIN for another)" if ep == "https://www.modelscope.cn"
+                    else "MODELSCOPE_DOMAIN server")
+        return "the Hub (set HF_ENDPOINT for a mirror)" if ep == "https://huggingface.co" else "HF_ENDPOINT mirror"
+
     def cache_dir(self) -> Path:
+        if self.source == "modelscope":
+            from tunedoc.models.modelscope import cache_dir as ms_cache
+
+            return ms_cache()
         from tunedoc.models.hub import cache_dir
 
         return Path(self.cache) if self.cache else cache_dir()
 
     def search(self, query: str, limit: int = 30):
+        if self.source == "modelscope":
+            from tunedoc.models import modelscope as ms
+
+            return ms.search(query, limit=limit)
         from tunedoc.models.hub import search
 
         return search(query, limit=limit)
 
     def info(self, repo: str):
+        if self.source == "modelscope" or is_modelscope(repo):
+            from tunedoc.models import modelscope as ms
+
+            return ms.info(repo)
         from tunedoc.models.hub import info
 
         return info(repo)
@@ -57,17 +100,24 @@ class ModelsBackend:
             return self._gpu
 
     def fit_summary(self, mi) -> str:
-        """One line: which built-in profiles fit this machine's GPU for `mi` (a models.hub.ModelInfo)."""
+        """One line: which built-in profiles fit this machine's GPU for `mi` (a models.hub.ModelInfo or a
+        models.modelscope.MsInfo)."""
         if not any(f.name == "config.json" for f in mi.files):
             return "no config.json in this repo: the memory estimate needs one"
-        if mi.supported is False:
+        if getattr(mi, "supported", None) is False:
             return f"architecture {mi.model_type!r} is not one the estimator knows"
-        from tunedoc.models.hub import fetch_json
         from tunedoc.profiles.archs import UnsupportedArchitecture
         from tunedoc.profiles.fit import fit
 
         try:
-            config = fetch_json(mi.repo, "config.json", mi.sha, endpoint_url=mi.endpoint)
+            if getattr(mi, "source", "hf") == "modelscope":
+                from tunedoc.models.modelscope import fetch_json as ms_fetch
+
+                config = ms_fetch(mi.repo, "config.json", mi.revision)
+            else:
+                from tunedoc.models.hub import fetch_json
+
+                config = fetch_json(mi.repo, "config.json", mi.sha, endpoint_url=mi.endpoint)
         except HubError as e:
             return f"could not read config.json: {e.message}"
         probe = self.gpu()
@@ -85,24 +135,78 @@ class ModelsBackend:
         return f"on {where}: " + ", ".join(f"{r.profile.name} {r.estimate.total_gb:.1f} GiB" for r in fits)
 
     def plan(self, repo: str):
+        if is_modelscope(repo):
+            from tunedoc.models import modelscope as ms
+
+            return ms.plan(repo)
         from tunedoc.models.download import plan
 
         return plan(repo, cache=self.cache)
 
     def download(self, the_plan, on_progress, cancel: threading.Event) -> Path:
+        if isinstance(the_plan.files, int):  # a ModelScope plan (models.modelscope.MsPlan)
+            return _ms_download(the_plan, on_progress, cancel)
         from tunedoc.models.download import download
 
         return download(the_plan.repo, on_progress=on_progress, cancel=cancel, cache=self.cache, the_plan=the_plan)
 
     def list_cache(self):
+        """Both caches: the Hugging Face one, then ModelScope's (each entry has its `source`)."""
+        from tunedoc.models import modelscope as ms
         from tunedoc.models.cache import list_cache
 
-        return list_cache(cache=self.cache)
+        return [*list_cache(cache=self.cache), *ms.list_cache()]
 
     def remove(self, repo: str) -> int:
+        if is_modelscope(repo):
+            from tunedoc.models import modelscope as ms
+
+            return ms.remove(repo)
         from tunedoc.models.cache import remove
 
         return remove(repo, cache=self.cache)
+
+
+class _Cancelled(BaseException):
+    """Raised from the progress callback to stop the modelscope library's download."""
+
+
+def _ms_download(the_plan, on_progress, cancel: threading.Event) -> Path:
+    """modelscope's snapshot_download with its byte counts as models.download.Progress (speed over the last few
+    seconds, ETA). A cancel stops it at the next chunk; the library resumes the partial files next time."""
+    from tunedoc.models import modelscope as ms
+    from tunedoc.models.download import Progress
+
+    import logging
+
+    # the library logs retries and failures to the terminal the screen draws on; the screen shows the outcome
+    for name in ("modelscope_hub", "modelscope"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    seen: dict[str, tuple[int, int]] = {}
+    window: list[tuple[float, int]] = []
+
+    def report(d: dict) -> None:
+        if cancel.is_set():  # not an Exception: the library retries those, for half a minute
+            raise _Cancelled()
+        now = time.monotonic()
+        window.append((now, d["done"]))
+        while len(window) > 2 and now - window[0][0] > 3.0:
+            window.pop(0)
+        dt = now - window[0][0]
+        speed = (d["done"] - window[0][1]) / dt if dt > 0 else 0.0
+        seen[d["file"]] = (d["file_done"], d["file_total"])
+        files_done = sum(1 for a, b in seen.values() if a >= b)
+        on_progress(Progress(d["file"], d["file_done"], d["file_total"], d["done"], d["total"], speed,
+                             (d["total"] - d["done"]) / speed if speed > 0 else None,
+                             files_done, the_plan.files))
+
+    try:
+        path = ms.download(the_plan.repo, revision=the_plan.revision, the_plan=the_plan, on_progress=report)
+    except _Cancelled:
+        path = None
+    if cancel.is_set() or path is None:
+        raise HubError("cancelled", f"download of {MS_PREFIX}{the_plan.repo} cancelled", "")
+    return path
 
 
 @dataclass
@@ -129,9 +233,12 @@ class DownloadState:
 
     def planned(self, the_plan) -> None:
         self.status = "downloading"
-        self.files = {f.name: [f.size if f.complete else f.present, f.size] for f in the_plan.files}
         self.total = the_plan.total_bytes
         self.done = the_plan.present_bytes
+        if isinstance(the_plan.files, int):  # a ModelScope plan counts its files; progress names them
+            self.files, self.files_total, self.files_done = {}, the_plan.files, 0
+            return
+        self.files = {f.name: [f.size if f.complete else f.present, f.size] for f in the_plan.files}
         self.files_total = len(the_plan.files)
         self.files_done = sum(1 for f in the_plan.files if f.complete)
 
@@ -167,6 +274,7 @@ class FakeModelsBackend:
         self.fit, self.search_error, self.info_errors = fit, search_error, dict(info_errors or {})
         self.plan_files, self.progress, self.hold = list(plan_files), list(progress), hold
         self.download_error, self._endpoint = download_error, endpoint
+        self.source = "hf"
         self._release = threading.Event()
         self.searched: list[str] = []
         self.downloaded: list[str] = []
@@ -176,10 +284,21 @@ class FakeModelsBackend:
     def release(self) -> None:
         self._release.set()
 
+    def set_source(self, source: str) -> None:
+        self.source = source
+
     def endpoint(self) -> str:
-        return self._endpoint
+        return "https://www.modelscope.cn" if self.source == "modelscope" else self._endpoint
+
+    def endpoint_note(self) -> str:
+        if self.source == "modelscope":
+            return "the default server (set MODELSCOPE_DOMAIN for another)"
+        default = self._endpoint.rstrip("/") == "https://huggingface.co"
+        return "the Hub (set HF_ENDPOINT for a mirror)" if default else "HF_ENDPOINT mirror"
 
     def cache_dir(self) -> Path:
+        if self.source == "modelscope":
+            return Path("/home/ana/.cache/modelscope/hub")
         return Path("/home/ana/.cache/huggingface/hub")
 
     def search(self, query: str, limit: int = 30):
@@ -223,4 +342,4 @@ class FakeModelsBackend:
         return next((c.size for c in self.cached if c.repo == repo), 0)
 
 
-__all__ = ["DownloadState", "FakeModelsBackend", "ModelsBackend"]
+__all__ = ["DownloadState", "FakeModelsBackend", "ModelsBackend", "MS_PREFIX", "SOURCE_NAMES", "is_modelscope"]

@@ -49,8 +49,9 @@ def test_every_text_sft_example_loads_with_its_unused_keys_named(path):
     imp = read_config(EX / path)
     assert imp.errors == []
     assert imp.dataset == ["identity", "alpaca_en_demo"] and imp.max_samples == 1000
-    assert {"template", "output_dir", "report_to"} <= set(imp.ignored)
-    assert imp.ignored["template"].startswith("tunedoc formats conversations with the model's own chat template")
+    assert {"output_dir", "report_to"} <= set(imp.ignored)
+    # their templates (qwen3_nothink, llama3) are their models' own chat formats: checked, not refused
+    assert imp.template in ("qwen3_nothink", "llama3") and imp.template_error is None
 
 
 def test_the_otfq_example_becomes_the_profile_llamafactory_would_train():
@@ -101,7 +102,7 @@ def test_train_dry_run_prints_the_profile_with_set_overrides_and_fills_the_ident
                 "--set", "identity_name=Tuna", "--set", "identity_author=ACME")
     assert r.returncode == 0, r.stderr
     assert "qwen3_lora_sft_otfq.yaml (LLaMA-Factory) became:" in r.stderr
-    assert "lora_r = 8  # lora_rank" in r.stderr and "ignored: template:" in r.stderr
+    assert "lora_r = 8  # lora_rank" in r.stderr and "template = qwen3_nothink  # the model's own" in r.stderr
     assert "lr = 0.0003" in r.stdout and 'quant = "nf4-dq"' in r.stdout and 'precision = "bf16"' in r.stdout
     assert "data: 96 conversations from identity, alpaca_en_demo" in r.stderr
     prepared = next((runs / ".prepared").glob("identity+alpaca_en_demo-*.jsonl"))
@@ -130,6 +131,7 @@ def test_a_tiny_run_from_a_llamafactory_config(tiny_model_dir, tmp_path):
     back = read_config(Path(r.stdout.strip()))
     assert back.dataset == ["identity", "alpaca_en_demo"] and back.max_samples == 1000
     assert back.profile().lora_r == 8 and back.profile().quant == "none"
+    assert back.template == "qwen3_nothink"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,6 +167,31 @@ def test_fit_config_writes_the_changes_back_as_yaml_keys_that_then_fit(hub_cache
     assert all(f"    {k}: {str(v).lower() if isinstance(v, bool) else v}" in r.stdout for k, v in keys.items())
 
 
+def test_the_gptq_example_is_estimated_as_stored_and_not_trained(tmp_path):
+    """examples/train_qlora/llama3_lora_sft_gptq.yaml: LLaMA-Factory trains LoRA on the GPTQ kernels; tunedoc
+    estimates that (4-bit weights, fp16 scales per group of 128) and says in one sentence that it cannot train it."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--TechxGenus--Meta-Llama-3-8B-Instruct-GPTQ"
+    (repo / "snapshots" / "0").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0")
+    shutil.copy(LF / "models" / "Meta-Llama-3-8B-Instruct-GPTQ" / "config.json", repo / "snapshots" / "0")
+    gptq = EX / "train_qlora" / "llama3_lora_sft_gptq.yaml"
+    env = {"HF_HUB_CACHE": str(cache)}
+    r = tunedoc("estimate", "--config", gptq, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    linear = 32 * (4096 * (4096 + 2 * 1024 + 4096) + 3 * 4096 * 14336)
+    assert out["breakdown"]["quantized_weights"] == pytest.approx(linear * 0.5 / 2**30, abs=1e-3)
+    assert out["details"]["prequantized"]["method"] == "gptq"
+    assert "tunedoc train cannot train TechxGenus/Meta-Llama-3-8B-Instruct-GPTQ, a pre-quantized GPTQ 4-bit" \
+        in r.stderr and r.stderr.count("cannot train") == 1
+    assert out["total_gb"] < 12  # not the 16-bit figure (about 20 GiB of weights alone)
+    r = tunedoc("train", "--config", gptq, "--dry-run", "--runs-dir", tmp_path / "runs", "--set", "identity_name=T",
+                "--set", "identity_author=A", env=env)
+    assert r.returncode == 2 and "is a pre-quantized GPTQ 4-bit, group size 128 checkpoint" in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # out
 
@@ -177,7 +204,8 @@ def test_round_trip_keeps_every_supported_key(tmp_path):
         toml = tmp_path / f"{cfg.stem}.toml"
         toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in imp.profile().to_dict().items()))
         run = build_config(imp.model, str(LF / "data"), str(toml), [], "auto", None)
-        run["llamafactory"] = {"dataset": imp.dataset, "dataset_dir": imp.dataset_dir, "max_samples": imp.max_samples}
+        run["llamafactory"] = {"dataset": imp.dataset, "dataset_dir": imp.dataset_dir, "max_samples": imp.max_samples,
+                               "template": imp.template}
         text, entries = to_config(run)
         out = tmp_path / f"{cfg.stem}.out.yaml"
         out.write_text(text)
@@ -185,7 +213,7 @@ def test_round_trip_keeps_every_supported_key(tmp_path):
         assert back.errors == [] and back.unknown == [] and entries == {}
         assert (back.model, back.dataset, back.dataset_dir, back.max_samples) == (
             imp.model, imp.dataset, imp.dataset_dir, imp.max_samples)
-        assert back.fields == imp.fields
+        assert back.fields == imp.fields and back.template == imp.template
         import yaml
 
         src, again = yaml.safe_load(cfg.read_text()), yaml.safe_load(text)
@@ -217,3 +245,44 @@ def test_export_of_a_plain_data_file_writes_a_dataset_info_entry(tmp_path, ident
         len(load_conversations(identity_jsonl))
     r = tunedoc("export", "r1", "--runs-dir", tmp_path / "runs", "--llamafactory")
     assert r.returncode == 1 and "--force" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# template: LLaMA-Factory's prompt format must be the model's own chat template, which tunedoc trains in
+
+
+def test_a_template_that_is_no_chat_format_is_refused_before_anything_starts(tmp_path):
+    runs = tmp_path / "runs"
+    for name, shown in (("alpaca", "### Instruction:"), ("default", "Human: "), ("empty", "no role markers")):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(OTFQ.read_text().replace("template: qwen3_nothink", f"template: {name}"))
+        imp = read_config(cfg)
+        assert imp.errors == [] and imp.template_error.startswith(f"template: {name}: LLaMA-Factory would format")
+        assert shown in imp.template_error and "remove `template:`" in imp.template_error
+        r = tunedoc("train", "--config", cfg, "--runs-dir", runs, "--set", "identity_name=T",
+                    "--set", "identity_author=A")
+        assert r.returncode == 2 and f"template: {name}: LLaMA-Factory would format" in r.stderr, r.stderr
+        # the memory does not depend on it: estimate still answers, and says it
+        assert f"template: {name}: LLaMA-Factory would format" in tunedoc("estimate", "--config", cfg).stderr
+    assert not runs.exists() or not [d for d in runs.iterdir() if not d.name.startswith(".")]
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text(OTFQ.read_text().replace("template: qwen3_nothink", "template: my_own"))
+    assert "cannot tell whether" in read_config(cfg).template_error
+
+
+def test_a_named_template_is_checked_against_the_models_chat_template(tiny_model_dir, tmp_path, identity_jsonl):
+    from tunedoc.trainer.llamafactory import template_problem
+
+    # the tiny model's chat template is ChatML (<|im_start|>): qwen3_nothink is its format, llama3 is not
+    runs = tmp_path / "runs"
+    sets = ["--set", "identity_name=T", "--set", "identity_author=A"]
+    r = tunedoc("train", "--config", OTFQ, "--model", tiny_model_dir, "--dry-run", "--runs-dir", runs, *sets)
+    assert r.returncode == 0, r.stderr
+    cfg = tmp_path / "llama3.yaml"
+    cfg.write_text(OTFQ.read_text().replace("template: qwen3_nothink", "template: llama3"))
+    r = tunedoc("train", "--config", cfg, "--model", tiny_model_dir, "--dry-run", "--runs-dir", runs, *sets)
+    assert r.returncode == 2 and "template: llama3: LLaMA-Factory's llama3 prompts use <|start_header_id|>" \
+        in r.stderr, r.stderr
+    # a base model without a chat template cannot be trained in any named format
+    assert "has no chat template" in template_problem("qwen3", None, "Qwen/Qwen3-4B-Base")
+    assert template_problem("chatml", "{{ '<|im_start|>' }}") is None and template_problem(None, None) is None

@@ -248,6 +248,110 @@ async def test_real_download_from_the_fake_hub_with_progress(tmp_path, monkeypat
             assert [r.key.value for r in screen.query_one("#cache", DataTable).ordered_rows] == ["org/tiny"]
 
 
+async def test_modelscope_source_search_and_download_into_its_cache(tmp_path, monkeypatch):
+    """`s` switches the screen to ModelScope: the real models engine behind it talks to our stand-in ModelScope
+    server (tests/models/fakemodelscope.py, through MODELSCOPE_DOMAIN): the switch shows that endpoint, a search
+    lists its models, the detail shows the files and the fit, a download shows progress and lands byte-exact in
+    the ModelScope cache, and the cache list says where each model came from."""
+    import json
+    import os
+
+    pytest.importorskip("modelscope_hub", reason="the [modelscope] extra is not installed")
+    from fakemodelscope import FakeModelScope
+
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    config = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 1024}
+    weights = os.urandom(1_500_000)
+    repos = {"Qwen/Tiny-Chat": {"config.json": json.dumps(config).encode(), "model.safetensors": weights,
+                                "tokenizer.json": b'{"version": "1.0"}'},
+             "Qwen/Other-Base": {"config.json": b"{}"}}
+    with FakeModelScope(repos) as server:
+        server.slow = 0.01  # about 0.25 s for the weights: several progress updates
+        monkeypatch.setenv("MODELSCOPE_DOMAIN", server.url)
+        seen = []
+        app = app_with(ModelsBackend(gpu=lambda: RTX4090))
+        async with app.run_test(size=(100, 34), message_hook=seen.append) as pilot:
+            await settle(pilot)
+            endpoint = app.screen.query_one("#endpoint", Static)
+            assert str(endpoint.render()).startswith("Hugging Face: ")
+            await pilot.press("s")
+            await pilot.pause()
+            shown = str(endpoint.render())
+            assert f"ModelScope: {server.url}" in shown and "MODELSCOPE_DOMAIN server" in shown, shown
+            assert str(tmp_path / "ms") in shown
+            assert "ModelScope" in str(app.screen.query_one("#source").label)
+            await search(pilot, "tiny")
+            table = app.screen.query_one("#results", DataTable)
+            assert [r.key.value for r in table.ordered_rows] == ["Qwen/Tiny-Chat"]
+            assert table.border_title == "ModelScope: 1 results for 'tiny'"
+            await settle(pilot)
+            text = info_text(app)
+            assert "ModelScope" in text and "model.safetensors" in text and "revision master" in text
+            assert "fit: on NVIDIA GeForce RTX 4090" in text, text
+            await pilot.press("d")
+            screen = app.screen
+            for _ in range(400):
+                await pilot.pause(0.02)
+                if screen.downloads[0].status not in ("planning", "downloading"):
+                    break
+            state = screen.downloads[0]
+            assert state.repo == "modelscope://Qwen/Tiny-Chat" and state.status == "done", state.error
+            updates = [m for m in seen if type(m).__name__ == "DownloadEvent" and m.kind == "progress"]
+            assert len(updates) >= 3 and updates[-1].value.done == state.total == sum(
+                len(b) for b in repos["Qwen/Tiny-Chat"].values())
+            snapshot = tmp_path / "ms" / "models" / "Qwen--Tiny-Chat" / "snapshots" / "master"
+            assert Path(state.path) == snapshot and (snapshot / "model.safetensors").read_bytes() == weights
+            await pilot.press("l")
+            await settle(pilot)
+            cache = screen.query_one("#cache", DataTable)
+            assert [r.key.value for r in cache.ordered_rows] == ["modelscope://Qwen/Tiny-Chat"]
+            assert str(cache.get_row("modelscope://Qwen/Tiny-Chat")[1]) == "ModelScope"
+            assert "(ModelScope cache)" in info_text(app)
+            # p hands the Profile screen the model's folder in the ModelScope cache
+            await pilot.press("p")
+            await pilot.pause(0.2)
+            from textual.widgets import Input
+
+            assert app.screen.query_one("#model", Input).value == str(snapshot)
+            await pilot.press("2", "s")
+            await pilot.pause()
+            assert str(screen.query_one("#endpoint", Static).render()).startswith("Hugging Face: https://huggingface.co")
+
+
+def test_a_modelscope_download_stops_soon_after_x_and_keeps_its_partial_file(tmp_path, monkeypatch):
+    """The library retries a failing file for half a minute: the screen's cancel must not look like a failure."""
+    import os
+    import threading
+    import time
+
+    pytest.importorskip("modelscope_hub", reason="the [modelscope] extra is not installed")
+    from fakemodelscope import FakeModelScope
+
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "ms"))
+    with FakeModelScope({"Qwen/T": {"model.safetensors": os.urandom(2_000_000)}}) as server:
+        server.slow = 0.02  # 64 KiB every 20 ms: about 0.6 s for the whole file
+        monkeypatch.setenv("MODELSCOPE_DOMAIN", server.url)
+        backend = ModelsBackend(gpu=lambda: RTX4090)
+        the_plan = backend.plan("modelscope://Qwen/T")
+        cancel = threading.Event()
+        got = []
+
+        def progress(pr) -> None:  # x pressed once a few chunks are in
+            got.append(pr)
+            if len(got) == 3:
+                cancel.set()
+                got.append(time.monotonic())
+
+        with pytest.raises(HubError) as e:
+            backend.download(the_plan, progress, cancel)
+        assert e.value.kind == "cancelled" and time.monotonic() - got[3] < 10
+        assert got[2].done < 2_000_000
+        assert list((tmp_path / "ms").rglob("*.incomplete"))
+
+
 # --- snapshots -------------------------------------------------------------------------------------------------
 SIZES = [(80, 24), (120, 40)]
 
@@ -287,6 +391,22 @@ def test_snapshot_gated_error(snap_compare, size):
         await settle(pilot)
 
     assert snap_compare(app_with(fake()), terminal_size=size, run_before=run_before)
+
+
+def test_snapshot_modelscope_source_and_both_caches(snap_compare):
+    from tunedoc.models.modelscope import MsCached
+
+    ms_cached = MsCached("Qwen/Qwen2.5-0.5B-Instruct", "/home/ana/.cache/modelscope/hub/models/Qwen--Qwen2.5-0.5B-Instruct",
+                         988_000_000, ["master"], None)
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("s", "l")
+        await settle(pilot)
+        await pilot.press("down", "down")
+        await pilot.pause()
+
+    assert snap_compare(app_with(fake(cached=[*CACHED, ms_cached])), terminal_size=(80, 24), run_before=run_before)
 
 
 async def test_search_against_a_silent_endpoint_gives_up_in_seconds_and_names_it(tmp_path, monkeypatch):

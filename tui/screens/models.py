@@ -1,5 +1,6 @@
-"""The Models screen: search the Hub (or the HF_ENDPOINT mirror), inspect a model, download it with live progress,
-manage the local cache, and continue to the Profile screen with the chosen model.
+"""The Models screen: search the Hub (or the HF_ENDPOINT mirror) or ModelScope (`s` switches the source), inspect a
+model, download it with live progress, manage both local caches, and continue to the Profile screen with the chosen
+model. A ModelScope model is keyed modelscope://owner/name in the cache list and the downloads.
 
 Searches, model info, cache scans and deletions run in screen thread workers. Downloads run in app-level thread
 workers (`self.app.run_worker`), so they keep going while another screen is shown; their progress comes back as
@@ -19,13 +20,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from tunedoc.models.errors import HubError
 from tunedoc.models.fmt import human_bytes, human_count
 from tunedoc.tui.messages import ModelChosen, hand_off
-from tunedoc.tui.models_backend import DownloadState, ModelsBackend
+from tunedoc.tui.models_backend import MS_PREFIX, SOURCE_NAMES, DownloadState, ModelsBackend, is_modelscope
 from tunedoc.tui.widgets.dialogs import ConfirmCommands
 from tunedoc.tui.widgets.downloads import DownloadList
 
@@ -61,6 +62,8 @@ class ModelsScreen(Screen):
     HELP_TITLE = "Models"
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/", tooltip="Search the Hub (or the mirror)"),
+        Binding("s", "switch_source", "Source", tooltip="Switch the source searched: Hugging Face (or the "
+                "HF_ENDPOINT mirror) / ModelScope (MODELSCOPE_DOMAIN)"),
         Binding("l", "toggle_cache", "Cache/Hub", tooltip="Switch between the Hub results and the local cache"),
         Binding("d", "download", "Download", tooltip="Download the highlighted model (resumes partial files)"),
         Binding("x", "cancel_download", "Cancel", tooltip="Cancel the running download (partial files are kept)"),
@@ -91,6 +94,8 @@ class ModelsScreen(Screen):
         with Horizontal(id="search-row"):
             yield Label("Search", classes="field-label")
             yield Input(placeholder="press / and type a model name, e.g. qwen2.5 or llama, then Enter", id="search", compact=True)
+            yield Button(self._source_label(), id="source", compact=True,
+                         tooltip="s: switch between Hugging Face and ModelScope")
         with Vertical(id="lists"):
             results = DataTable(id="results", cursor_type="row")
             results.border_title = "Hub"
@@ -111,13 +116,10 @@ class ModelsScreen(Screen):
                            ("gated", "gated"), ("arch", "arch")):
             results.add_column(label, key=key)
         cache = self.query_one("#cache", DataTable)
-        for key, label in (("repo", "model"), ("size", "size"), ("revs", "revisions"), ("used", "last used"),
-                           ("partial", "partial")):
+        for key, label in (("repo", "model"), ("source", "source"), ("size", "size"), ("revs", "revisions"),
+                           ("used", "last used"), ("partial", "partial")):
             cache.add_column(label, key=key)
-        endpoint = self.backend.endpoint()
-        default = endpoint.rstrip("/") == "https://huggingface.co"
-        where = "the Hub (set HF_ENDPOINT for a mirror)" if default else "HF_ENDPOINT mirror"
-        self.query_one("#endpoint", Static).update(f"{endpoint}  ·  {where}  ·  cache {self.backend.cache_dir()}")
+        self._render_source()
         self.query_one("#results", DataTable).focus()  # digits switch screens; / goes to the search box
         self._render_detail()
         self._render_downloads()
@@ -150,6 +152,52 @@ class ModelsScreen(Screen):
         handler = getattr(self, f"_got_{message.what}")
         handler(message)
 
+    # --- source ------------------------------------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        return getattr(self.backend, "source", "hf")
+
+    def _source_label(self) -> str:
+        return f"⇄ {SOURCE_NAMES[self.source]}"
+
+    def _list_title(self) -> str:
+        return "ModelScope" if self.source == "modelscope" else "Hub"
+
+    def _render_source(self) -> None:
+        """The switch's state: the source, the endpoint in use and what it is, the cache downloads go to."""
+        self.query_one("#source", Button).label = self._source_label()
+        self.set_class(self.source == "modelscope", "-modelscope")
+        self.query_one("#endpoint", Static).update(
+            f"{SOURCE_NAMES[self.source]}: {self.backend.endpoint()}  ·  {self.backend.endpoint_note()}  ·  "
+            f"cache {self.backend.cache_dir()}")
+
+    def action_switch_source(self) -> None:
+        self.backend.set_source("modelscope" if self.source == "hf" else "hf")
+        # the same id names different repos on the two sources: nothing found on one is shown for the other
+        self.hits, self.infos, self.fits = [], {}, {}
+        table = self.query_one("#results", DataTable)
+        table.clear()
+        table.border_title = self._list_title()
+        if not self.has_class("-cache"):
+            self.current = None
+        self._render_source()
+        self._render_detail()
+        if self.search_query:  # the last search, asked of the new source
+            self.searching = True
+            self.set_class(False, "-cache")
+            table.border_title = f"{self._list_title()}: searching {self.search_query!r}…"
+            self._start("search", self.search_query, self._search_call(), self.search_query, exclusive=True)
+
+    @on(Button.Pressed, "#source")
+    def _source_pressed(self) -> None:
+        self.action_switch_source()
+
+    def _search_call(self):
+        """The search of the current source, with the source in the answer's key (a late answer from the other
+        source is dropped)."""
+        source, search = self.source, self.backend.search
+        return lambda q: (source, search(q))
+
     # --- search ------------------------------------------------------------------------------------------------
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -159,22 +207,22 @@ class ModelsScreen(Screen):
             return
         self.search_query, self.searching = query, True
         self.set_class(False, "-cache")
-        self.query_one("#results").border_title = f"Hub: searching {query!r}…"
-        self._start("search", query, self.backend.search, query, exclusive=True)
+        self.query_one("#results").border_title = f"{self._list_title()}: searching {query!r}…"
+        self._start("search", query, self._search_call(), query, exclusive=True)
 
     def _got_search(self, m: Answer) -> None:
-        if m.key != self.search_query:
+        if m.key != self.search_query or (m.value is not None and m.value[0] != self.source):
             return
         self.searching = False
         table = self.query_one("#results", DataTable)
         table.clear()
         if m.error:
             self.hits = []
-            table.border_title = f"Hub: search for {m.key!r} failed"
+            table.border_title = f"{self._list_title()}: search for {m.key!r} failed"
             self._show_error(m.error)
             return
-        self.hits = m.value
-        table.border_title = f"Hub: {len(self.hits)} results for {m.key!r}"
+        self.hits = m.value[1]
+        table.border_title = f"{self._list_title()}: {len(self.hits)} results for {m.key!r}"
         for h in self.hits:
             table.add_row(*self._hit_row(h), key=h.id)
         if not self.hits:
@@ -184,13 +232,14 @@ class ModelsScreen(Screen):
 
     @staticmethod
     def _hit_row(h) -> list:
-        gated = Text(str(h.gated), style="yellow") if h.gated else Text("no", style="dim")
-        if h.supported:
-            arch = Text(f"✓ {h.model_type}", style="green")
-        elif h.supported is False:
-            arch = Text(f"✗ {h.model_type}", style="red")
+        gated_, supported, model_type = (getattr(h, k, None) for k in ("gated", "supported", "model_type"))
+        gated = Text(str(gated_), style="yellow") if gated_ else Text("no", style="dim")
+        if supported:
+            arch = Text(f"✓ {model_type}", style="green")
+        elif supported is False:
+            arch = Text(f"✗ {model_type}", style="red")
         else:
-            arch = Text(h.model_type or "?", style="dim")
+            arch = Text(model_type or "?", style="dim")
         return [h.id, Text(human_bytes(h.size_bytes) if h.size_bytes else "?", justify="right"),
                 Text(human_count(h.downloads), justify="right"), h.license or "?", gated, arch]
 
@@ -221,7 +270,9 @@ class ModelsScreen(Screen):
         repo = self.current
         if repo is None:
             detail.border_title = "Model"
-            self._set_info(Text("Search the Hub above (/), or press l for the models already on this disk.\n"
+            self._set_info(Text(f"Search {SOURCE_NAMES[self.source]} above (/; s switches to "
+                                f"{SOURCE_NAMES['hf' if self.source == 'modelscope' else 'modelscope']}), or press l "
+                                "for the models already on this disk.\n"
                                 "d downloads the highlighted model, p continues to the Profile screen with it.",
                                 style="dim"))
             return
@@ -240,32 +291,45 @@ class ModelsScreen(Screen):
     def _info_text(self, mi, fit: str | None) -> Text:
         weights = [f for f in mi.files if f.name.endswith((".safetensors", ".bin", ".gguf", ".pt", ".pth"))]
         t = Text()
-        arch = mi.model_type or "?"
-        mark = ("✓", "green") if mi.supported else (("✗", "red") if mi.supported is False else ("?", "dim"))
-        t.append(f"{mark[0]} {arch}", style=mark[1])
-        if mi.params:
-            t.append(f" · {mi.params / 1e9:.2f} B params" if mi.params >= 1e8 else f" · {mi.params / 1e6:.1f} M params")
+        ms = getattr(mi, "source", "hf") == "modelscope"
+        model_type, supported, params, gated = (getattr(mi, k, None) for k in ("model_type", "supported", "params",
+                                                                                "gated"))
+        if ms:
+            t.append("ModelScope", style="bold")
+        else:
+            mark = ("✓", "green") if supported else (("✗", "red") if supported is False else ("?", "dim"))
+            t.append(f"{mark[0]} {model_type or '?'}", style=mark[1])
+        if params:
+            t.append(f" · {params / 1e9:.2f} B params" if params >= 1e8 else f" · {params / 1e6:.1f} M params")
         t.append(f" · license {mi.license or '?'}")
-        if mi.gated:
-            t.append(f" · gated ({mi.gated}): accept the license at {mi.endpoint}/{mi.repo}", style="yellow")
+        if gated:
+            t.append(f" · gated ({gated}): accept the license at {mi.endpoint}/{mi.repo}", style="yellow")
+        where = f"revision {mi.revision}" if ms else f"commit {mi.sha[:10]}"
         t.append(f"\n{len(mi.files)} files, {human_bytes(mi.total_size)}"
                  f" ({len(weights)} weight files, {human_bytes(sum(f.size or 0 for f in weights))})"
-                 f" · commit {mi.sha[:10]}\n")
+                 f" · {where}\n")
         t.append("fit: ", style="bold")
         t.append((fit or "estimating…") + "\n", style="" if fit else "dim")
         for f in sorted(mi.files, key=lambda f: -(f.size or 0)):
             t.append(f"  {human_bytes(f.size):>9}  {f.name}\n", style="" if f in weights else "dim")
         return t
 
+    def _cached(self, key: str):
+        return next((c for c in self.cached if _cache_key(c) == key), None)
+
     def _cached_text(self, repo: str) -> Text:
-        m = next((c for c in self.cached if c.repo == repo), None)
+        m = self._cached(repo)
         if m is None:
             return Text(f"{repo} is not in the cache any more", style="dim")
         t = Text()
-        t.append(f"{human_bytes(m.size)} on disk at {m.path}\n")
+        t.append(f"{human_bytes(m.size)} on disk at {m.path}"
+                 + (" (ModelScope cache)" if m.source == "modelscope" else "") + "\n")
         if m.incomplete_bytes:
             t.append(f"{human_bytes(m.incomplete_bytes)} of partial downloads: d resumes them\n", style="yellow")
         for r in m.revisions:
+            if isinstance(r, str):  # ModelScope: revision names
+                t.append(f"  {r}\n")
+                continue
             refs = ", ".join(r.refs) or "no ref"
             t.append(f"  {r.commit[:10]} ({refs})  {r.files} files  {human_bytes(r.size)}\n")
         t.append("p: continue to the Profile screen with it · del: delete it", style="dim")
@@ -298,8 +362,10 @@ class ModelsScreen(Screen):
         table.border_title = f"Local cache: {len(self.cached)} models, {human_bytes(total)}"
         for c in self.cached:
             partial_ = Text(human_bytes(c.incomplete_bytes), style="yellow") if c.incomplete_bytes else ""
-            table.add_row(c.repo, Text(human_bytes(c.size), justify="right"), str(len(c.revisions)),
-                          _ago(c.last_used), partial_, key=c.repo)
+            source = Text("ModelScope", style="magenta") if c.source == "modelscope" else (
+                Text("folder", style="dim") if c.source == "folder" else Text("HF", style="dim"))
+            table.add_row(c.repo, source, Text(human_bytes(c.size), justify="right"), str(len(c.revisions)),
+                          _ago(c.last_used), partial_, key=_cache_key(c))
         if self.has_class("-cache"):
             self._render_detail()
 
@@ -323,7 +389,7 @@ class ModelsScreen(Screen):
         if any(d.repo == repo and d.active for d in self.downloads):
             self.notify(f"{repo} is downloading: cancel it first (x)", severity="warning")
             return
-        m = next((c for c in self.cached if c.repo == repo), None)
+        m = self._cached(repo)
         size = human_bytes(m.size + m.incomplete_bytes) if m else "?"
         note = f"Frees {size} at {m.path if m else '?'}. Downloading it again takes the full time."
 
@@ -347,6 +413,8 @@ class ModelsScreen(Screen):
         if repo is None:
             self.notify("search (/) and highlight a model to download", severity="warning")
             return
+        if self.source == "modelscope" and not self.has_class("-cache") and not is_modelscope(repo):
+            repo = MS_PREFIX + repo  # a ModelScope search result: into the ModelScope cache
         if any(d.repo == repo and d.active for d in self.downloads):
             self.notify(f"{repo} is already downloading", severity="information")
             return
@@ -413,6 +481,16 @@ class ModelsScreen(Screen):
         if repo is None:
             self.notify("highlight a model first", severity="warning")
             return
+        if is_modelscope(repo) or (self.source == "modelscope" and not self.has_class("-cache")):
+            # the Profile screen and training read a ModelScope model from its folder in the ModelScope cache
+            from tunedoc.models import modelscope as ms
+
+            name = ms.strip_prefix(repo)[0]
+            folder = ms.snapshot_path(name)
+            if not (folder / "config.json").is_file():
+                self.notify(f"{name} is not in the ModelScope cache yet: d downloads it", severity="warning")
+                return
+            repo = str(folder)
         if not await hand_off(self.app, "profile", ModelChosen(repo)):
             self.notify(f"tunedoc fit --model {repo}", title="No Profile screen here: run", timeout=10)
 
@@ -426,12 +504,18 @@ class ModelsScreen(Screen):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Models: search the Hub", "Type a model name (/)", self.action_focus_search)
+        yield SystemCommand("Models: switch the source", "Hugging Face / ModelScope (s)", self.action_switch_source)
         yield SystemCommand("Models: local cache / Hub results", "Switch the list (l)", self.action_toggle_cache)
         yield SystemCommand("Models: download", "The highlighted model, resuming partial files (d)",
                             self.action_download)
         yield SystemCommand("Models: cancel the download", "Partial files are kept (x)", self.action_cancel_download)
         yield SystemCommand("Models: delete from the cache", "After confirmation (del)", self.action_delete)
         yield SystemCommand("Models: use for training", "Continue to the Profile screen (p)", self.action_choose)
+
+
+def _cache_key(c) -> str:
+    """A cache row's key: the repo id, with modelscope:// for the ModelScope cache (the same id may be in both)."""
+    return MS_PREFIX + c.repo if getattr(c, "source", "") == "modelscope" else c.repo
 
 
 def _ago(ts: float | None) -> str:
