@@ -116,8 +116,8 @@ class ModelsScreen(Screen):
                            ("gated", "gated"), ("arch", "arch")):
             results.add_column(label, key=key)
         cache = self.query_one("#cache", DataTable)
-        for key, label in (("repo", "model"), ("source", "source"), ("size", "size"), ("revs", "revisions"),
-                           ("used", "last used"), ("partial", "partial")):
+        for key, label in (("repo", "model"), ("source", "source"), ("size", "size"), ("revs", "revs"),
+                           ("used", "used"), ("partial", "partial")):
             cache.add_column(label, key=key)
         self._render_source()
         self.query_one("#results", DataTable).focus()  # digits switch screens; / goes to the search box
