@@ -83,9 +83,17 @@ def _fsdp(est: Estimate, gpus: int) -> Estimate:
              f"each, one computing, the next prefetched), plus NCCL buffers (~{NCCL_GB} GiB)",
              f"4-bit weights stored in the compute dtype (bnb_4bit_quant_storage) so FSDP can shard them; the global "
              f"batch is {d.get('micro_batch', '?')} x grad_accum x {gpus}",
+             f"loading: each GPU holds the whole quantized model ({load_gb(est):.2f} GiB with the CUDA context) "
+             "before it is sharded",
              "with GPUs of different sizes the smallest card decides"]
     return replace(est, total_gb=total, breakdown=b, assumptions=[*est.assumptions, *notes],
-                   details={**d, "gpus": gpus, "strategy": "fsdp", "per_gpu": True})
+                   details={**d, "gpus": gpus, "strategy": "fsdp", "per_gpu": True, "load_gb": load_gb(est)})
+
+
+def load_gb(est: Estimate) -> float:
+    """What one GPU holds while an fsdp run loads (trainer/fsdp.py): the whole quantized model, before sharding."""
+    b = est.breakdown
+    return sum(b.get(k, 0.0) for k in ("quantized_weights", "quant_constants", "weights_16bit", "cuda_context"))
 
 
 def choose_strategy(requested: str, est: Estimate | None, gpus: int, gpu_gib: float | None,
@@ -105,6 +113,10 @@ def choose_strategy(requested: str, est: Estimate | None, gpus: int, gpu_gib: fl
         return "ddp", (f"strategy auto: ddp although it needs {ddp:.1f} of {gpu_gib:.1f} GiB per GPU: int8 cannot be "
                        "sharded (use quant=nf4 to shard it with fsdp)")
     fsdp = per_gpu(est, gpus, "fsdp").total_gb
+    if fsdp <= gpu_gib and load_gb(est) > gpu_gib:
+        return "fsdp", (f"strategy auto: fsdp, the closest to fitting: its shards fit ({fsdp:.1f} of {gpu_gib:.1f} GiB) "
+                        f"but each GPU loads the whole 4-bit model first ({load_gb(est):.1f} GiB): it will run out "
+                        "of memory while loading")
     if fsdp <= gpu_gib:
         return "fsdp", (f"strategy auto: fsdp, the whole model needs {ddp:.1f} GiB per GPU but the {gpu_gib:.1f} GiB "
                         f"cards hold its shards ({fsdp:.1f} GiB)")

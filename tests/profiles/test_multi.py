@@ -74,6 +74,9 @@ def test_auto_picks_ddp_when_the_model_fits_a_gpu_and_fsdp_when_only_its_shards_
     assert strategy == "fsdp" and "45.7" in why and "27.7" in why
     assert choose_strategy("auto", big, 2, 24.0)[0] == "fsdp"  # neither fits: the closer one, with a warning
     assert "may run out of memory" in choose_strategy("auto", big, 2, 24.0)[1]
+    # 4 x 24 GB: the shards fit (18.1 GiB) but every GPU loads the whole 4-bit model first (35.3 GiB): said so
+    strategy, why = choose_strategy("auto", big, 4, 24.0)
+    assert strategy == "fsdp" and "while loading" in why and "35.3" in why
     assert choose_strategy("auto", big, 2, 40.0, quant="int8")[0] == "ddp"  # int8 cannot be sharded
     assert choose_strategy("auto", big, 2, 40.0, device="cpu")[0] == "ddp"  # --nproc: ddp
     assert choose_strategy("auto", big, 2, None)[0] == "ddp"  # GPU size unknown
