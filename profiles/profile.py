@@ -92,9 +92,10 @@ class Profile:
     """Compute dtype: auto (bf16 on Ampere+, fp16 on older GPUs, fp32 on CPU), bf16, fp16, fp32."""
     strategy: str = "auto"
     """Several GPUs or processes: ddp (every GPU holds the whole quantized model; only the LoRA gradients travel),
-    fsdp (the model, adapter, gradients and optimizer states sharded over the GPUs, FSDP-QLoRA: a model too big for
-    one card trains on several, at the cost of gathering each layer's weights every step), auto (ddp when the
-    model fits one GPU by the estimate, fsdp when only its shards fit; ddp for CPU processes). One GPU: unused."""
+    fsdp (the model, adapter, gradients and optimizer states sharded over the GPUs, FSDP-QLoRA: 1/N of them per GPU,
+    at the cost of gathering each layer's weights every step; each GPU still loads the whole 4-bit model before
+    sharding it), auto (ddp when the model fits one GPU by the estimate, fsdp when only its shards fit; ddp for CPU
+    processes). One GPU: unused."""
 
     eval_split: float = 0.0
     """Fraction of samples held out for evaluation (0 disables eval)."""
