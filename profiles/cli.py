@@ -12,7 +12,7 @@ from tunedoc.profiles.profile import BUILTIN_DIR, ProfileError, builtin_names, l
 GLYPHS = {"quantized_weights": "█", "quant_constants": "▇", "weights_16bit": "▓", "lora_params": "▒",
           "lora_grads": "░", "optimizer_states": "#", "activations": "=", "logits_loss": "L",
           "layer_backward": "B", "allocator_overhead": ":", "cuda_context": ".", "correction": "+",
-          "ddp_buckets": "D", "nccl_buffers": "N"}
+          "ddp_buckets": "D", "nccl_buffers": "N", "fsdp_gather": "G"}
 BAR_WIDTH = 60
 
 
@@ -137,9 +137,11 @@ def estimate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", metavar="NAME", help="the card: compares with its memory and applies corrections "
                         "recorded from earlier runs on it")
     parser.add_argument("--gpus", type=int, default=1, metavar="N",
-                        help="training data-parallel on N GPUs (tunedoc train --gpus): the figure per GPU")
-    parser.add_argument("--strategy", default="ddp", choices=["ddp"],
-                        help="how the GPUs share the work: ddp (each holds the whole model; the only one yet)")
+                        help="training on N GPUs (tunedoc train --gpus): the figure per GPU")
+    parser.add_argument("--strategy", default=None, choices=["auto", "ddp", "fsdp"],
+                        help="how the GPUs share the model (default: the profile's strategy, auto): ddp (each holds "
+                        "all of it), fsdp (sharded 1/N, plus the all-gather buffers); auto: ddp when it fits --gpu "
+                        "whole, fsdp when only the shards fit (ddp without --gpu)")
 
 
 def estimate_main(args) -> int:
@@ -172,6 +174,10 @@ def estimate_main(args) -> int:
         est = estimate(config, profile, gpu=gpu_info.name if gpu_info else None, seq=args.seq, attn=args.attn)
         if args.gpus < 1:
             raise ValueError(f"--gpus {args.gpus}: at least 1")
+        from tunedoc.profiles.multi import choose_strategy
+
+        args.strategy, _ = choose_strategy(args.strategy or profile.strategy, est, args.gpus,
+                                           gpu_info.vram_gb if gpu_info else None, quant=profile.quant)
         est = per_gpu(est, args.gpus, args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
@@ -203,13 +209,23 @@ def estimate_main(args) -> int:
 def render_breakdown(est) -> str:
     """The breakdown as a table with a glyph legend, and one stacked bar."""
     from tunedoc.profiles.estimate import BREAKDOWN_LABELS
-    from tunedoc.profiles.multi import LABELS
+    from tunedoc.profiles.multi import LABELS, REPLICATED, SHARDED
 
     lines = []
     parts = [(k, v) for k, v in est.breakdown.items() if v > 0.0005]
+    n = est.details.get("gpus") if est.details.get("per_gpu") else None
+    labels = {}
+    for k, _ in parts:
+        label = BREAKDOWN_LABELS.get(k, LABELS.get(k, k))
+        if n and est.details.get("strategy") == "fsdp":  # what each GPU holds a shard of, and what it holds whole
+            label += f", sharded 1/{n}" if k in SHARDED else ", replicated" if k in REPLICATED else ""
+        elif n and k in (*SHARDED, *REPLICATED):
+            label += ", replicated"
+        labels[k] = label
+    width = max([38, *map(len, labels.values())])
     for k, v in parts:
-        lines.append(f"  {GLYPHS.get(k, '?')} {BREAKDOWN_LABELS.get(k, LABELS.get(k, k)):<38} {v:8.2f} {est.unit}")
-    lines.append(f"    {'total (peak reserved + CUDA context)':<38} {est.total_gb:8.2f} {est.unit}")
+        lines.append(f"  {GLYPHS.get(k, '?')} {labels[k]:<{width}} {v:8.2f} {est.unit}")
+    lines.append(f"    {'total (peak reserved + CUDA context)':<{width}} {est.total_gb:8.2f} {est.unit}")
     bar = ""
     acc = 0.0
     for k, v in parts:  # cumulative rounding keeps the bar exactly BAR_WIDTH wide

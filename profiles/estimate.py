@@ -289,6 +289,17 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
     notes.append(f"CUDA context {stack.cuda_context_gb:.2f} GiB and allocator slack {stack.overhead_frac:.0%} of "
                  "the peak allocated (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True shrinks the slack)")
 
+    # FSDP units (profiles/multi.py, trainer/fsdp.py): the largest decoder layer's parameters and the root's
+    # (embeddings, lm_head), in the dtype FSDP all-gathers them in: the packed 4-bit bytes as stored, the rest cast
+    # to the compute dtype by its mixed precision (fp32 on the CPU)
+    q_byte = {"nf4": 0.5, "nf4-dq": 0.5, "int8": 1.0}.get(profile.quant, act)
+    moe = shape.moe_layers > 0
+    expert_byte = q_byte if (quantized and stack.experts_quantized) else act
+    layer_gather = (shape.linear_params / shape.layers * q_byte
+                    + ((shape.expert_params_per_layer * expert_byte + shape.router_params_per_layer * act) if moe else 0)
+                    + shape.norm_params / shape.layers * act + lora_n / shape.layers * act)
+    root_gather = (shape.embed_params + shape.lm_head_params) * act
+
     breakdown = {k: v / GiB for k, v in b.items()}
     total = sum(breakdown.values())
     est = Estimate(total_gb=total, breakdown=breakdown, assumptions=notes, details={
@@ -297,6 +308,7 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
         "profile": profile.name, "gpu": gpu,
         "prequantized": None if pq is None else {"method": pq.method, "bits": pq.bits, "group_size": pq.group_size,
                                                  "text": pq.text, "trainable": pq.trainable, "why": pq.why or None},
+        "fsdp": {"layers": shape.layers, "layer_gb": layer_gather / GiB, "root_gb": root_gather / GiB},
     })
     if corrections and gpu:
         est = apply_correction(est, gpu, shape.model_type)

@@ -25,6 +25,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 GRAD_CKPTS = ("off", "on", "offload")
 LOSS_IMPLS = ("auto", "chunked", "fused", "plain")  # trainer/loss.py
+STRATEGIES = ("auto", "ddp", "fsdp")  # trainer/distributed.py, trainer/fsdp.py
 # older profile files and saved runs: grad_ckpt was true/false, some wrote gradient_checkpointing
 OLD_NAMES = {"gradient_checkpointing": "grad_ckpt"}
 EVAL_METRICS = ("bleu4", "rouge1", "rouge2", "rougeL", "exact_match")  # trainer/eval_metrics.py
@@ -89,6 +90,12 @@ class Profile:
     much faster on mixed lengths."""
     precision: str = "auto"
     """Compute dtype: auto (bf16 on Ampere+, fp16 on older GPUs, fp32 on CPU), bf16, fp16, fp32."""
+    strategy: str = "auto"
+    """Several GPUs or processes: ddp (every GPU holds the whole quantized model; only the LoRA gradients travel),
+    fsdp (the model, adapter, gradients and optimizer states sharded over the GPUs, FSDP-QLoRA: 1/N of them per GPU,
+    at the cost of gathering each layer's weights every step; each GPU still loads the whole 4-bit model before
+    sharding it), auto (ddp when the model fits one GPU by the estimate, fsdp when only its shards fit; ddp for CPU
+    processes). One GPU: unused."""
 
     eval_split: float = 0.0
     """Fraction of samples held out for evaluation (0 disables eval)."""
@@ -165,6 +172,8 @@ class Profile:
             p.append(f"grad_ckpt={self.grad_ckpt!r} is not valid; choose one of: {', '.join(GRAD_CKPTS)}")
         if self.loss_impl not in LOSS_IMPLS:
             p.append(f"loss_impl={self.loss_impl!r} is not valid; choose one of: {', '.join(LOSS_IMPLS)}")
+        if self.strategy not in STRATEGIES:
+            p.append(f"strategy={self.strategy!r} is not valid; choose one of: {', '.join(STRATEGIES)}")
         if self.scheduler not in SCHEDULERS:
             p.append(f"scheduler={self.scheduler!r} is not valid; choose one of: {', '.join(SCHEDULERS)}")
         for name in ("lora_r", "lora_alpha", "cutoff_len", "micro_batch", "grad_accum"):

@@ -65,17 +65,26 @@ def train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _launch_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("several GPUs, processes or machines (data-parallel through torchrun)")
+    g = p.add_argument_group("several GPUs, processes or machines (data-parallel or sharded, through torchrun)")
     g.add_argument("--gpus", metavar="all|N|0,2",
                    help="GPUs to train on: all (default), a count, or indices as nvidia-smi numbers them "
                    "(a single card: --gpus 1,). More than one starts one process per GPU through torchrun")
     g.add_argument("--nproc", type=int, metavar="N",
                    help="N processes on the CPU (gloo), to try data-parallel training without GPUs")
+    _strategy_arg(g)
     g.add_argument("--nnodes", type=int, default=1, help="machines taking part (default 1); start the same "
                    "command on each with its own --node-rank")
     g.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0..nnodes-1 (0 is the master)")
     g.add_argument("--master-addr", help="address of node 0, reachable from every node (with --nnodes > 1)")
     g.add_argument("--master-port", type=int, default=29500, help="port of the rendezvous on node 0 (default 29500)")
+
+
+def _strategy_arg(p) -> None:
+    p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"],
+                   help="how several GPUs/processes share the model (the profile's `strategy`, default auto): ddp "
+                   "(each holds all of it), fsdp (sharded, FSDP-QLoRA: 1/N of the weights, adapter and optimizer states per "
+                   "GPU; each GPU still loads the whole 4-bit model first); auto picks ddp "
+                   "when the model fits one GPU by the estimate, fsdp when only its shards fit, ddp for --nproc")
 
 
 def _plan_launch(args) -> dict | None:
@@ -110,6 +119,8 @@ def train_main(args) -> int:
         if prep is None:
             return 2
         model, data, fmt, profile, sets = prep["model"], prep["data"], prep["format"], prep["profile"], prep["sets"]
+        if args.strategy:
+            sets = [*sets, f"strategy={args.strategy}"]
         missing = [f"--{n}" for n, v in (("model", model), ("data", data)) if not v]
         if missing:
             _err(f"{' and '.join(missing)} required (or --resume RUN, or --config FILE.yaml); e.g. tunedoc train "
@@ -658,6 +669,7 @@ def demo_args(p: argparse.ArgumentParser) -> None:
                    help="start the demo run as its own process, print its id and directory, and return at once")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the tuned demo setting)")
     p.add_argument("--nproc", type=int, metavar="N", help="train on N CPU processes through torchrun (gloo)")
+    _strategy_arg(p)
     _runs_dir_arg(p)
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
 
@@ -669,13 +681,15 @@ def demo_main(args) -> int:
     print(f"building a tiny Llama model and an identity data set for {args.identity!r}...", file=sys.stderr,
           flush=True)
     if args.detach:
-        handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=True, nproc=args.nproc)
+        handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=True, nproc=args.nproc,
+                            strategy=args.strategy)
         if args.json:
             print(json.dumps({"run_id": handle.run_id, "run_dir": str(handle.run_dir), "pid": handle.pid}))
         else:
             print(f"started {handle.run_id}\n  {handle.run_dir}\nwatch it: tunedoc watch {handle.run_id}")
         return 0
-    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False, nproc=args.nproc)
+    handle = start_demo(args.identity, args.maker, args.runs_dir, args.steps, detach=False, nproc=args.nproc,
+                        strategy=args.strategy)
     code = _foreground(handle, args.json)
     if code == 0:
         _demo_eval(handle.run_dir, args)

@@ -70,12 +70,13 @@ def demo_sets(steps: int | None = None) -> list[str]:
 
 
 def start_demo(identity: str = "Tuna", maker: str = "tunedoc", runs_dir=None, steps: int | None = None,
-               detach: bool = False, nproc: int | None = None):
+               detach: bool = False, nproc: int | None = None, strategy: str | None = None):
     """Build the model and data and start the run; returns the launcher's RunHandle. `nproc`: that many CPU
-    processes through torchrun (gloo)."""
+    processes through torchrun (gloo); `strategy`: ddp or fsdp for them (default auto: ddp)."""
     from tunedoc.trainer.launch import plan_launch, start_run
 
     model_dir, data = prepare_demo(identity, maker, runs_dir)
     name = "demo-" + re.sub(r"[^A-Za-z0-9_-]+", "-", identity).strip("-")
-    return start_run(str(model_dir), str(data), DEMO_PROFILE, demo_sets(steps), runs_dir, name, "openai",
+    sets = demo_sets(steps) + ([f"strategy={strategy}"] if strategy else [])
+    return start_run(str(model_dir), str(data), DEMO_PROFILE, sets, runs_dir, name, "openai",
                      detach=detach, launch=plan_launch(nproc=nproc) if nproc else None)

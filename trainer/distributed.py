@@ -1,4 +1,5 @@
-"""Several processes, one run: data-parallel training through torch.distributed, launched by torchrun.
+"""Several processes, one run: data-parallel (or sharded) training through torch.distributed, launched by
+torchrun.
 
 tunedoc never builds a process group of its own: the launcher is torchrun (`torch.distributed.run`, run by
 `trainer/multi.py` as the run's process), the engine is torch's DistributedDataParallel. This module is what the
@@ -9,8 +10,9 @@ recipe needs from them, and nothing when the run has one process:
 - rank 0 alone writes events, status.json and checkpoints (`is_main`); the others compute.
 - `agree()` makes every rank act on the same control request (rank 0 reads the control files) and stop together
   when any of them got a signal.
-- `wrap()` puts the loss computation inside DDP: DDP's forward must run for its gradient all-reduce to be set
-  up, so the module it wraps computes the loss, whatever loss implementation the recipe uses.
+- `wrap()` puts the loss computation inside DDP (or FSDP2, `--strategy fsdp`, trainer/fsdp.py): the engine's
+  forward must run for its gradient all-reduce (or its parameter all-gather) to be set up, so the module it wraps
+  computes the loss, whatever loss implementation the recipe uses.
 
 Data: the global batch of step s is stream positions [s*G, (s+1)*G) with G = micro_batch x grad_accum x world; rank
 r takes the r-th slice of B = micro_batch x grad_accum rows. The step number alone still fixes every rank's rows, so
@@ -123,11 +125,15 @@ class Dist:
         return f"cuda:{self.local_rank}" if dist.get_backend() == "nccl" else torch.device("cpu")
 
     # ---------------------------------------------------------------------------------------------------------
-    def wrap(self, model, loss_fn: Callable[[dict], Any]):
-        """DDP around a module whose forward is `loss_fn(batch)`, with `model`'s parameters. Frozen parameters
-        (the quantized base weights) are neither broadcast nor bucketed: only the LoRA gradients travel."""
+    def wrap(self, model, loss_fn: Callable[[dict], Any], strategy: str = "ddp", fsdp_plan=None):
+        """A module whose forward is `loss_fn(batch)`, holding `model`, under the strategy's engine:
+
+        - ddp: DistributedDataParallel. Frozen parameters (the quantized base weights) are neither broadcast nor
+          bucketed: only the LoRA gradients travel.
+        - fsdp: FSDP2's fully_shard per decoder layer and on this module as the root (trainer/fsdp.py): the root's
+          forward is where FSDP gathers the embeddings and lm_head, which the chunked loss uses outside the model's
+          own forward."""
         import torch
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
         class LossModule(torch.nn.Module):
             def __init__(self):
@@ -138,17 +144,24 @@ class Dist:
                 return loss_fn(batch)
 
         module = LossModule()
+        if strategy == "fsdp":
+            from tunedoc.trainer import fsdp
+
+            return fsdp.shard(module, model, fsdp_plan)
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
         frozen = [n for n, p in module.named_parameters() if not p.requires_grad]
         frozen += [n for n, _ in module.named_buffers()]
         DDP._set_params_and_buffers_to_ignore_for_model(module, frozen)
         ids = [self.local_rank] if next(model.parameters()).device.type == "cuda" else None
         return DDP(module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=False)
 
-    def no_sync(self, ddp, last: bool):
-        """Accumulating micro-batches: all-reduce only on the last one."""
-        if ddp is None or last:
+    def no_sync(self, wrapped, last: bool):
+        """Accumulating micro-batches under DDP: all-reduce only on the last one. FSDP reduce-scatters every
+        micro-batch (trainer/fsdp.py says why)."""
+        if wrapped is None or last or not hasattr(wrapped, "no_sync"):
             return contextlib.nullcontext()
-        return ddp.no_sync()
+        return wrapped.no_sync()
 
     def record_error(self, run_dir: Path, message: str, id: str, hint: str | None) -> None:
         if not self.is_main:
@@ -218,4 +231,18 @@ def visible_gpus() -> list[str]:
         finally:
             pynvml.nvmlShutdown()
     except Exception:  # noqa: BLE001 - no driver, no library: no GPU
+        return []
+
+
+def gpu_memory_gib(ids: list[int]) -> list[float]:
+    """Total memory (GiB) of the GPUs `ids` (nvidia-smi's numbering), through NVML; [] without a driver."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return [pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).total / 2**30 for i in ids]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no driver, no library: unknown
         return []

@@ -115,6 +115,37 @@ def plan_launch(gpus: str | None = None, nproc: int | None = None, nnodes: int =
             "gpu_names": [names[i] for i in ids]}
 
 
+def resolve_strategy(launch: dict, config: dict, gpu_gib: float | None = None) -> dict:
+    """`launch` with "strategy" (ddp | fsdp) for a run of several processes: the profile's strategy, auto decided
+    by the estimator (profiles/multi.py: ddp when the model fits each GPU whole, fsdp when only its shards fit; ddp
+    for CPU processes). `gpu_gib`: the smallest card's memory (default: NVML's figure for the chosen GPUs). The
+    reason goes to the launch notes (trainer.log's first lines)."""
+    if world_size(launch) <= 1:
+        return launch
+    from tunedoc.profiles.multi import choose_strategy
+    from tunedoc.profiles.profile import Profile
+
+    profile = Profile.from_dict(config["profile"])
+    est = None
+    if profile.strategy == "auto" and launch.get("device") == "cuda":
+        from tunedoc.trainer.distributed import gpu_memory_gib
+
+        if gpu_gib is None:
+            sizes = gpu_memory_gib(launch.get("gpus") or [])
+            gpu_gib = min(sizes) if sizes else None
+        try:
+            from tunedoc.profiles.archs import load_config
+            from tunedoc.profiles.estimate import estimate
+
+            est = estimate(load_config(config["model"]), profile)
+        except Exception:  # noqa: BLE001 - an architecture the estimator does not know: auto falls back to ddp
+            est = None
+    # FSDP shards over every rank of every node
+    strategy, why = choose_strategy(profile.strategy, est, world_size(launch), gpu_gib,
+                                    launch.get("device") or "cpu", profile.quant)
+    return {**launch, "strategy": strategy, "notes": [*(launch.get("notes") or []), why]}
+
+
 def world_size(launch: dict | None) -> int:
     launch = launch or {}
     return int(launch.get("nproc") or 1) * int(launch.get("nnodes") or 1)
@@ -139,7 +170,7 @@ def start_run(model: str, data: str, profile_name_or_path: str | None, sets: lis
     run_dir = root / run_id
     run_dir.mkdir()
     config["run_id"] = run_id
-    config["launch"] = launch or plan_launch(gpu_names=[])
+    config["launch"] = resolve_strategy(launch or plan_launch(gpu_names=[]), config)
     write_json(run_dir / CONFIG, config)
     return _spawn(run_dir, [], python, detach)
 

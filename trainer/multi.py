@@ -68,6 +68,12 @@ def report_failure(run_dir: Path, rank: int, how: str, world: int) -> None:
     update_status(run_dir, **fields)
 
 
+def _still_ours(run_dir: Path) -> bool:
+    """Whether status.json still names this launcher: once rank 0 wrote `stopped` (or `failed`) a resume may start
+    the next session before this process is gone, and this one must not write over the new session's status."""
+    return read_json(run_dir / STATUS).get("pid") == os.getpid()  # this launcher wrote its pid when it started
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tunedoc.trainer.multi", description="Run one tunedoc run on several "
                                  "processes through torchrun.")
@@ -95,10 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except ChildFailedError as e:
         rank, how = _root_failure(e)
         print(f"rank {rank} {how} ({time.time() - started:.0f} s after the start)", flush=True)
-        report_failure(run_dir, rank, how, world)
+        if _still_ours(run_dir):
+            report_failure(run_dir, rank, how, world)
         return 1
     except KeyboardInterrupt:
         return 130
+    if not _still_ours(run_dir):  # a `--resume` started a new session as soon as the ranks had stopped: its run now
+        return 0
     if read_json(run_dir / STATUS).get("status") in ("running", "paused", "starting"):  # ended without a word
         report_failure(run_dir, 0, "ended without writing its result", world)
         return 1

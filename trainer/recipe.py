@@ -69,12 +69,15 @@ def resolve_precision(precision: str, device: str):
     return torch.float32, f"precision={precision} on the CPU: computing in fp32 (16-bit is for GPUs)"
 
 
-def quantization_config(quant: str, compute_dtype):
+def quantization_config(quant: str, compute_dtype, quant_storage=None):
+    """bitsandbytes' config for the profile's quant. `quant_storage`: the dtype 4-bit weights are packed in (fsdp
+    needs the compute dtype, trainer/fsdp.py); None keeps bitsandbytes' uint8."""
     from transformers import BitsAndBytesConfig
 
     if quant in ("nf4", "nf4-dq"):
+        extra = {"bnb_4bit_quant_storage": quant_storage} if quant_storage is not None else {}
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype,
-                                  bnb_4bit_use_double_quant=(quant == "nf4-dq"))
+                                  bnb_4bit_use_double_quant=(quant == "nf4-dq"), **extra)
     if quant == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     return None
@@ -130,7 +133,8 @@ class Recipe:
         self.resume = resume
         self.config = read_json(self.run_dir / CONFIG)
         self.dist = Dist.from_env()  # one process, or one rank of a torchrun launch (trainer/distributed.py)
-        self.ddp = None  # the DDP wrapper around the loss, when there are several ranks
+        self.wrapped = None  # the DDP or FSDP module around the loss, when there are several ranks
+        self.strategy = "none"  # none (one process) | ddp | fsdp
         self.events = EventWriter(self.run_dir / EVENTS, echo=(lambda e: print(format_event(e), flush=True)) if echo else None) if self.dist.is_main else None
         self.step = 0  # optimizer steps completed
         self.elapsed = 0.0  # training seconds, summed across resumes
@@ -162,6 +166,19 @@ class Recipe:
         self.dtype, warn = resolve_precision(p.precision, self.device)
         if warn:
             self.emit("warning", message=warn, id="precision")
+        self.strategy = self._strategy()
+        self.fsdp_plan = None
+        if self.strategy == "fsdp":
+            from tunedoc.trainer import fsdp
+            from tunedoc.profiles.archs import load_config
+
+            try:
+                self.fsdp_plan = fsdp.plan(p.quant, str(self.dtype).replace("torch.", ""), self.device,
+                                           int(load_config(self.config["model"]).get("num_hidden_layers") or 0))
+            except fsdp.FsdpUnsupported as e:
+                raise RunFailed(str(e), "fsdp-unsupported", "use --strategy ddp") from None
+            for note in self.fsdp_plan.notes:
+                print(f"fsdp: {note}", flush=True)
         state = None
         ckpt = latest_checkpoint(self.run_dir) if self.resume else None
         if self.resume and ckpt is None:
@@ -198,7 +215,7 @@ class Recipe:
 
         # model: quantized base + LoRA. transformers' own "Loading weights" bar is turned off: in trainer.log it
         # is one line per tick; two plain lines say the same.
-        qconf = quantization_config(p.quant, self.dtype)
+        qconf = quantization_config(p.quant, self.dtype, self.dtype if self.strategy == "fsdp" else None)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -232,13 +249,27 @@ class Recipe:
         self._set_grad_ckpt(self.mem.grad_ckpt)
         self._resolve_loss(model.config)  # a scaled lm_head (Cohere, Granite) needs the plain loss
         oom.install_test_hook(loss_fn.decoder_of(self.model), lambda: self.mem)
-        self.trainable = [q for q in self.model.parameters() if q.requires_grad]
+        if ckpt is not None:  # the adapter goes in before DDP/FSDP wrap the model (FSDP shards what it holds)
+            self._load_adapter(ckpt)
+        n_trainable = sum(q.numel() for q in self.model.parameters() if q.requires_grad)
         if self.dist.enabled:
-            self.ddp = self.dist.wrap(self.model, self._loss_sum)
-        n_trainable = sum(q.numel() for q in self.trainable)
+            self.wrapped = self.dist.wrap(self.model, self._loss_sum, self.strategy, self.fsdp_plan)
+        self.trainable = [q for q in self.model.parameters() if q.requires_grad]  # fsdp: this rank's shards
 
         self._build_optimizer()
-        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 and self.device != "cpu" else None
+        self.scaler = None
+        if self.dtype == torch.float16 and self.device != "cpu":
+            if self.strategy == "fsdp":
+                from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+                self.scaler = ShardedGradScaler("cuda")
+            else:
+                self.scaler = torch.amp.GradScaler("cuda")
+        if self.strategy == "fsdp" and (p.sample_prompts or p.eval_every):
+            self.emit("warning", id="fsdp-no-samples",
+                      message="strategy=fsdp: no sample generations or generation evals during training (every rank "
+                              "would have to generate in lock-step); the eval loss still runs. `tunedoc chat` "
+                              "with the adapter afterwards")
         self._fit_memory()  # may step memory settings down and rebuild rows / optimizer
 
         if state is not None:
@@ -253,6 +284,7 @@ class Recipe:
             grad_ckpt=self.mem.grad_ckpt, loss_impl=self.loss_impl,
             global_batch=self._global_batch(),
             backend=self.backend if self.dist.enabled else None,
+            strategy=self.strategy if self.dist.enabled else None,
         )
         self._status(status="running", step=self.step, total_steps=self.total_steps,
                      elapsed_s=round(self.elapsed, 1), world_size=self.dist.world)
@@ -271,6 +303,14 @@ class Recipe:
         problem = template_problem(name, tmpl or None, self.config["model"])
         if problem:
             raise RunFailed(problem, "chat-template", "remove template: from the config, or train it with LLaMA-Factory")
+
+    def _strategy(self) -> str:
+        """none (one process) | ddp | fsdp: config.json's launch (the CLI resolved auto there), else the profile;
+        auto that nobody resolved is ddp."""
+        if not self.dist.enabled:
+            return "none"
+        chosen = (self.config.get("launch") or {}).get("strategy") or self.profile.strategy
+        return "fsdp" if chosen == "fsdp" else "ddp"
 
     def _build_rows(self) -> None:
         from tunedoc.trainer import data as D
@@ -394,9 +434,9 @@ class Recipe:
             return loss_fn.causal_lm_loss(self.model, batch, self.loss_impl)
 
     def _train_loss(self, batch):
-        """_loss_sum for a forward that backward follows: through DDP when there are several ranks (its forward
-        sets up the gradient all-reduce)."""
-        return self.ddp(batch) if self.ddp is not None else self._loss_sum(batch)
+        """_loss_sum for a forward that backward follows: through DDP or FSDP when there are several ranks (its
+        forward sets up the gradient all-reduce, or gathers the sharded parameters)."""
+        return self.wrapped(batch) if self.wrapped is not None else self._loss_sum(batch)
 
     def _train_step(self, step: int) -> tuple[float, float, int, int]:
         """Forward/backward over the step's micro-batches and one optimizer update.
@@ -408,12 +448,12 @@ class Recipe:
         samples = sum(len(b) for b in micro)
         batches = [self._collate(b) for b in micro]
         n_tokens = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
-        # several ranks: normalize by the global token count; DDP averages gradients over ranks, hence x world
+        # several ranks: normalize by the global token count; DDP and FSDP average gradients over ranks, hence x world
         n_tokens = self.dist.all_sum(n_tokens) or 1
         scale = self.dist.world / n_tokens
         total = 0.0
         for i, batch in enumerate(batches):
-            with self.dist.no_sync(self.ddp, last=i == len(batches) - 1):
+            with self.dist.no_sync(self.wrapped, last=i == len(batches) - 1):
                 loss_sum, _ = self._train_loss(batch)
                 if not torch.isfinite(loss_sum):
                     raise RunFailed(
@@ -426,7 +466,9 @@ class Recipe:
             total += loss_sum.item()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM))
+        from tunedoc.trainer.fsdp import grad_norm_value
+
+        grad_norm = grad_norm_value(torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM))
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -494,7 +536,7 @@ class Recipe:
     def _device_name(self) -> str:
         import torch
 
-        ranks = f" x {self.dist.world} ranks ({self.backend})" if self.dist.enabled else ""
+        ranks = f" x {self.dist.world} ranks ({self.backend}), {self.strategy}" if self.dist.enabled else ""
         if self.device == "cpu":
             return f"cpu ({torch.get_num_threads()} threads){ranks}"
         return f"{self.device} {torch.cuda.get_device_name(self.device)}{ranks}"
@@ -541,20 +583,25 @@ class Recipe:
                          elapsed_s=round(self.elapsed, 1), peak_mem_mb=mem["peak_mem_mb"], mem_kind=mem["mem_kind"],
                          epoch=round(min(self.step * self._global_batch(), self.stream_len) / len(self.rows), 3))
             if self.eval_rows and (self.step % eval_every == 0 or self.step == self.total_steps):
-                if self.dist.is_main:  # rank 0 evaluates and samples on its own copy; the others wait
+                if self.strategy == "fsdp":  # every rank takes part in each sharded forward; rank 0 reports
+                    loss = self.evaluate()
+                    self.emit("eval", step=self.step, loss=round(loss, 6))
+                elif self.dist.is_main:  # rank 0 evaluates and samples on its own copy; the others wait
                     self.emit("eval", step=self.step, loss=round(self.evaluate(), 6))
                 self.dist.barrier()
-            if p.eval_every and (self.step % p.eval_every == 0 or self.step == self.total_steps):
+            generates = self.strategy != "fsdp"  # a sharded model cannot generate on rank 0 alone
+            if generates and p.eval_every and (self.step % p.eval_every == 0 or self.step == self.total_steps):
                 if self.dist.is_main:  # BLEU/ROUGE on a few held-out answers (trainer/eval_training.py)
                     self._generation_eval()
                 self.dist.barrier()
-            if p.sample_every and p.sample_prompts and self.step % p.sample_every == 0 and self.step < self.total_steps:
+            if (generates and p.sample_every and p.sample_prompts and self.step % p.sample_every == 0
+                    and self.step < self.total_steps):
                 if self.dist.is_main:
                     self._samples()
                 self.dist.barrier()
             if p.save_every and self.step % p.save_every == 0 and self.step < self.total_steps:
                 self.save_checkpoint("every")
-        if p.sample_prompts and self.dist.is_main:
+        if p.sample_prompts and self.dist.is_main and self.strategy != "fsdp":
             self._samples()
         self.save_checkpoint("end")
         return "completed"
@@ -599,8 +646,9 @@ class Recipe:
         total, n = 0.0, 0
         with torch.no_grad():
             mb = self.mem.micro_batch
+            forward = self.wrapped if self.strategy == "fsdp" else self._loss_sum  # fsdp: through the sharded root
             for i in range(0, len(self.eval_rows), mb):
-                loss_sum, count = self._loss_sum(self._collate(self.eval_rows[i:i + mb]))
+                loss_sum, count = forward(self._collate(self.eval_rows[i:i + mb]))
                 total, n = total + loss_sum.item(), n + count
         self.model.train()
         return total / max(n, 1)
@@ -636,6 +684,11 @@ class Recipe:
 
         root = self.run_dir / CHECKPOINTS
         final = root / f"step-{self.step:06d}"
+        lora = optim = None
+        if self.strategy == "fsdp":  # every rank gathers the whole LoRA weights and optimizer states; rank 0 keeps them
+            from tunedoc.trainer import fsdp
+
+            lora, optim = fsdp.lora_state(self.model), fsdp.optimizer_state(self.wrapped, self.optimizer)
         if not self.dist.is_main:  # rank 0 saves (the adapter and optimizer states are the same on every rank)
             self.dist.barrier()
             return final
@@ -645,10 +698,11 @@ class Recipe:
             return final
         tmp = root / f".tmp-step-{self.step:06d}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, save_embedding_layers=False)  # base weights are frozen
+        self._save_adapter(tmp, lora)  # base weights are frozen
         state = {
             "step": self.step, "elapsed_s": self.elapsed, "last_loss": self.last_loss,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "optimizer": optim if optim is not None else self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -664,14 +718,30 @@ class Recipe:
         self.dist.barrier()
         return final
 
-    def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
-        import torch
+    def _save_adapter(self, path: Path, lora: dict | None) -> None:
+        """The adapter in PEFT's format; under fsdp from the gathered LoRA weights (`lora`), the same files."""
+        if lora is None:
+            self.model.save_pretrained(path, save_embedding_layers=False)
+        else:
+            self.model.save_pretrained(path, save_embedding_layers=False, state_dict=lora)
+
+    def _load_adapter(self, ckpt: Path) -> None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         weights = load_file(str(ckpt / "adapter_model.safetensors"))
         set_peft_model_state_dict(self.model, {k: v.to(self.device) for k, v in weights.items()})
-        self.optimizer.load_state_dict(state["optimizer"])
+
+    def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
+        """Everything but the adapter (loaded before the model was wrapped): optimizer, scheduler, RNG, step."""
+        import torch
+
+        if self.strategy == "fsdp":
+            from tunedoc.trainer import fsdp
+
+            fsdp.load_optimizer_state(self.wrapped, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -728,6 +798,11 @@ class Recipe:
 
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
+        lora = None
+        if status in ("completed", "stopped") and self.strategy == "fsdp" and self.wrapped is not None:
+            from tunedoc.trainer import fsdp
+
+            lora = fsdp.lora_state(self.model)  # every rank takes part in the gather
         if not self.dist.is_main:  # rank 0 writes the run's results; another rank only reports its error
             if error is not None:
                 self.dist.record_error(self.run_dir, str(error), error.id, error.hint)
@@ -736,7 +811,7 @@ class Recipe:
         if status in ("completed", "stopped") and hasattr(self, "model"):
             tmp = self.run_dir / f".tmp-{ADAPTER}"
             shutil.rmtree(tmp, ignore_errors=True)
-            self.model.save_pretrained(tmp, save_embedding_layers=False)
+            self._save_adapter(tmp, lora)
             self.tokenizer.save_pretrained(tmp)
             final = self.run_dir / ADAPTER
             shutil.rmtree(final, ignore_errors=True)

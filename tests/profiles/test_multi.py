@@ -1,4 +1,6 @@
-"""The per-GPU figure of a data-parallel run: the one-GPU estimate plus DDP's gradient buckets and NCCL's buffers."""
+"""The per-GPU figure of a multi-GPU run: ddp is the one-GPU estimate plus DDP's gradient buckets and NCCL's buffers;
+fsdp shards weights, LoRA, gradients and optimizer states 1/N and adds the all-gather buffers (checked by hand for a
+7B QLoRA on 2 GPUs); auto picks ddp when the whole model fits a GPU, fsdp when only its shards do."""
 
 import json
 import subprocess
@@ -8,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from tunedoc.profiles.estimate import estimate
-from tunedoc.profiles.multi import NCCL_GB, per_gpu
+from tunedoc.profiles.multi import NCCL_GB, choose_strategy, per_gpu
 from tunedoc.profiles.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "llama-3.1-8b.json"
+LLAMA2_7B = Path(__file__).parent / "configs" / "llama-2-7b.json"
+LLAMA2_70B = Path(__file__).parent / "configs" / "llama-2-70b.json"
+GiB = 2**30
 
 
 def test_ddp_adds_buckets_and_nccl_per_gpu_and_nothing_else():
@@ -23,8 +28,59 @@ def test_ddp_adds_buckets_and_nccl_per_gpu_and_nothing_else():
     # replicated, not sharded: 8 GPUs need per GPU what 2 do
     assert per_gpu(one, 8).total_gb == pytest.approx(two.total_gb)
     assert any("replicated" in a for a in two.assumptions) and two.details["gpus"] == 2
-    with pytest.raises(ValueError, match="fsdp"):
-        per_gpu(one, 2, "fsdp")
+    with pytest.raises(ValueError, match="ddp, fsdp"):
+        per_gpu(one, 2, "zero3")
+
+
+def test_fsdp_per_gpu_for_a_7b_qlora_on_2_gpus_checked_by_hand():
+    # Llama-2-7B: hidden 4096, MLP 11008, 32 layers, vocabulary 32000, untied lm_head; qlora-balanced: nf4-dq,
+    # LoRA r 16 on all linear layers, bf16 compute, paged 8-bit AdamW
+    one = estimate(json.loads(LLAMA2_7B.read_text()), load_profile("qlora-balanced"))
+    two = per_gpu(one, 2, "fsdp")
+    b = two.breakdown
+    linear_per_layer = 4 * 4096 * 4096 + 3 * 4096 * 11008  # q k v o + gate up down = 202,375,168
+    assert linear_per_layer == 202_375_168
+    # sharded 1/2: the 4-bit weights (half a byte each) ...
+    assert b["quantized_weights"] == pytest.approx(32 * linear_per_layer * 0.5 / 2 / GiB)  # 1.508 GiB
+    # ... embeddings + lm_head + 65 norms, upcast to fp32 by prepare_model_for_kbit_training
+    assert b["weights_16bit"] == pytest.approx((2 * 32000 * 4096 + 65 * 4096) * 4 / 2 / GiB)  # 0.489 GiB
+    lora_per_layer = 16 * (4 * (4096 + 4096) + 3 * (4096 + 11008))  # 1,249,280 params
+    assert b["lora_params"] == pytest.approx(32 * lora_per_layer * 4 / 2 / GiB)  # fp32: 0.074 GiB
+    assert b["lora_grads"] == pytest.approx(32 * lora_per_layer * 4 / 2 / GiB)
+    assert b["optimizer_states"] == pytest.approx(32 * lora_per_layer * 2 / 2 / GiB)  # 8-bit Adam: 2 bytes
+    # replicated: quantization constants, activations and the backward of one layer, as on one GPU
+    for k in ("quant_constants", "activations", "layer_backward", "cuda_context"):
+        assert b[k] == pytest.approx(one.breakdown[k]), k
+    # all-gathered in bf16: the root (embeddings + lm_head) from forward to backward, and 2 layers (4-bit packed
+    # weights + their 2 norms + LoRA) at a time
+    root = 2 * 32000 * 4096 * 2
+    layer = linear_per_layer * 0.5 + 2 * 4096 * 2 + lora_per_layer * 2
+    assert b["fsdp_gather"] == pytest.approx((root + 2 * layer) / GiB, rel=1e-3)  # 0.681 GiB
+    assert b["nccl_buffers"] == NCCL_GB
+    assert two.total_gb == pytest.approx(sum(b.values()))
+    # by hand: the one-GPU 6.6 GiB becomes 5.3 GiB per GPU; ddp would need 7.0
+    assert one.total_gb == pytest.approx(6.63, abs=0.01)
+    assert two.total_gb == pytest.approx(5.26, abs=0.01)
+    assert per_gpu(one, 2, "ddp").total_gb == pytest.approx(7.02, abs=0.01)
+    assert per_gpu(one, 8, "fsdp").total_gb < two.total_gb  # more GPUs, smaller shards
+    assert two.details["strategy"] == "fsdp" and any("sharded 1/2" in a for a in two.assumptions)
+
+
+def test_auto_picks_ddp_when_the_model_fits_a_gpu_and_fsdp_when_only_its_shards_do():
+    small = estimate(json.loads(LLAMA2_7B.read_text()), load_profile("qlora-balanced"))
+    big = estimate(json.loads(LLAMA2_70B.read_text()), load_profile("qlora-balanced"))
+    assert choose_strategy("auto", small, 2, 24.0)[0] == "ddp"  # 7B on two 24 GB cards: whole on each
+    strategy, why = choose_strategy("auto", big, 2, 40.0)  # 70B: 45.7 GiB whole, 27.7 sharded
+    assert strategy == "fsdp" and "45.7" in why and "27.7" in why
+    assert choose_strategy("auto", big, 2, 24.0)[0] == "fsdp"  # neither fits: the closer one, with a warning
+    assert "may run out of memory" in choose_strategy("auto", big, 2, 24.0)[1]
+    # 4 x 24 GB: the shards fit (18.1 GiB) but every GPU loads the whole 4-bit model first (35.3 GiB): said so
+    strategy, why = choose_strategy("auto", big, 4, 24.0)
+    assert strategy == "fsdp" and "while loading" in why and "35.3" in why
+    assert choose_strategy("auto", big, 2, 40.0, quant="int8")[0] == "ddp"  # int8 cannot be sharded
+    assert choose_strategy("auto", big, 2, 40.0, device="cpu")[0] == "ddp"  # --nproc: ddp
+    assert choose_strategy("auto", big, 2, None)[0] == "ddp"  # GPU size unknown
+    assert choose_strategy("fsdp", small, 2, 80.0)[0] == "fsdp"  # asked for: as asked
 
 
 def test_estimate_cli_per_gpu():
@@ -36,3 +92,18 @@ def test_estimate_cli_per_gpu():
     bad = subprocess.run([sys.executable, "-m", "tunedoc", "estimate", "--model", str(CONFIG), "--gpus", "0"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "at least 1" in bad.stderr
+
+
+def test_estimate_cli_fsdp_and_auto():
+    def run(*extra):
+        out = subprocess.run([sys.executable, "-m", "tunedoc", "estimate", "--model", str(LLAMA2_70B), "--gpus", "2",
+                              *extra], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    res = json.loads(run("--strategy", "fsdp", "--json"))
+    assert res["details"]["strategy"] == "fsdp" and res["breakdown"]["fsdp_gather"] > 0
+    assert json.loads(run("--gpu", "A100 40GB", "--json"))["details"]["strategy"] == "fsdp"  # auto: only shards fit
+    text = run("--strategy", "fsdp")
+    assert "quantized weights, sharded 1/2" in text and "quantization constants, replicated" in text
+    assert "FSDP all-gather buffers" in text

@@ -17,7 +17,7 @@ import pytest
 
 from tunedoc.trainer.distributed import launch_env, parse_gpus, shard
 from tunedoc.trainer.launch import plan_launch
-from tunedoc.trainer.multi import report_failure, torchrun_argv
+from tunedoc.trainer.multi import _still_ours, report_failure, torchrun_argv
 
 
 def tunedoc(*args, timeout=300):
@@ -88,6 +88,17 @@ def test_a_failed_rank_is_named_in_the_error_event(tmp_path):
     assert events[1]["type"] == "done" and events[1]["status"] == "failed"
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and status["failed_rank"] == 1
+
+
+def test_a_launcher_whose_run_was_resumed_leaves_the_new_session_alone(tmp_path):
+    # rank 0 wrote `stopped`, `--resume` started a new launcher before the old one exited: the old one must not
+    # report the run as ended without its result (the new session's status says another pid)
+    (tmp_path / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    assert _still_ours(tmp_path)
+    (tmp_path / "status.json").write_text(json.dumps({"status": "starting", "pid": None}))
+    assert not _still_ours(tmp_path)
+    (tmp_path / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid() + 1}))
+    assert not _still_ours(tmp_path)
 
 
 # ----------------------------------------------------------------------------------------------- real CPU ranks

@@ -1,0 +1,210 @@
+"""`--strategy fsdp`: FSDP2 (torch's fully_shard) shards the tiny QLoRA model over two CPU processes on gloo.
+
+torch 2.13 runs FSDP2 on the CPU with gloo, and bitsandbytes' CPU 4-bit kernels take weights packed in fp32
+(`bnb_4bit_quant_storage`, the compute dtype there), so the real FSDP-QLoRA path is what the slow tests train: the
+2-rank fsdp curve equals the 1-rank curve with the same global batch (tolerance 1e-4: the same rows per step, the
+gradients reduce-scattered in another order; measured agreement is about 1e-6), a stop and --resume continue it,
+and the adapter it saves is the same files as a one-process run's, loading on the plain base model. What needs
+CUDA (bf16 storage and mixed precision, the fp16 scaler) is checked through the plan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tunedoc.trainer.fsdp import FsdpUnsupported, plan
+from tunedoc.trainer.launch import plan_launch, resolve_strategy
+
+LLAMA2_70B = Path(__file__).parents[1] / "profiles" / "configs" / "llama-2-70b.json"
+
+
+def tunedoc(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "tunedoc", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------------------- the plan
+def test_plan_for_qlora_on_gpus_stores_4bit_in_the_compute_dtype():
+    p = plan("nf4-dq", "bfloat16", "cuda", layers=32)
+    assert p.units[:2] == ["model.layers.0", "model.layers.1"] and len(p.units) == 33 and "root" in p.units[-1]
+    assert p.quant_storage == "bfloat16"  # the packed 4-bit weights: FSDP shards them with the bf16 parameters
+    assert p.param_dtype == "bfloat16" and p.reduce_dtype == "float32" and p.grad_scaler is None
+    fp16 = plan("nf4", "fp16", "cuda", layers=2)
+    assert fp16.quant_storage == "float16" and fp16.grad_scaler == "ShardedGradScaler"
+    cpu = plan("nf4", "float32", "cpu", layers=2)  # what the CPU tests below train
+    assert cpu.quant_storage == "float32" and cpu.param_dtype is None and cpu.grad_scaler is None
+    assert plan("none", "bf16", "cuda", layers=2).quant_storage is None  # 16-bit LoRA: nothing packed
+    with pytest.raises(FsdpUnsupported, match="int8"):
+        plan("int8", "bf16", "cuda", layers=2)
+
+
+def test_quantization_config_carries_the_storage_dtype():
+    import torch
+
+    from tunedoc.trainer.recipe import quantization_config
+
+    assert quantization_config("nf4", torch.bfloat16, torch.bfloat16).bnb_4bit_quant_storage == torch.bfloat16
+    assert quantization_config("nf4", torch.bfloat16).bnb_4bit_quant_storage == torch.uint8  # ddp: bnb's default
+
+
+def test_the_units_are_the_decoder_layers_of_the_peft_model(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunedoc.trainer.fsdp import decoder_layers
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, target_modules="all-linear"))
+    path, layers = decoder_layers(model)
+    assert path.endswith("model.layers") and len(layers) == model.config.num_hidden_layers
+
+
+def _config(model: str, strategy: str, quant: str = "nf4-dq") -> dict:
+    from tunedoc.profiles.profile import load_profile
+
+    prof = load_profile("qlora-balanced").with_overrides([f"strategy={strategy}", f"quant={quant}"])
+    return {"model": model, "profile": prof.to_dict()}
+
+
+def test_auto_strategy_in_the_launch_plan():
+    cpu = resolve_strategy(plan_launch(nproc=2, gpu_names=[]), _config(str(LLAMA2_70B), "auto"))
+    assert cpu["strategy"] == "ddp"  # CPU processes: auto is ddp
+    asked = resolve_strategy(plan_launch(nproc=2, gpu_names=[]), _config(str(LLAMA2_70B), "fsdp"))
+    assert asked["strategy"] == "fsdp" and "as asked" in asked["notes"][-1]
+    gpus = plan_launch(gpu_names=["NVIDIA A100-SXM4-40GB"] * 2, windows=False)
+    big = resolve_strategy(gpus, _config(str(LLAMA2_70B), "auto"), gpu_gib=40.0)
+    assert big["strategy"] == "fsdp" and "shards" in big["notes"][-1]  # 70B QLoRA: 45.7 GiB whole, 27.7 sharded
+    assert resolve_strategy(gpus, _config(str(LLAMA2_70B), "auto"), gpu_gib=80.0)["strategy"] == "ddp"
+    one = plan_launch(gpu_names=[])
+    assert "strategy" not in resolve_strategy(one, _config(str(LLAMA2_70B), "auto"))  # one process: no strategy
+
+
+# ----------------------------------------------------------------------------------------------- real CPU ranks
+STEPS = 20
+COMMON = ["--profile", "qlora-min", "--json", "--set", "quant=nf4", "--set", f"max_steps={STEPS}", "--set", "lr=3e-3",
+          "--set", "cutoff_len=96", "--set", "micro_batch=1", "--set", "save_every=4", "--set", "eval_split=0",
+          "--set", "lora_dropout=0", "--set", "sample_every=0"]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    out = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["type"] == "step":
+            out[e["step"]] = e["loss"]
+    return out
+
+
+def train(model, data, runs, *extra, timeout=400):
+    out = tunedoc("train", "--model", model, "--data", data, "--runs-dir", runs, *COMMON, *extra, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-3000:]
+    done = json.loads(out.stdout.splitlines()[-1])
+    assert done["type"] == "done" and done["status"] == "completed", done
+    return Path(done["adapter"]).parent
+
+
+@pytest.fixture(scope="module")
+def fsdp_and_single(tiny_model_dir, identity_jsonl, tmp_path_factory):
+    fsdp = train(tiny_model_dir, identity_jsonl, tmp_path_factory.mktemp("fsdp-runs"), "--nproc", "2",
+                 "--strategy", "fsdp", "--set", "grad_accum=2")
+    single = train(tiny_model_dir, identity_jsonl, tmp_path_factory.mktemp("single-runs"), "--set", "grad_accum=4")
+    return fsdp, single
+
+
+@pytest.mark.slow
+def test_two_fsdp_ranks_train_the_curve_of_one_rank(fsdp_and_single):
+    fsdp, single = fsdp_and_single
+    a, b = losses(fsdp), losses(single)
+    assert len(a) == len(b) == STEPS
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-4), (step, a[step], b[step])
+    assert a[STEPS] < a[1] - 0.2, "the loss must fall"
+    events = [json.loads(x) for x in (fsdp / "events.jsonl").read_text().splitlines()]
+    start = next(e for e in events if e["type"] == "start")
+    assert start["strategy"] == "fsdp" and start["world_size"] == 2 and start["global_batch"] == 4
+    assert "2 ranks (gloo), fsdp" in start["device"]
+    assert json.loads((fsdp / "config.json").read_text())["launch"]["strategy"] == "fsdp"
+    assert "4-bit weights packed in float32" in (fsdp / "trainer.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_fsdp_adapter_is_a_plain_peft_adapter_that_loads(fsdp_and_single, tiny_model_dir, identity_jsonl):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    fsdp, single = fsdp_and_single
+    for rel in ("adapter", f"checkpoints/step-{STEPS:06d}"):
+        assert sorted(p.name for p in (fsdp / rel).iterdir()) == sorted(p.name for p in (single / rel).iterdir())
+    a = load_file(str(fsdp / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(single / "adapter" / "adapter_model.safetensors"))
+    assert sorted(a) == sorted(b) and all(a[k].shape == b[k].shape for k in a)  # whole tensors, not shards
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-4), k
+    # export copies it; the copy loads on the unquantized base and changes its output as the one-rank adapter does
+    out = tunedoc("export", str(fsdp), "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    exported = fsdp / "adapter-export"
+    x = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    outputs = []
+    for path in (exported, single / "adapter"):
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(path))
+        with torch.no_grad():
+            outputs.append(model(input_ids=x).logits)
+    with torch.no_grad():
+        plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=x).logits
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-3) and not torch.allclose(outputs[0], plain, atol=1e-3)
+
+
+def _status(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(pred, timeout=180, every=0.05, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_an_fsdp_run_stopped_and_resumed_continues_the_curve(fsdp_and_single, tiny_model_dir, identity_jsonl,
+                                                             tmp_path):
+    from tunedoc.trainer.launch import send_control
+
+    reference, _ = fsdp_and_single
+    started = tunedoc("train", "--model", tiny_model_dir, "--data", identity_jsonl, "--runs-dir", tmp_path, *COMMON,
+                      "--nproc", "2", "--strategy", "fsdp", "--set", "grad_accum=2", "--set", "save_every=0",
+                      "--detach")
+    assert started.returncode == 0, started.stderr
+    run_dir = Path(json.loads(started.stdout)["run_dir"])
+    _wait(lambda: _status(run_dir).get("step", 0) >= 2, what="the first steps")
+    send_control(run_dir, "pause")  # pause reaches both ranks between steps; stop then saves a checkpoint
+    _wait(lambda: _status(run_dir).get("status") == "paused", what="pause")
+    stopped_at = _status(run_dir)["step"]
+    assert 2 <= stopped_at < STEPS, "the run finished before the pause: the box is too fast for this test's timing"
+    send_control(run_dir, "stop")
+    _wait(lambda: _status(run_dir).get("status") == "stopped", what="stop")
+    assert (run_dir / "checkpoints" / f"step-{stopped_at:06d}" / "trainer_state.pt").is_file()
+
+    resumed = tunedoc("train", "--resume", run_dir.name, "--runs-dir", tmp_path, "--json")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    starts = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines() if '"start"' in x]
+    assert starts[-1]["resumed_from_step"] == stopped_at and starts[-1]["strategy"] == "fsdp"
+    # the steps after the stop have the uninterrupted run's losses: the LoRA weights and the sharded optimizer
+    # states came back from the checkpoint
+    curve, ref = losses(run_dir), losses(reference)
+    assert sorted(curve) == list(range(1, STEPS + 1))
+    for step in ref:
+        assert curve[step] == pytest.approx(ref[step], rel=1e-4, abs=1e-4), (step, curve[step], ref[step])

@@ -1,0 +1,139 @@
+"""Sharded training (`--strategy fsdp`): torch's FSDP2 (`torch.distributed.fsdp.fully_shard`) over the recipe's model.
+
+tunedoc shards nothing itself: FSDP2 splits every parameter over the ranks (each keeps 1/N of it as a DTensor
+shard), all-gathers a unit's parameters just before it computes and frees them after, and reduce-scatters the
+gradients so each rank keeps only its shard of the LoRA gradients and optimizer states. What this module adds is
+the plan (which modules are units, in which dtypes) and the state-dict plumbing for tunedoc's checkpoints:
+
+- `plan()` (pure, no torch): every decoder layer is a unit; the root is the recipe's loss module (the model's
+  embeddings, final norm and lm_head), kept unsharded from forward to backward as FSDP2 does for roots. For QLoRA
+  the packed 4-bit weights are stored in the compute dtype (`bnb_4bit_quant_storage`, as the PEFT docs' "FSDP +
+  QLoRA" and Answer.AI do) so that FSDP can shard and all-gather them with the rest; mixed precision casts the
+  parameters to the compute dtype for the all-gather and reduces gradients in fp32.
+- `shard()` applies it with fully_shard. FSDP2 takes parameters with mixed requires_grad in one unit (the frozen
+  base weights are gathered, never reduced; only trainable parameters must share a dtype: the LoRA weights, fp32).
+- `lora_state()` / `optimizer_state()` / `load_optimizer_state()`: the full (unsharded) LoRA weights and optimizer
+  states, gathered by every rank and kept by rank 0, so an fsdp run's checkpoints and adapter are the same files
+  as a ddp or one-GPU run's (an fsdp run resumes from them; the adapter loads anywhere). Only the LoRA weights are
+  gathered, never the base model.
+
+Gradient accumulation: the gradients are reduce-scattered after every micro-batch and FSDP2 sums the shards
+(torchtune does the same): the sharded LoRA gradients stay 1/N; skipping the sync (`set_requires_gradient_sync`)
+would hold every layer's unsharded gradients until the last micro-batch. The loss is scaled as under DDP (FSDP2's
+reduce-scatter averages over the ranks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+@dataclass
+class FsdpPlan:
+    """What `shard()` does, as plain data (tests and `--json` read it without torch)."""
+
+    units: list[str]
+    """The modules fully_shard wraps, innermost first: each decoder layer, then the root."""
+    quant_storage: str | None
+    """bnb_4bit_quant_storage for 4-bit quantization (None without it): the dtype the packed weights are stored in."""
+    param_dtype: str | None
+    """MixedPrecisionPolicy.param_dtype: parameters are cast to it before the all-gather (None: kept as stored)."""
+    reduce_dtype: str = "float32"
+    """MixedPrecisionPolicy.reduce_dtype: the gradients' reduce-scatter dtype."""
+    grad_scaler: str | None = None
+    """fp16 on a GPU: FSDP's ShardedGradScaler (the gradients are sharded DTensors)."""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"units": self.units, "quant_storage": self.quant_storage, "param_dtype": self.param_dtype,
+                "reduce_dtype": self.reduce_dtype, "grad_scaler": self.grad_scaler, "notes": self.notes}
+
+
+class FsdpUnsupported(ValueError):
+    """This profile cannot be sharded (the message says why and what to use instead)."""
+
+
+def plan(quant: str, compute_dtype: str, device: str, layers: int, layer_path: str = "model.layers") -> FsdpPlan:
+    """The sharding plan for a model with `layers` decoder layers at `layer_path`, quantized per `quant`, computing
+    in `compute_dtype` ("bfloat16", "float16", "float32" or bf16/fp16/fp32) on `device` ("cuda"/"cpu")."""
+    dtype = DTYPE_NAMES.get(compute_dtype, compute_dtype).replace("torch.", "")
+    if quant == "int8":
+        raise FsdpUnsupported("strategy=fsdp with quant=int8: bitsandbytes' 8-bit weights keep their scales beside "
+                              "the int8 data and FSDP cannot shard them; use quant=nf4 (FSDP-QLoRA) or "
+                              "strategy=ddp")
+    units = [f"{layer_path}.{i}" for i in range(layers)] + ["root (embeddings, final norm, lm_head)"]
+    notes = [f"{layers} decoder layers and the root are FSDP units: a layer's parameters are all-gathered just "
+             "before it runs (the next one prefetched) and freed after; the root's stay gathered from forward "
+             "to backward"]
+    storage = None
+    if quant in ("nf4", "nf4-dq"):
+        storage = dtype
+        notes.append(f"4-bit weights packed in {dtype} (bnb_4bit_quant_storage) so FSDP shards them with the "
+                     "other parameters; their quantization constants stay whole on every rank")
+    param_dtype = None if dtype == "float32" else dtype
+    if param_dtype:
+        notes.append(f"mixed precision: parameters gathered in {dtype}, gradients reduced in float32")
+    scaler = "ShardedGradScaler" if dtype == "float16" and device.startswith("cuda") else None
+    return FsdpPlan(units=units, quant_storage=storage, param_dtype=param_dtype, grad_scaler=scaler, notes=notes)
+
+
+def decoder_layers(model):
+    """(dotted path, the decoder layers' ModuleList) of a causal LM, plain or PEFT-wrapped."""
+    from tunedoc.trainer.loss import decoder_of
+
+    decoder = decoder_of(model)
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise FsdpUnsupported(f"strategy=fsdp: {type(decoder).__name__} has no `layers` list to shard by; use "
+                              "strategy=ddp")
+    path = next((n for n, m in model.named_modules() if m is layers), "layers")
+    return path, layers
+
+
+def shard(root, model, the_plan: FsdpPlan):
+    """fully_shard each decoder layer of `model`, then `root` (the module whose forward computes the loss and that
+    holds `model`). Returns `root`, now FSDP-managed: its parameters are DTensor shards."""
+    import torch
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+    mp = MixedPrecisionPolicy(param_dtype=dt[the_plan.param_dtype] if the_plan.param_dtype else None,
+                              reduce_dtype=dt[the_plan.reduce_dtype])
+    _, layers = decoder_layers(model)
+    for layer in layers:
+        fully_shard(layer, mp_policy=mp)
+    fully_shard(root, mp_policy=mp)
+    return root
+
+
+def _full(t):
+    """A DTensor shard's whole tensor on the CPU (a collective: every rank calls it); a plain tensor as is."""
+    full = t.full_tensor() if hasattr(t, "full_tensor") else t
+    return full.detach().cpu()
+
+
+def lora_state(model) -> dict:
+    """The trainable (LoRA) parameters of `model`, whole, by their names in `model` (every rank must call it, in the
+    same order; the result is the same on every rank)."""
+    return {n: _full(p) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def optimizer_state(root, optimizer) -> dict:
+    """The optimizer's states, whole, on rank 0 (other ranks get {}); every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(root, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(root, optimizer, state: dict) -> None:
+    """Shard a whole optimizer state (from `optimizer_state`) into `optimizer`; every rank passes the same state."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(root, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def grad_norm_value(norm) -> float:
+    """clip_grad_norm_ over DTensor gradients returns a DTensor: its value as a float."""
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
