@@ -394,7 +394,7 @@ def fit_main(args) -> int:
         used = min(1.0, r.estimate.total_gb / vram)
         bar = "█" * round(used * 20) + "·" * (20 - round(used * 20))
         print(f"  {mark:<4} {r.profile.name:<16} {r.estimate.total_gb:6.1f} GiB [{bar}] "
-              + (f"{r.headroom_gb:+.1f} GiB" if r.fits else f"{-r.headroom_gb:.1f} GiB over"))
+              + (f"{r.headroom_gb:+.1f} GiB" if r.fits or r.headroom_gb >= 0 else f"{-r.headroom_gb:.1f} GiB over"))
         if n > 1:
             print("       per GPU: " + " + ".join(f"{v:.1f} {k.replace('_', ' ')}" for k, v in
                                                  parts(r.estimate).items()))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunedoc.profiles.estimate import Estimate, estimate
-from tunedoc.profiles.multi import per_gpu
+from tunedoc.profiles.multi import SHARDED, per_gpu
 from tunedoc.profiles.profile import Profile, builtin_names, load_profile
 
 QUALITY = {"none": 3, "int8": 2, "nf4-dq": 1, "nf4": 1}
@@ -71,10 +71,11 @@ def parts(est: Estimate) -> dict[str, float]:
     "communication" (DDP's gradient buckets, NCCL's buffers). A strategy other than ddp may name parts of its own:
     keys with "shard" in their name count as "sharded", with "gather" or "comm" as communication."""
     out = {"replicated": 0.0, "sharded": 0.0, "per_rank": 0.0, "communication": 0.0}
+    sharded = SHARDED if est.details.get("strategy") == "fsdp" else ()
     for k, v in est.breakdown.items():
         if k in COMMUNICATION or "gather" in k or "comm" in k:
             out["communication"] += v
-        elif "shard" in k:
+        elif "shard" in k or k in sharded:
             out["sharded"] += v
         elif k in REPLICATED:
             out["replicated"] += v
@@ -135,6 +136,12 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
             prof = _with(prof, cutoff_len=int(seq))
         est = run(prof)
         headroom = budget - est.total_gb
+        if gpus > 1 and strategy == "fsdp" and prof.quant == "int8":  # trainer/fsdp.py refuses it: ddp's figure
+            est = per_gpu(estimate(config, prof, gpu=gpu, attn=attn), gpus, "ddp")
+            results.append(FitResult(prof, est, False, budget - est.total_gb, "int8 weights cannot be sharded: "
+                                     "this is its ddp figure (--strategy ddp); --set quant=nf4 shards it",
+                                     {"quant": "nf4"}))
+            continue
         if headroom >= 0:
             changes, spare = _grow(prof, budget, run)
             suggestion = (f"room for {set_args(changes)} ({spare:.1f} GiB to spare)" if changes else None)

@@ -107,3 +107,21 @@ def test_estimate_cli_fsdp_and_auto():
     text = run("--strategy", "fsdp")
     assert "quantized weights, sharded 1/2" in text and "quantization constants, replicated" in text
     assert "FSDP all-gather buffers" in text
+
+
+def test_fit_under_fsdp_splits_the_figure_into_sharded_parts_and_refuses_int8():
+    from tunedoc.profiles.fit import fit, parts
+
+    config = json.loads(LLAMA2_7B.read_text())
+    results = {r.profile.name: r for r in fit(config, 12.0, gpus=2, strategy="fsdp")}
+    qlora = results["qlora-balanced"]
+    shares = parts(qlora.estimate)
+    # the 4-bit weights, adapter, gradients and optimizer states are split over the GPUs, not held whole on each
+    assert shares["sharded"] > shares["replicated"] and shares["sharded"] == pytest.approx(
+        sum(qlora.estimate.breakdown[k] for k in ("quantized_weights", "weights_16bit", "lora_params", "lora_grads",
+                                                  "optimizer_states") if k in qlora.estimate.breakdown))
+    assert sum(shares.values()) == pytest.approx(qlora.estimate.total_gb)
+    # trainer/fsdp.py cannot shard int8: the profile is not offered under fsdp whatever its size
+    int8 = results["lora-8bit"]
+    assert not int8.fits and "cannot be sharded" in int8.suggestion and int8.changes == {"quant": "nf4"}
+    assert int8.estimate.details["strategy"] == "ddp"
