@@ -100,7 +100,7 @@ def _untrainable(model: str, est) -> None:
     """One sentence on stderr when tunedoc's trainer cannot train this pre-quantized checkpoint."""
     pq = est.details.get("prequantized")
     if pq and not pq["trainable"]:
-        print(f"tunedoc: tunedoc train cannot train {model}, a pre-quantized {pq['text']} checkpoint: {pq['why']}",
+        print(f"note: `tunedoc train` cannot train {model}, a pre-quantized {pq['text']} checkpoint: {pq['why']}",
               file=sys.stderr)
 
 

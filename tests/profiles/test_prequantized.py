@@ -79,10 +79,10 @@ def test_estimate_and_fit_say_tunedoc_cannot_train_it(capsys):
     gptq = str(PRE / "qwen2.5-7b-instruct-gptq-int4.json")
     assert main(["estimate", "--model", gptq]) == 0
     out, err = capsys.readouterr()
-    assert "tunedoc train cannot train" in err and "GPTQ 4-bit" in err and "no GPTQ kernels" in err
+    assert "`tunedoc train` cannot train" in err and "GPTQ 4-bit" in err and "no GPTQ kernels" in err
     assert "pre-quantized checkpoint (GPTQ" in out
     assert main(["fit", "--model", gptq, "--vram", "24"]) == 0
-    assert "tunedoc train cannot train" in capsys.readouterr().err
+    assert "`tunedoc train` cannot train" in capsys.readouterr().err
     assert main(["estimate", "--model", str(PRE / "qwen2.5-7b-instruct-bnb-4bit.json")]) == 0
     assert "cannot train" not in capsys.readouterr().err
 
