@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_package, fill
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report
 
 PIP_LIST_HEAD = re.compile(r"^Package\s+Version(\s+(Editable project location|Location|Installer))*\s*$")
 PIP_LIST_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)(\s+\S.*)?$")
@@ -15,14 +15,22 @@ FREEZE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?\s*==\s*(\d[\
 FREEZE_URL = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+@\s+(\S+)$")
 WHEEL = re.compile(r"/([A-Za-z0-9_.]+?)-(\d[\w.!]*(?:\+[\w.]+)?)-[\w.]+-[\w.]+-[\w.]+\.whl")
 CONDA_HEAD = re.compile(r"^#\s*Name\s+Version\s+Build\s+Channel")
+# the same, on the whole text: a report without them costs one search each
+PIP_LIST_HEAD_ANY = re.compile(r"(?m)^[^\S\n]*Package[^\S\n]+Version([^\S\n]+(Editable project location|Location|"
+                               r"Installer))*[^\S\n]*$")
+FREEZE_ANY = re.compile(r"(?m)^[^\S\n]*[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[\w,-]+\])?[^\S\n]*==[^\S\n]*\d[\w.+!-]*[^\S\n]*$|"
+                        r"^[^\S\n]*[A-Za-z0-9][A-Za-z0-9._-]*[^\S\n]+@[^\S\n]+\S+$")
+CONDA_HEAD_ANY = re.compile(r"(?m)^[^\S\n]*#[^\S\n]*Name[^\S\n]+Version[^\S\n]+Build[^\S\n]+Channel")
 CONDA_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)\s+(\S+)(?:\s+(\S+))?\s*$")
 
 
-def parse_pip_list(lines: list[Line], facts: Facts) -> bool:
+def parse_pip_list(report: Report, facts: Facts) -> bool:
+    if "Version" not in report.text or not PIP_LIST_HEAD_ANY.search(report.text):
+        return False
     found = False
     in_table = False
-    for ln in lines:
-        t = ln.text.strip()
+    for t in report.texts:
+        t = t.strip()
         if PIP_LIST_HEAD.match(t):
             in_table, found = True, True
             continue
@@ -37,10 +45,14 @@ def parse_pip_list(lines: list[Line], facts: Facts) -> bool:
     return found
 
 
-def parse_pip_freeze(lines: list[Line], facts: Facts) -> bool:
+def parse_pip_freeze(report: Report, facts: Facts) -> bool:
+    if not ("==" in report.text or "@" in report.text) or not FREEZE_ANY.search(report.text):
+        return False
     rows = []
-    for ln in lines:
-        t = ln.text.strip()
+    for t in report.texts:
+        if "==" not in t and "@" not in t:
+            continue
+        t = t.strip()
         m = FREEZE.match(t)
         if m:
             rows.append((m.group(1), m.group(2)))
@@ -58,15 +70,15 @@ def parse_pip_freeze(lines: list[Line], facts: Facts) -> bool:
     return len(rows) >= 2
 
 
-def parse_conda_list(lines: list[Line], facts: Facts) -> bool:
-    if not any(CONDA_HEAD.match(ln.text.strip()) for ln in lines):
+def parse_conda_list(report: Report, facts: Facts) -> bool:
+    if "Channel" not in report.text or not CONDA_HEAD_ANY.search(report.text):
         return False
     facts.python.is_conda = True
-    for ln in lines:
-        m = re.match(r"^#\s*packages in environment at (.+):$", ln.text.strip())
+    for t in report.texts:
+        m = re.match(r"^#\s*packages in environment at (.+):$", t.strip())
         if m:
             fill(facts.python, "prefix", m.group(1))
-        m = CONDA_ROW.match(ln.text.strip())
+        m = CONDA_ROW.match(t.strip())
         if not m:
             continue
         name, version, build, channel = m.groups()
