@@ -363,15 +363,17 @@ PROSE_GATES = {"torch.version": ("torch",), "driver.version": ("driver",), "pyth
 SHAPE_SAFE = ("torch.version", "driver.version", "torch.cuda", "cuda_available")
 
 
-def _prose_plan(shape: bytes) -> tuple[tuple[int, ...], bool]:
-    """For a line shape: which PROSE patterns can match it (their gate words are there and, where that is a safe
-    test, the pattern matches the shape), and whether a GPU name can be there."""
-    s = shape.decode("utf-8", "surrogatepass")
+def _prose_plan(shape: bytes, s: str | None = None) -> tuple[tuple[int, ...], int]:
+    """For a line shape (and `s`, it as text): which PROSE patterns can match it (their gate words are there and,
+    where that is a safe test, the pattern matches the shape), and whether a GPU name can be there (2: a GPU word
+    is in the line; 1: maybe, a word with a digit is in the shape; 0: none)."""
+    if s is None:
+        s = shape.decode("utf-8", "surrogatepass")
     plan = tuple(k for k, (rx, what) in enumerate(PROSE)
-                 if any(w in s for w in PROSE_GATES[what]) and (what not in SHAPE_SAFE or rx.search(s)))
+                 if any(w in shape for w in _GATES[k]) and (what not in SHAPE_SAFE or rx.search(s)))
     if any(w in shape for w in GPU_PLAIN):
-        return plan, 2  # a GPU word is in the line
-    return plan, int(any(shape_of(w) in shape for w in GPU_WORDS))  # 1: maybe (a word with a digit)
+        return plan, 2
+    return plan, int(any(w in shape for w in GPU_SHAPES))
 
 
 def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None) -> None:
@@ -408,7 +410,7 @@ def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None
             elif what == "cuda_available":  # the user's complaint: quoted apart from a tool's "available: False"
                 out.set("torch.cuda_available", f.torch, "cuda_available", False, ln)
                 f.quoted.setdefault("said.cuda_unavailable", f"{out.source}:{ln.no}: {t.strip()[:200]}")
-    if not f.gpus and gpu_words and (gpu_words == 2 or any(w in low for w in GPU_WORDS)):
+    if not f.gpus and gpu_words and (gpu_words == 2 or GPU_DIGITS.search(low)):
         m = GPU_NAME.search(t)
         if m and STRONG_GPU.search(m.group(0)):
             _gpu(out, m.group(0), ln)
@@ -417,6 +419,9 @@ def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None
 GPU_WORDS = ("rtx", "gtx", "titan", "tesla", "quadro", "geforce", "nvidia", "a100", "h100", "h200", "h20", "l40",
              "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30", "a800", "h800")
 GPU_PLAIN = tuple(w.encode() for w in GPU_WORDS if not any(c.isdigit() for c in w))
+GPU_SHAPES = tuple(shape_of(w) for w in GPU_WORDS)
+GPU_DIGITS = re.compile("|".join(w for w in GPU_WORDS if any(c.isdigit() for c in w)))  # the others: see GPU_PLAIN
+_GATES = [tuple(w.encode() for w in PROSE_GATES[what]) for _, what in PROSE]  # lowercase, no digits
 
 
 def _hints(out: _Out, ln: Line) -> None:
@@ -455,6 +460,7 @@ SHAPE_WORDS = [(_HINT, HINT_WORDS), (_PIP, ("install", "requirement", ".whl", "c
                (_PROSE, PROSE_WORDS)]
 SHAPE_WORDS = [(bit, tuple(shape_of(w) for w in words)) for bit, words in SHAPE_WORDS]
 PROSE_PLAIN = tuple(w.encode() for w in PROSE_WORDS if not any(c.isdigit() for c in w))
+PROSE_DIGITS = re.compile("|".join(w for w in PROSE_WORDS if any(c.isdigit() for c in w)))
 # a word every key of KEYS holds ("os", "gpu", "python"...): a key/value line whose key holds none is not read
 KEY_WORDS = tuple(w.encode() for w in (
     "cuda", "torch", "driver", "nvidia", "gpu", "graphics", "card", "device", "hardware", "capability", "sm", "os",
@@ -477,7 +483,7 @@ def _shape_steps(shape: bytes) -> int:
     if bits & _PKG and not PKG_ROW.match(s):
         bits &= ~_PKG
     if bits & _PROSE:
-        plan = _prose_plan(shape)
+        plan = _prose_plan(shape, s)
         if not plan[0] and not plan[1]:  # no PROSE pattern and no GPU word can be there
             bits &= ~_PROSE
         elif any(w in shape for w in PROSE_PLAIN):  # a word without digits: in the line itself
@@ -551,7 +557,7 @@ def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
         kv = _split(t) if bits & _KV and (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t) else None
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue
-        if bits & _PROSE and (bits & _PROSE_SURE or any(w in low for w in PROSE_WORDS)):
+        if bits & _PROSE and (bits & _PROSE_SURE or PROSE_DIGITS.search(low)):
             plan = plans.get(shape)
             if plan is None:
                 plan = plans[shape] = _prose_plan(shape)

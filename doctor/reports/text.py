@@ -36,7 +36,8 @@ def _clean(text: str) -> tuple[list[str], list[int]]:
 
     Most lines of a long log only lose their trailing whitespace: the other steps run on the lines holding the
     character they need (`>`, `<`, a fence), all of them only for a docker compose log."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x1b" in text:
         text = ANSI.sub("", text)
     for q, r in QUOTES.items():  # character for character, so it can be done before the lines are cut
@@ -45,7 +46,7 @@ def _clean(text: str) -> tuple[list[str], list[int]]:
     raw = text.split("\n")
     # docker compose prefixes only when most non-empty lines carry the same one
     strip_compose = False
-    if COMPOSE.match(text) or COMPOSE_NL.search(text):
+    if "|" in text and (COMPOSE.match(text) or COMPOSE_NL.search(text)):
         prefixes = [COMPOSE.match(x) for x in raw if x.strip()]
         strip_compose = bool(prefixes) and sum(1 for p in prefixes if p) >= max(2, len(prefixes) // 2)
     texts = [x.rstrip() for x in raw]
@@ -53,12 +54,9 @@ def _clean(text: str) -> tuple[list[str], list[int]]:
     marks = tuple(c for c in (">", "<", "```", "~~~") if c in text)
     if strip_compose:
         special = range(len(raw))
-    elif len(marks) == 1:
-        special = [i for i, x in enumerate(raw) if marks[0] in x]
-    elif marks:
-        special = [i for i, x in enumerate(raw) if any(c in x for c in marks)]
-    else:
-        special = []
+    else:  # a tag line starts with "<" (one quoted with ">" is found by its ">")
+        special = sorted(set().union(*([i for i, x in enumerate(raw) if c in x and (c != "<" or x.lstrip()[:1] == "<")]
+                                       for c in marks)))
     fences = []
     for i in special:
         line = raw[i]
