@@ -114,15 +114,14 @@ def parse_collect_env(report: Report, facts: Facts) -> bool:
     return True
 
 
-ENV_BLOCK_HEAD = re.compile(r"^[^\S\n]*[-*][^\S\n]+`?(transformers|llamafactory|accelerate|diffusers|peft|trl|"
-                            r"sentence-transformers|huggingface_hub|vllm|axolotl|unsloth)`?[^\S\n]+version[^\S\n]*:",
-                            re.I | re.M)
+ENV_BLOCK_HEAD = re.compile(r"^\s*[-*]\s+`?(transformers|llamafactory|accelerate|diffusers|peft|trl|sentence-transformers|"
+                            r"huggingface_hub|vllm|axolotl|unsloth)`?\s+version\s*:", re.I)
 
 
 def parse_env_block(report: Report, facts: Facts) -> bool:
     """`transformers env` (`transformers-cli env`), `accelerate env`, `llamafactory-cli env`, `diffusers-cli env`...
     Each line stands alone (the first value wins), so the distinct lines are enough."""
-    if not report.has("version") or not ENV_BLOCK_HEAD.search(report.text):
+    if not any(ENV_BLOCK_HEAD.match(t) for t in report.lines_with("version")):
         return False
     t = facts.torch
     for i in report.distinct:
@@ -179,10 +178,11 @@ TORCH_VERSION_LINE = re.compile(r"^\s*(?:pytorch|torch) version\s*[:=]\s*(?P<v>\
 
 
 BANNER_WORDS = ("Torch: ", "Pytorch: ", "Max memory: ", "Device: cuda:", "Total VRAM ")
+BANNER_RX = re.compile("|".join(re.escape(w) for w in BANNER_WORDS))
 
 
 def _banner_line(text: str) -> bool:
-    return any(w in text for w in BANNER_WORDS) or "torch version" in text.lower()
+    return BANNER_RX.search(text) is not None or "torch version" in text.lower()
 
 
 def parse_banners(report: Report, facts: Facts) -> list[str]:
@@ -190,7 +190,7 @@ def parse_banners(report: Report, facts: Facts) -> list[str]:
     kinds = []
     if not report.has(*BANNER_WORDS, "torch version"):
         return kinds
-    for ln in report.select(_banner_line):
+    for ln in report.select(_banner_line, *BANNER_WORDS, "torch version"):
         m = UNSLOTH_TORCH.search(ln.text) or UNSLOTH_TORCH_OLD.search(ln.text)
         if m:
             add_package(facts, "torch", m.group("torch"))

@@ -26,6 +26,11 @@ from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
 from tunedoc.doctor.reports.text import Line, Report, shape_of
 
+def _words_rx(words) -> re.Pattern:
+    """One search for any of these words (bytes): what `any(w in s for w in words)` says, in one call."""
+    return re.compile(b"|".join(re.escape(w) for w in words))
+
+
 TORCH_V = r"(\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc|\.dev)\d+)?(?:\+(?:cu\d+|cpu|rocm[\d.]+|xpu))?)"
 DRIVER_V = r"(\d{3}\.\d{1,3}(?:\.\d{1,3})?)"
 CUDA_V = r"(\d{1,2}\.\d)"
@@ -370,10 +375,10 @@ def _prose_plan(shape: bytes, s: str | None = None) -> tuple[tuple[int, ...], in
     if s is None:
         s = shape.decode("utf-8", "surrogatepass")
     plan = tuple(k for k, (rx, what) in enumerate(PROSE)
-                 if any(w in shape for w in _GATES[k]) and (what not in SHAPE_SAFE or rx.search(s)))
-    if any(w in shape for w in GPU_PLAIN):
+                 if _GATES[k].search(shape) and (what not in SHAPE_SAFE or rx.search(s)))
+    if GPU_PLAIN.search(shape):
         return plan, 2
-    return plan, int(any(w in shape for w in GPU_SHAPES))
+    return plan, int(GPU_SHAPES.search(shape) is not None)
 
 
 def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None) -> None:
@@ -418,10 +423,10 @@ def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None
 
 GPU_WORDS = ("rtx", "gtx", "titan", "tesla", "quadro", "geforce", "nvidia", "a100", "h100", "h200", "h20", "l40",
              "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30", "a800", "h800")
-GPU_PLAIN = tuple(w.encode() for w in GPU_WORDS if not any(c.isdigit() for c in w))
-GPU_SHAPES = tuple(shape_of(w) for w in GPU_WORDS)
+GPU_PLAIN = _words_rx(w.encode() for w in GPU_WORDS if not any(c.isdigit() for c in w))
+GPU_SHAPES = _words_rx(shape_of(w) for w in GPU_WORDS)
 GPU_DIGITS = re.compile("|".join(w for w in GPU_WORDS if any(c.isdigit() for c in w)))  # the others: see GPU_PLAIN
-_GATES = [tuple(w.encode() for w in PROSE_GATES[what]) for _, what in PROSE]  # lowercase, no digits
+_GATES = [_words_rx(w.encode() for w in PROSE_GATES[what]) for _, what in PROSE]  # lowercase, no digits
 
 
 def _hints(out: _Out, ln: Line) -> None:
@@ -458,24 +463,27 @@ SHAPE_WORDS = [(_HINT, HINT_WORDS), (_PIP, ("install", "requirement", ".whl", "c
                (_PKG, ("torch", "bitsandbytes", "xformers", "flash", "triton", "deepspeed", "transformers",
                        "accelerate", "peft", "trl", "vllm")),
                (_PROSE, PROSE_WORDS)]
-SHAPE_WORDS = [(bit, tuple(shape_of(w) for w in words)) for bit, words in SHAPE_WORDS]
-PROSE_PLAIN = tuple(w.encode() for w in PROSE_WORDS if not any(c.isdigit() for c in w))
+SHAPE_RX = [(bit, _words_rx(shape_of(w) for w in words)) for bit, words in SHAPE_WORDS]
+PROSE_PLAIN_RX = _words_rx(w.encode() for w in PROSE_WORDS if not any(c.isdigit() for c in w))
 PROSE_DIGITS = re.compile("|".join(w for w in PROSE_WORDS if any(c.isdigit() for c in w)))
 # a word every key of KEYS holds ("os", "gpu", "python"...): a key/value line whose key holds none is not read
 KEY_WORDS = tuple(w.encode() for w in (
     "cuda", "torch", "driver", "nvidia", "gpu", "graphics", "card", "device", "hardware", "capability", "sm", "os",
     "system", "platform", "distro", "environment", "python", "bitsandbytes", "transformers", "accelerate", "peft",
     "trl", "xformers", "flash", "triton", "unsloth", "vllm", "deepspeed"))
+KEY_WORDS_RX = _words_rx(KEY_WORDS)
 _KEY_GONE = b"*_`()[]0"  # markdown, "()", "[0]" and "(0)" that _key() removes (and any digit): letters can meet
 
 
-def _shape_steps(shape: bytes) -> int:
-    """The steps of parse_freetext that may find something in a line of this shape (a necessary test)."""
+def _shape_steps(shape: bytes) -> tuple[int, tuple | None]:
+    """The steps of parse_freetext that may find something in a line of this shape (a necessary test), and the
+    prose plan (_prose_plan) when prose may."""
     bits = 0
-    for bit, words in SHAPE_WORDS:
-        if any(w in shape for w in words):
+    for bit, rx in SHAPE_RX:
+        if rx.search(shape):
             bits |= bit
     s = shape.decode("utf-8", "surrogatepass")
+    plan = None
     # patterns with no literal digit or capital (REPL), or that ignore case (PKG_ROW): no match on the shape, none
     # on the line
     if bits & _REPL and not REPL.search(s):
@@ -486,23 +494,22 @@ def _shape_steps(shape: bytes) -> int:
         plan = _prose_plan(shape, s)
         if not plan[0] and not plan[1]:  # no PROSE pattern and no GPU word can be there
             bits &= ~_PROSE
-        elif any(w in shape for w in PROSE_PLAIN):  # a word without digits: in the line itself
+        elif PROSE_PLAIN_RX.search(shape):  # a word without digits: in the line itself
             bits |= _PROSE_SURE
     if any(c in shape for c in (b":", b"=", b"|", b"\t", b" - ", "：".encode())):
         # the key is before the first ':' or '=' (a table row's: anywhere in the line)
         key = shape if b"|" in shape else shape.split(b":", 1)[0].split(b"=", 1)[0]
         key = key.translate(None, _KEY_GONE)
-        if any(w in key for w in KEY_WORDS):
+        if KEY_WORDS_RX.search(key):
             bits |= _KV
-    return bits
+    return bits, plan
 
 
 def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
     """Fill `facts` from free text; returns how many facts it filled (0: nothing found). Linear: each distinct line
     is read once, and the regexes run only on lines holding one of their words (decided once per line shape)."""
     out = _Out(facts, source)
-    steps: dict[bytes, int] = {}
-    plans: dict[bytes, tuple] = {}
+    steps: dict[bytes, tuple] = {}
     texts, nos = report.texts, report.nos
     for i, shape in zip(report.distinct, report.shapes):
         t = texts[i]
@@ -510,7 +517,9 @@ def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
             continue
         bits = steps.get(shape)
         if bits is None:
-            bits = steps[shape] = _shape_steps(shape)
+            bits, plan = steps[shape] = _shape_steps(shape)
+        else:
+            bits, plan = bits
         if not bits and len(t) >= 24:
             continue
         ln = Line(nos[i], t)
@@ -558,9 +567,6 @@ def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue
         if bits & _PROSE and (bits & _PROSE_SURE or PROSE_DIGITS.search(low)):
-            plan = plans.get(shape)
-            if plan is None:
-                plan = plans[shape] = _prose_plan(shape)
             if plan[0] or (plan[1] and not facts.gpus):
                 _prose(out, ln, plan)
     t = facts.torch

@@ -15,18 +15,12 @@ FREEZE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?\s*==\s*(\d[\
 FREEZE_URL = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+@\s+(\S+)$")
 WHEEL = re.compile(r"/([A-Za-z0-9_.]+?)-(\d[\w.!]*(?:\+[\w.]+)?)-[\w.]+-[\w.]+-[\w.]+\.whl")
 CONDA_HEAD = re.compile(r"^#\s*Name\s+Version\s+Build\s+Channel")
-# the same, on the whole text: a report without them costs one search each
-PIP_LIST_HEAD_ANY = re.compile(r"(?m)^[^\S\n]*Package[^\S\n]+Version([^\S\n]+(Editable project location|Location|"
-                               r"Installer))*[^\S\n]*$")
-FREEZE_ANY = re.compile(r"(?m)^[^\S\n]*[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[\w,-]+\])?[^\S\n]*==[^\S\n]*\d[\w.+!-]*[^\S\n]*$|"
-                        r"^[^\S\n]*[A-Za-z0-9][A-Za-z0-9._-]*[^\S\n]+@[^\S\n]+\S+$")
-CONDA_HEAD_ANY = re.compile(r"(?m)^[^\S\n]*#[^\S\n]*Name[^\S\n]+Version[^\S\n]+Build[^\S\n]+Channel")
 CONDA_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)\s+(\S+)(?:\s+(\S+))?\s*$")
 
 
 def parse_pip_list(report: Report, facts: Facts) -> bool:
-    if "Version" not in report.text or not PIP_LIST_HEAD_ANY.search(report.text):
-        return False
+    if not any(PIP_LIST_HEAD.match(t.strip()) for t in report.lines_with("version")):
+        return False  # no table: nothing to read
     found = False
     in_table = False
     for t in report.texts:
@@ -46,8 +40,8 @@ def parse_pip_list(report: Report, facts: Facts) -> bool:
 
 
 def parse_pip_freeze(report: Report, facts: Facts) -> bool:
-    if not ("==" in report.text or "@" in report.text) or not FREEZE_ANY.search(report.text):
-        return False
+    if not any(FREEZE.match(t.strip()) or FREEZE_URL.match(t.strip()) for t in report.lines_with("==", "@")):
+        return False  # no row: nothing to read
     rows = []
     for t in report.texts:
         if "==" not in t and "@" not in t:
@@ -71,7 +65,7 @@ def parse_pip_freeze(report: Report, facts: Facts) -> bool:
 
 
 def parse_conda_list(report: Report, facts: Facts) -> bool:
-    if "Channel" not in report.text or not CONDA_HEAD_ANY.search(report.text):
+    if not any(CONDA_HEAD.match(t.strip()) for t in report.lines_with("channel")):
         return False
     facts.python.is_conda = True
     for t in report.texts:

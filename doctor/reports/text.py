@@ -124,12 +124,31 @@ class Report:
             self._lines = [Line(n, t) for n, t in zip(self.nos, self.texts)]
         return self._lines
 
-    def select(self, pred) -> list[Line]:
-        """Every line (repeats too, in order) whose text passes `pred`, which is asked once per distinct text."""
-        ok = {t for t in (self.texts[i] for i in self.distinct) if pred(t)}
+    def select(self, pred, *needles: str) -> list[Line]:
+        """Every line (repeats too, in order) whose text passes `pred`, which is asked once per distinct text (only
+        of those that may hold a needle, when given: `pred` must be false without one)."""
+        texts = self.lines_with(*needles) if needles else (self.texts[i] for i in self.distinct)
+        ok = {t for t in texts if pred(t)}
         if not ok:
             return []
         return [Line(n, t) for n, t in zip(self.nos, self.texts) if t in ok]
+
+    def lines_with(self, *needles: str) -> list[str]:
+        """The distinct lines that may hold a needle (ignoring case, a digit for any digit), in order: a superset,
+        found by searching the shapes, for a caller to test exactly. A line is listed once."""
+        shape, hits = self.shape, set()
+        for n in needles:
+            nb, k, last = shape_of(n), 0, 0
+            pos = shape.find(nb)
+            while pos >= 0:
+                k += shape.count(b"\n", last, pos)
+                hits.add(k)
+                last = shape.find(b"\n", pos)
+                if last < 0:
+                    break
+                k, last = k + 1, last + 1
+                pos = shape.find(nb, last)
+        return [self.texts[self.distinct[k]] for k in sorted(hits)]
 
     def may(self, rx: re.Pattern) -> bool:
         """Whether `rx` can match some line, tried once per shape: a necessary test for a pattern with no literal
