@@ -248,6 +248,7 @@ def scan(report: Report, source: str) -> list[tuple[Row, Signature]]:
     rows = list(zip(TABLE, (rx for _, rx in COMPILED), KEYS, SHAPE_KEYS))
     full: set[str] = set()  # ids with PER_ID lines: no longer searched
     by_shape: dict[bytes, list] = {}
+    any_key = re.compile(b"|".join(re.escape(k) for k in SHAPE_KEYS if k))
     texts, nos = report.texts, report.nos
     for i, shape in zip(report.distinct, report.shapes):
         t = texts[i]
@@ -255,7 +256,10 @@ def scan(report: Report, source: str) -> list[tuple[Row, Signature]]:
             continue
         cands = by_shape.get(shape)
         if cands is None:
-            cands = by_shape[shape] = [r for r in rows if r[3] is None or r[3] in shape]
+            if any_key.search(shape) is None:  # no row's key: only the rows without one
+                cands = by_shape[shape] = [r for r in rows if r[3] is None]
+            else:
+                cands = by_shape[shape] = [r for r in rows if r[3] is None or r[3] in shape]
         if not cands:
             continue
         low = t.lower()
