@@ -98,6 +98,7 @@ PY_FROM_PATH = re.compile(r"[Pp]ython(3\.\d+)[/\\](?:site|dist)-packages|[/\\][P
 FOUND_GPU = re.compile(r"Found GPU\s?(\d+) (.+?) which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)")
 ARCH_LIST = re.compile(r"current PyTorch install supports CUDA capabilities ((?:(?:sm|compute)_\d+\w?\s*)+)")
 TORCH_IN_TEXT = re.compile(r"\btorch(?:==|\s+|-)(\d+\.\d+\.\d+(?:\+(?:cu\d+|cpu))?)\b")
+TORCH_AT_END = re.compile(r"\btorch$", re.M)
 
 
 TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
@@ -128,7 +129,9 @@ def _trace_facts(report: Report, facts: Facts) -> bool:
     m = ARCH_LIST.search(text) if has("current PyTorch install supports CUDA capabilities") else None
     if m and facts.torch.arch_list is None:
         facts.torch.arch_list = m.group(1).split()
-    m = TORCH_IN_TEXT.search(text) if facts.torch.version is None and report.may(TORCH_IN_TEXT) else None
+    # (tried on the shapes first; its `\s+` can also join "torch" at a line's end to a version on the next line)
+    maybe = report.may(TORCH_IN_TEXT) or report.may(TORCH_AT_END)
+    m = TORCH_IN_TEXT.search(text) if facts.torch.version is None and maybe else None
     if m and facts.torch.version is None:
         facts.torch.installed = True
         facts.torch.version = m.group(1)

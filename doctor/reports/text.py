@@ -1,10 +1,10 @@
 """Turning what people paste into lines a parser can read.
 
 Pasted reports arrive wrapped in chat and markdown: ANSI colour codes, Windows CRLF, `>` quoting (also nested),
-code fences, docker-compose prefixes (`app-1  | ...`), GitHub's `<details>` tags. `clean_lines` removes the
+code fences, docker-compose prefixes (`app-1  | ...`), GitHub's `<details>` tags. `Report(text)` removes the
 wrapping and keeps each line's number in the original text, so a signature can say `file.txt:123`.
 
-`Report` is that cleaning done once for every parser, with what a long log needs to stay fast: the distinct lines
+The Report is that cleaning done once for every parser, with what a long log needs to stay fast: the distinct lines
 (a training log prints the same warning on every step; a line-wise fact or signature only needs its first
 occurrence, whose line number is kept) and each distinct line's *shape* (lowercased, every digit a 0), which step
 counters and progress bars share, so a cheap test decided once per shape can skip a line before any regex runs.
@@ -81,11 +81,6 @@ def _clean(text: str) -> tuple[list[str], list[int]]:
     return texts, nos
 
 
-def clean_lines(text: str) -> list[Line]:
-    texts, nos = _clean(text)
-    return [Line(n, t) for n, t in zip(nos, texts)]
-
-
 def shape_of(s: str) -> bytes:
     """What a shape test compares: lowercased, UTF-8, every digit 0 ('Step 12/500' -> b'step 00/000')."""
     return s.lower().encode("utf-8", "surrogatepass").translate(DIGITS)
@@ -111,18 +106,10 @@ class Report:
         self.shape = shape_of(self.text)
         self.shapes = self.shape.split(b"\n")
         self._shape_set = b"\n".join(dict.fromkeys(self.shapes))  # each shape once: what has() searches
-        self._lines: list[Line] | None = None
         self._shape_str: str | None = None
 
     def line(self, i: int) -> Line:
         return Line(self.nos[i], self.texts[i])
-
-    @property
-    def lines(self) -> list[Line]:
-        """Every line as a Line (built on first use: most parsers never need them all)."""
-        if self._lines is None:
-            self._lines = [Line(n, t) for n, t in zip(self.nos, self.texts)]
-        return self._lines
 
     def select(self, pred, *needles: str) -> list[Line]:
         """Every line (repeats too, in order) whose text passes `pred`, which is asked once per distinct text (only
@@ -162,8 +149,6 @@ class Report:
         return any(shape_of(n) in self._shape_set for n in needles)
 
 
-def joined(lines: list[Line]) -> str:
-    return "\n".join(x.text for x in lines)
 def decode(data: bytes, name: str) -> str:
     """Bytes of a report file -> text. Raises ValueError with the reason for binary or undecodable data.
 
