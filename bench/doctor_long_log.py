@@ -51,11 +51,12 @@ def write_training_log(path: Path, mib: float) -> int:
         while size < mib * 2**20:
             step += 1
             bar = "\u2588" * (step // 20000 % 10) + " \u258f\u258e\u258d\u258c"[step % 5]
-            chunk = f"\r{step // 2000 % 100:3d}%|{bar:<10}| {step}/200000 [{step // 60:02d}:{step % 60:02d}<99:00, 1.{step % 97:02d}it/s]"
+            chunk = (f"\r{step // 2000 % 100:3d}%|{bar:<10}| {step}/200000 "
+                     f"[{step // 60:02d}:{step % 60:02d}<99:00, 1.{step % 97:02d}it/s]")
             if step % 3 == 0:
                 chunk += ("\n/venv/lib/python3.10/site-packages/torch/utils/checkpoint.py:1399: FutureWarning: "
-                          "`torch.cpu.amp.autocast(args...)` is deprecated. Please use `torch.amp.autocast('cpu', args...)` "
-                          "instead.\n")
+                          "`torch.cpu.amp.autocast(args...)` is deprecated. Please use "
+                          "`torch.amp.autocast('cpu', args...)` instead.\n")
             if step % 10 == 0:
                 chunk += f"\n{{'loss': {2 - step / 2e5:.4f}, 'grad_norm': 0.{step % 991}, 'epoch': {step / 2e5:.3f}}}\n"
             f.write(chunk)
@@ -84,7 +85,8 @@ def main() -> None:
     ap.add_argument("--mib", type=float, default=0, help="also time one log of about this many MiB")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        print(f"{'message':<20} {args.small:>8} lines {args.large:>8} lines  ratio (linear: at most ~{args.large / args.small:.0f})")
+        print(f"{'message':<20} {args.small:>8} lines {args.large:>8} lines  "
+              f"ratio (linear: at most ~{args.large / args.small:.0f})")
         for name, msg in MESSAGES.items():
             a, b = Path(d, "a.log"), Path(d, "b.log")
             write_log(a, msg, args.small)

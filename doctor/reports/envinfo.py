@@ -1,7 +1,8 @@
 """`python -m torch.utils.collect_env`, the `- key: value` env blocks of transformers / accelerate / llamafactory /
 diffusers / peft, and the start-up banners of Unsloth and ComfyUI.
 
-Each parser takes the Report (the cleaned lines, text.py) and the Facts to fill, and returns True when it recognized its report.
+Each parser takes the Report (the cleaned lines, text.py) and the Facts to fill, and returns True when it recognized
+its report.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
 from tunedoc.doctor.reports.text import Line, Report, shape_of
 
+
 def _words_rx(words) -> re.Pattern:
     """One search for any of these words (bytes): what `any(w in s for w in words)` says, in one call."""
     return re.compile(b"|".join(re.escape(w) for w in words))
@@ -381,7 +382,7 @@ def _prose_plan(shape: bytes, s: str | None = None) -> tuple[tuple[int, ...], in
     return plan, int(GPU_SHAPES.search(shape) is not None)
 
 
-def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], bool] | None = None) -> None:
+def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], int] | None = None) -> None:
     f, t = out.facts, ln.text
     low = t.lower()
     known = {"torch.version": f.torch.version, "os": f.platform.system, "python": f.python.version,
@@ -563,7 +564,8 @@ def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
                 facts.quoted.setdefault(f"package.{name}", f"{source}:{ln.no}: {t.strip()[:200]}")
                 out.count += 1
             continue
-        kv = _split(t) if bits & _KV and (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t) else None
+        kv = (_split(t) if bits & _KV and (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t)
+              else None)
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue
         if bits & _PROSE and (bits & _PROSE_SURE or PROSE_DIGITS.search(low)):

@@ -21,7 +21,8 @@ SMI_FAILURES = ("NVIDIA-SMI has failed", "Failed to initialize NVML", "No device
 
 
 # a line ROW1 can match (on the whole text: a log without a GPU row costs one search)
-ROW1_ANY = re.compile(r"(?m)^[^\S\n]*\|[^\S\n]*\d+[^\S\n]+[^\n]*\|[^\S\n]*[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d")
+ROW1_ANY = re.compile(r"(?m)^[^\S\n]*\|[^\S\n]*\d+[^\S\n]+[^\n]*\|[^\S\n]*[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:"
+                      r"[0-9A-Fa-f]{2}\.\d")
 
 
 def parse_smi_table(report: Report, facts: Facts) -> bool:
