@@ -510,19 +510,15 @@ def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
     """Fill `facts` from free text; returns how many facts it filled (0: nothing found). Linear: each distinct line
     is read once, and the regexes run only on lines holding one of their words (decided once per line shape)."""
     out = _Out(facts, source)
-    steps: dict[bytes, tuple] = {}
+    steps = {shape: _shape_steps(shape) for shape in dict.fromkeys(report.shapes)}
     texts, nos = report.texts, report.nos
-    for i, shape in zip(report.distinct, report.shapes):
+    # the lines a step may read (a short line may be a bare driver version): most of a long log's are skipped here
+    todo = [(i, shape) for i, shape in zip(report.distinct, report.shapes) if steps[shape][0] or len(texts[i]) < 24]
+    for i, shape in todo:
         t = texts[i]
         if len(t) < 3 or len(t) > 2000:
             continue
-        bits = steps.get(shape)
-        if bits is None:
-            bits, plan = steps[shape] = _shape_steps(shape)
-        else:
-            bits, plan = bits
-        if not bits and len(t) >= 24:
-            continue
+        bits, plan = steps[shape]
         ln = Line(nos[i], t)
         low = t.lower()
         if bits & _HINT and any(w in low for w in HINT_WORDS):

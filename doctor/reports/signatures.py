@@ -20,6 +20,7 @@ class Row:
     id: str
     pattern: str
     when: str | None = None  # None | "windows" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
+    key: str | None = None  # a literal every match holds, where _key() cannot find one (it is inside a group)
 
 
 R = Row
@@ -115,7 +116,8 @@ TABLE: list[Row] = [
     R("bnb-no-gpu-binary", r"Could not find the bitsandbytes CUDA binary at (?P<path>\S+?libbitsandbytes_cuda(?P<bnb_cuda>\d+)"
       r"\.(?:so|dll))"),
     R("bnb-no-gpu-binary", r"Library not found: (?P<path>\S*libbitsandbytes_cuda(?P<bnb_cuda>\d+)\.(?:so|dll))"),
-    R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
+    R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))",
+      key="libbitsandbytes_cpu."),
     # --- Windows and platform
     R("win-libuv", r"use_libuv was requested but PyTorch was buil[dt] without libuv support"),
     R("win-no-nccl", r"Distributed package doesn't have NCCL built in"),
@@ -176,7 +178,7 @@ def _key(pattern: str) -> str | None:
 
 
 # the literal each row's match must contain: a row's regex runs only on lines that hold it (a substring test)
-KEYS = [_key(row.pattern) for row in TABLE]
+KEYS = [row.key or _key(row.pattern) for row in TABLE]
 SHAPE_KEYS = [shape_of(k) if k else None for k in KEYS]  # the same, as a line's shape holds it
 # per id, at most this many lines are kept: a training log repeating a warning every step adds nothing after that
 PER_ID = 20
@@ -250,16 +252,16 @@ def scan(report: Report, source: str) -> list[tuple[Row, Signature]]:
     by_shape: dict[bytes, list] = {}
     any_key = re.compile(b"|".join(re.escape(k) for k in SHAPE_KEYS if k))
     texts, nos = report.texts, report.nos
-    for i, shape in zip(report.distinct, report.shapes):
+    # a shape that holds no row's key now never will (rows are only dropped): its lines are not visited at all
+    always = any(k is None for k in SHAPE_KEYS)  # a row without a key is searched on every line
+    keyed = {shape for shape in dict.fromkeys(report.shapes) if always or any_key.search(shape)}
+    for i, shape in [(i, shape) for i, shape in zip(report.distinct, report.shapes) if shape in keyed]:
         t = texts[i]
         if len(t) < 10:
             continue
         cands = by_shape.get(shape)
         if cands is None:
-            if any_key.search(shape) is None:  # no row's key: only the rows without one
-                cands = by_shape[shape] = [r for r in rows if r[3] is None]
-            else:
-                cands = by_shape[shape] = [r for r in rows if r[3] is None or r[3] in shape]
+            cands = by_shape[shape] = [r for r in rows if r[3] is None or r[3] in shape]
         if not cands:
             continue
         low = t.lower()
