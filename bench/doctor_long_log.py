@@ -7,13 +7,14 @@ Each log is written to a temporary folder and read by a child `python -m tunedoc
 includes start-up, reading, parsing, the rules and the rendering a user waits for. Before the first fix a per-line
 condition re-searched the whole text (5,000 lines 19 s, 20,000 lines 285 s).
 
-Measured here (2 cores shared with other jobs, load average ~4), after the shared pass (doctor/reports/text.py
-`Report`: the text cleaned once, each distinct line read once, per-shape regex plans, presence tests before the
-format parsers): 10k lines 0.2-0.9 s, 100k lines 0.3-0.9 s (ratio 1.0-2.4: start-up dominates, a repeated line
-costs what one line costs); the 50 MiB log (647,269 lines) 1.0 s, was 14.6-17 s; the 47.5 MiB training log
-(689,606 lines) 3.6 s, was 268 s for a similar one (each `{'loss': ...}` line was a failed JSON decode that counted
-the lines before it). A 50 MiB log of a step-counter warning (834k distinct lines) takes ~3 s; a 49 MiB synthetic
-`pip install -v` log (400k lines, nearly all naming packages and wheels) ~13 s, was 22 s.
+Measured here (2 cores shared with other helpers' jobs, load average 1.6-2.7), after the shared pass
+(doctor/reports/text.py `Report`: the text cleaned once, each distinct line read once, per-shape regex plans,
+presence tests before the format parsers): 10k lines 0.15-0.17 s, 100k lines 0.21-0.32 s (ratio 1.4-1.9: start-up
+dominates, a repeated line costs what one line costs); the 50 MiB log (647,269 lines) 0.6 s, was 14.6-17 s; the
+47.5 MiB training log (689,606 lines) 2.4 s (3.6-4.1 s at load ~4), was 268 s for a similar one (each
+`{'loss': ...}` line was a failed JSON decode that counted the lines before it). Other logs, not generated here: a
+49 MiB step-counter warning (834k distinct lines) 1.8 s; a 49 MiB synthetic `pip install -v` log (400k lines,
+nearly all naming packages and wheels, read line by line) 6.9 s, was 22 s.
 """
 
 from __future__ import annotations
