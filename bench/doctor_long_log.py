@@ -1,6 +1,6 @@
 """`tunedoc doctor --from` on long training logs that repeat a recognised message on every line (issue 17 item 3).
 
-    python bench/doctor_long_log.py            # 10k and 100k lines of each message, and the ratio (linear: at most ~10)
+    python bench/doctor_long_log.py            # 10k and 100k lines of each message, and the ratio (linear: <= ~10)
     python bench/doctor_long_log.py --mib 50   # also one log of about 50 MiB, and a training log of that size
 
 Each log is written to a temporary folder and read by a child `python -m tunedoc doctor --from LOG`, so the time
