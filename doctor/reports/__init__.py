@@ -22,7 +22,7 @@ from pathlib import Path
 from tunedoc.doctor.facts import Facts, Signature, merge
 from tunedoc.doctor.reports import envinfo, freetext, packages, signatures, smi, tools, topo
 from tunedoc.doctor.reports.common import add_gpu, cuda_from_local, fill
-from tunedoc.doctor.reports.text import Line, clean_lines, decode, joined
+from tunedoc.doctor.reports.text import Report, decode
 
 __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
 
@@ -43,17 +43,40 @@ class ReportError(Exception):
 # --- tunedoc's own JSON --------------------------------------------------------------------------------------------
 def _find_json(text: str) -> tuple[dict, int, int] | None:
     """The first JSON object in the text that looks like tunedoc output ({"version","facts","findings"} or facts),
-    with its start and end offsets."""
+    with its start and end offsets. Tried where a line starts with "{" (after whitespace); linear in the text."""
     dec = json.JSONDecoder()
-    for m in re.finditer(r"(?m)^\s*\{", text):
+    start = text.find("{")
+    while start >= 0:
+        eol = text.find("\n", start)
+        if not text[text.rfind("\n", 0, start) + 1:start].strip():  # what `(?m)^\s*\{` finds
+            found = _decode_at(dec, text, start, eol)
+            if found is not None:
+                return found
+        # a later "{" on this line has something before it
+        start = -1 if eol < 0 else text.find("{", eol)
+    return None
+
+
+def _decode_at(dec: json.JSONDecoder, text: str, start: int, eol: int) -> tuple[dict, int, int] | None:
+    """The tunedoc JSON object at `start`, or None. Its own line is decoded first: a log's `{'loss': 0.5}` fails
+    there at once, where a failed decode of the whole text costs the length of the text before it (json counts the
+    lines up to the error: quadratic in a log with a dict per step)."""
+    line = text[start:] if eol < 0 else text[start:eol]
+    try:
+        obj, end = dec.raw_decode(line)
+        end += start
+    except ValueError as e:
+        # an error inside the line is an error in the text too (a string cannot run on past a newline); only one
+        # at the line's end may be an object that goes on on the next lines
+        if getattr(e, "pos", len(line)) < len(line) or eol < 0:
+            return None
         try:
-            start = m.start() + m.group(0).index("{")
             obj, end = dec.raw_decode(text, start)
         except ValueError:
-            continue
-        if isinstance(obj, dict) and (isinstance(obj.get("facts"), dict) or
-                                      {"driver", "torch", "platform"} <= obj.keys()):
-            return obj, start, end
+            return None
+    if isinstance(obj, dict) and (isinstance(obj.get("facts"), dict) or
+                                  {"driver", "torch", "platform"} <= obj.keys()):
+        return obj, start, end
     return None
 
 
@@ -69,36 +92,46 @@ def _json_facts(obj: dict) -> Facts:
 # --- tracebacks and logs -------------------------------------------------------------------------------------------
 WIN_PATH = re.compile(r"\b[A-Z]:\\(?:[^\\\s\"']+\\)+|\[WinError \d+\]|\\Scripts\\|\bwin_amd64\b|\.dll\b|PS [A-Z]:\\")
 POSIX_SITE = re.compile(r"(/home/|/usr/(?:local/)?lib/python|/opt/conda|/root/|/workspace/)[^\s\"']*")
+POSIX_SITE_WORDS = ("/home/", "/usr/lib/python", "/usr/local/lib/python", "/opt/conda", "/root/", "/workspace/")
 TRACE = re.compile(r"^Traceback \(most recent call last\):|^\s*File \"[^\"]+\", line \d+")
 PY_FROM_PATH = re.compile(r"[Pp]ython(3\.\d+)[/\\](?:site|dist)-packages|[/\\][Pp]ython3(\d{2})[/\\]")
 FOUND_GPU = re.compile(r"Found GPU\s?(\d+) (.+?) which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)")
 ARCH_LIST = re.compile(r"current PyTorch install supports CUDA capabilities ((?:(?:sm|compute)_\d+\w?\s*)+)")
 TORCH_IN_TEXT = re.compile(r"\btorch(?:==|\s+|-)(\d+\.\d+\.\d+(?:\+(?:cu\d+|cpu))?)\b")
+TORCH_AT_END = re.compile(r"\btorch$", re.M)
 
 
-def _trace_facts(lines: list[Line], facts: Facts) -> bool:
+TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
+
+
+def _trace_facts(report: Report, facts: Facts) -> bool:
     """What a traceback or log reveals about the machine: the OS from its paths, Python, torch's CUDA build, GPUs
-    torch warned about. True when it is a traceback or such a log."""
-    text = joined(lines)
-    is_trace = any(TRACE.match(ln.text) for ln in lines)
-    for m in FOUND_GPU.finditer(text):
-        is_trace = True
-        if not facts.gpus or not any(g.index == int(m.group(1)) for g in facts.gpus):
-            add_gpu(facts, m.group(2), int(m.group(1)), compute_capability=m.group(3))
-    if WIN_PATH.search(text):
+    torch warned about. True when it is a traceback or such a log. Each search reads the distinct lines once, and
+    only when a cheap test says its words are there."""
+    text, has = report.text, report.has
+    is_trace = has("Traceback (most recent call last):", 'File "') and bool(TRACE_ANY.search(text))
+    if has("Found GPU"):
+        for m in FOUND_GPU.finditer(text):
+            is_trace = True
+            if not facts.gpus or not any(g.index == int(m.group(1)) for g in facts.gpus):
+                add_gpu(facts, m.group(2), int(m.group(1)), compute_capability=m.group(3))
+    if has(":\\", "[WinError ", "\\Scripts\\", "win_amd64", ".dll") and WIN_PATH.search(text):
         fill(facts.platform, "system", "Windows")
-    elif POSIX_SITE.search(text) and is_trace:
+    elif is_trace and has(*POSIX_SITE_WORDS) and POSIX_SITE.search(text):
         fill(facts.platform, "system", "Linux")
-    if re.search(r"microsoft-standard-WSL2|/usr/lib/wsl/lib|\bWSL2\b", text):
+    if has("microsoft-standard-WSL2", "/usr/lib/wsl/lib", "WSL2") and re.search(
+            r"microsoft-standard-WSL2|/usr/lib/wsl/lib|\bWSL2\b", text):
         facts.platform.is_wsl = True
         fill(facts.platform, "system", "Linux")
-    m = PY_FROM_PATH.search(text)
+    m = PY_FROM_PATH.search(text) if has("ython3") else None
     if m:
         fill(facts.python, "version", m.group(1) or f"3.{m.group(2)[1:]}")
-    m = ARCH_LIST.search(text)
+    m = ARCH_LIST.search(text) if has("current PyTorch install supports CUDA capabilities") else None
     if m and facts.torch.arch_list is None:
         facts.torch.arch_list = m.group(1).split()
-    m = TORCH_IN_TEXT.search(text)
+    # (tried on the shapes first; its `\s+` can also join "torch" at a line's end to a version on the next line)
+    maybe = report.may(TORCH_IN_TEXT) or report.may(TORCH_AT_END)
+    m = TORCH_IN_TEXT.search(text) if facts.torch.version is None and maybe else None
     if m and facts.torch.version is None:
         facts.torch.installed = True
         facts.torch.version = m.group(1)
@@ -199,20 +232,20 @@ def _parse(text: str, source: str) -> tuple[Facts, list[str]]:
         kinds.append("tunedoc-json")
         # its evidence lines quote logs: blank the JSON out (keeping line numbers) so they are not scanned again
         text = text[:start] + "\n" * text.count("\n", start, end) + text[end:]
-    lines = clean_lines(text)
+    report = Report(text)  # cleaned once; every parser reads the same lines
     for kind, parser in (("collect_env", envinfo.parse_collect_env), ("env-block", envinfo.parse_env_block),
                          ("bitsandbytes", tools.parse_bnb), ("nvidia-smi", smi.parse_smi_table),
                          ("nvidia-smi-q", smi.parse_smi_q), ("nvidia-smi-topo", topo.parse_topo_report),
                          ("nvcc", tools.parse_nvcc),
                          ("pip-list", packages.parse_pip_list), ("pip-freeze", packages.parse_pip_freeze),
                          ("conda-list", packages.parse_conda_list)):
-        if parser(lines, facts):
+        if parser(report, facts):
             kinds.append(kind)
-    kinds += envinfo.parse_banners(lines, facts)
-    is_trace = _trace_facts(lines, facts)
-    n_free = freetext.parse_freetext(lines, facts, source)
-    found = signatures.scan(lines, source)
-    scope = signatures.Scope(text)
+    kinds += envinfo.parse_banners(report, facts)
+    is_trace = _trace_facts(report, facts)
+    n_free = freetext.parse_freetext(report, facts, source)
+    found = signatures.scan(report, source)
+    scope = signatures.Scope(report)
     # a signature whose condition needs facts (Windows, WSL, MIG) is checked once all facts are in
     early = (None, "mig", "outside-range")
     for row, sig in found:

@@ -1,7 +1,8 @@
 """`python -m torch.utils.collect_env`, the `- key: value` env blocks of transformers / accelerate / llamafactory /
 diffusers / peft, and the start-up banners of Unsloth and ComfyUI.
 
-Each parser takes the cleaned lines and the Facts to fill, and returns True when it recognized its report.
+Each parser takes the Report (the cleaned lines, text.py) and the Facts to fill, and returns True when it recognized
+its report.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, known, kv, platform_from
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report
 
 COLLECT_ENV_KEYS = ("pytorch version", "is debug build", "cuda used to build pytorch", "is cuda available",
                     "gpu models and configuration", "nvidia driver version", "rocm used to build pytorch")
@@ -21,24 +22,32 @@ def _bool(v: str) -> bool | None:
     return True if v in ("true", "yes") else False if v in ("false", "no") else None
 
 
-def is_collect_env(lines: list[Line]) -> bool:
+# a word of each key that kv() can read it from ("`PyTorch` version" is "pytorch version" too)
+COLLECT_ENV_WORDS = ("pytorch", "is debug build", "cuda used to build pytorch", "is cuda available",
+                     "gpu models and configuration", "nvidia driver", "rocm used to build pytorch")
+
+
+def is_collect_env(report: Report) -> bool:
+    if ("Collecting environment information" not in report.text
+            and sum(report.has(w) for w in COLLECT_ENV_WORDS) < 3):
+        return False
     keys = set()
-    for ln in lines:
-        if ln.text.startswith("Collecting environment information"):
+    for i in report.distinct:
+        text = report.texts[i]
+        if text.startswith("Collecting environment information"):
             return True
-        p = kv(ln.text)
-        if p and p[0] in COLLECT_ENV_KEYS and not ln.text.lstrip().startswith("-"):
+        p = kv(text)
+        if p and p[0] in COLLECT_ENV_KEYS and not text.lstrip().startswith("-"):
             keys.add(p[0])
     return len(keys) >= 3
 
 
-def parse_collect_env(lines: list[Line], facts: Facts) -> bool:
-    if not is_collect_env(lines):
+def parse_collect_env(report: Report, facts: Facts) -> bool:
+    if not is_collect_env(report):
         return False
     t, p = facts.torch, facts.platform
     gpu_block = False
-    for ln in lines:
-        text = ln.text
+    for text in report.texts:
         if gpu_block:
             m = re.match(r"^\s*GPU (\d+): (.+?)(?: \(UUID: [^)]*\))?\s*$", text)
             if m:
@@ -110,15 +119,17 @@ ENV_BLOCK_HEAD = re.compile(r"^\s*[-*]\s+`?(transformers|llamafactory|accelerate
                             r"huggingface_hub|vllm|axolotl|unsloth)`?\s+version\s*:", re.I)
 
 
-def parse_env_block(lines: list[Line], facts: Facts) -> bool:
-    """`transformers env` (`transformers-cli env`), `accelerate env`, `llamafactory-cli env`, `diffusers-cli env`..."""
-    if not any(ENV_BLOCK_HEAD.match(ln.text) for ln in lines):
+def parse_env_block(report: Report, facts: Facts) -> bool:
+    """`transformers env` (`transformers-cli env`), `accelerate env`, `llamafactory-cli env`, `diffusers-cli env`...
+    Each line stands alone (the first value wins), so the distinct lines are enough."""
+    if not any(ENV_BLOCK_HEAD.match(t) for t in report.lines_with("version")):
         return False
     t = facts.torch
-    for ln in lines:
-        if not ln.text.lstrip().startswith(("-", "*")):
+    for i in report.distinct:
+        text = report.texts[i]
+        if not text.lstrip().startswith(("-", "*")):
             continue
-        pair = kv(ln.text)
+        pair = kv(text)
         if not pair:
             continue
         key, val = pair
@@ -167,10 +178,20 @@ COMFY_VRAM = re.compile(r"^Total VRAM (?P<mb>\d+) MB")
 TORCH_VERSION_LINE = re.compile(r"^\s*(?:pytorch|torch) version\s*[:=]\s*(?P<v>\d+\.\d+(?:\.\d+)?(?:\+\w+)?)\s*$", re.I)
 
 
-def parse_banners(lines: list[Line], facts: Facts) -> list[str]:
+BANNER_WORDS = ("Torch: ", "Pytorch: ", "Max memory: ", "Device: cuda:", "Total VRAM ")
+BANNER_RX = re.compile("|".join(re.escape(w) for w in BANNER_WORDS))
+
+
+def _banner_line(text: str) -> bool:
+    return BANNER_RX.search(text) is not None or "torch version" in text.lower()
+
+
+def parse_banners(report: Report, facts: Facts) -> list[str]:
     """Unsloth's start-up banner and ComfyUI's start-up log; returns the kinds found."""
     kinds = []
-    for ln in lines:
+    if not report.has(*BANNER_WORDS, "torch version"):
+        return kinds
+    for ln in report.select(_banner_line, *BANNER_WORDS, "torch version"):
         m = UNSLOTH_TORCH.search(ln.text) or UNSLOTH_TORCH_OLD.search(ln.text)
         if m:
             add_package(facts, "torch", m.group("torch"))

@@ -24,7 +24,13 @@ import re
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_gpu, add_package, cuda_from_local, fill, platform_from
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Line, Report, shape_of
+
+
+def _words_rx(words) -> re.Pattern:
+    """One search for any of these words (bytes): what `any(w in s for w in words)` says, in one call."""
+    return re.compile(b"|".join(re.escape(w) for w in words))
+
 
 TORCH_V = r"(\d+\.\d+(?:\.\d+)?(?:(?:a|b|rc|\.dev)\d+)?(?:\+(?:cu\d+|cpu|rocm[\d.]+|xpu))?)"
 DRIVER_V = r"(\d{3}\.\d{1,3}(?:\.\d{1,3})?)"
@@ -254,7 +260,7 @@ def _kv(out: _Out, key: str, value: str, line: Line) -> bool:
 
 def _pip(out: _Out, ln: Line) -> None:
     f, t = out.facts, ln.text
-    m = PIP_OK.match(t)
+    m = PIP_OK.match(t) if "Successfully installed" in t else None
     if m:
         for tok in m.group(1).split():
             name, _, ver = tok.rpartition("-")
@@ -264,7 +270,7 @@ def _pip(out: _Out, ln: Line) -> None:
                 elif name.replace("_", "-").lower() not in f.python.packages:
                     add_package(f, name, ver)
         return
-    m = PIP_HAVE.search(t)
+    m = PIP_HAVE.search(t) if "Requirement already satisfied: " in t else None
     if m:
         name, where, ver = m.group(1), m.group(2), m.group(3)
         if ver and name.lower() == "torch":
@@ -275,7 +281,7 @@ def _pip(out: _Out, ln: Line) -> None:
         if py:
             out.set("python.version", f.python, "version", f"{py.group(1)}.{py.group(2)}", ln)
         return
-    for m in WHEEL.finditer(t):
+    for m in (WHEEL.finditer(t) if ".whl" in t.lower() else ()):
         name, ver, tag, plat = m.group(1).lower(), m.group(2).replace("%2B", "+").replace("%2b", "+"), m.group(3), m.group(4)
         if name == "torch":
             out.set("torch.version", f.torch, "version", ver, ln)
@@ -287,7 +293,8 @@ def _pip(out: _Out, ln: Line) -> None:
             out.set("platform.system", f.platform, "system", "Windows", ln)
         elif plat.startswith(("manylinux", "linux")):
             out.set("platform.system", f.platform, "system", "Linux", ln)
-    m = COLLECT.match(t) or CONDA_PKG.match(t)
+    m = ((COLLECT.match(t) if "Collecting " in t else None)
+         or (CONDA_PKG.match(t) if "pytorch" in t or "cudatoolkit" in t else None))
     if m and m.group(1) in ("torch", "pytorch"):
         out.set("torch.version", f.torch, "version", m.group(2), ln)
     elif m and m.group(1) == "pytorch-cuda":
@@ -327,11 +334,12 @@ def _pip_cmd(out: _Out, ln: Line) -> None:
             out.set("torch.cuda", f.torch, "cuda", f"{d[:-1]}.{d[-1]}", ln)
 
 
-def _repl(out: _Out, lines: list[Line], i: int) -> None:
+def _repl(out: _Out, report: Report, i: int) -> None:
     """`>>> torch.__version__` (or print(...)) followed by its value on the next non-empty line."""
-    q = REPL.search(lines[i].text)
-    nxt = next((x for x in lines[i + 1:i + 3] if x.text.strip()), None)
-    if not q or nxt is None or re.search(r"[:=]", lines[i].text.split(q.group(0))[-1]):
+    text = report.texts[i]
+    q = REPL.search(text)
+    nxt = next((report.line(j) for j in range(i + 1, min(i + 3, len(report.texts))) if report.texts[j].strip()), None)
+    if not q or nxt is None or re.search(r"[:=]", text.split(q.group(0))[-1]):
         return
     v = nxt.text.strip().strip("'\"")
     what = q.group(0)
@@ -356,12 +364,32 @@ PROSE_GATES = {"torch.version": ("torch",), "driver.version": ("driver",), "pyth
                "torch.cuda": ("torch",), "cuda_available": ("cuda",)}
 
 
-def _prose(out: _Out, ln: Line) -> None:
+# the PROSE patterns with no literal digit: one that does not match a line's shape (lowercased, digits as 0) does not
+# match the line (all are case-insensitive); the others ("Windows 10", "python 3.") are always tried
+SHAPE_SAFE = ("torch.version", "driver.version", "torch.cuda", "cuda_available")
+
+
+def _prose_plan(shape: bytes, s: str | None = None) -> tuple[tuple[int, ...], int]:
+    """For a line shape (and `s`, it as text): which PROSE patterns can match it (their gate words are there and,
+    where that is a safe test, the pattern matches the shape), and whether a GPU name can be there (2: a GPU word
+    is in the line; 1: maybe, a word with a digit is in the shape; 0: none)."""
+    if s is None:
+        s = shape.decode("utf-8", "surrogatepass")
+    plan = tuple(k for k, (rx, what) in enumerate(PROSE)
+                 if _GATES[k].search(shape) and (what not in SHAPE_SAFE or rx.search(s)))
+    if GPU_PLAIN.search(shape):
+        return plan, 2
+    return plan, int(GPU_SHAPES.search(shape) is not None)
+
+
+def _prose(out: _Out, ln: Line, plan: tuple[tuple[int, ...], int] | None = None) -> None:
     f, t = out.facts, ln.text
     low = t.lower()
     known = {"torch.version": f.torch.version, "os": f.platform.system, "python": f.python.version,
              "torch.cuda": f.torch.cuda, "cuda_available": f.torch.cuda_available is not None}
-    for rx, what in PROSE:
+    ks, gpu_words = plan if plan is not None else (range(len(PROSE)), 1)
+    for k in ks:
+        rx, what = PROSE[k]
         if known.get(what) or not any(w in low for w in PROSE_GATES[what]):
             continue
         for m in rx.finditer(t):
@@ -388,7 +416,7 @@ def _prose(out: _Out, ln: Line) -> None:
             elif what == "cuda_available":  # the user's complaint: quoted apart from a tool's "available: False"
                 out.set("torch.cuda_available", f.torch, "cuda_available", False, ln)
                 f.quoted.setdefault("said.cuda_unavailable", f"{out.source}:{ln.no}: {t.strip()[:200]}")
-    if not f.gpus and any(w in low for w in GPU_WORDS):
+    if not f.gpus and gpu_words and (gpu_words == 2 or GPU_DIGITS.search(low)):
         m = GPU_NAME.search(t)
         if m and STRONG_GPU.search(m.group(0)):
             _gpu(out, m.group(0), ln)
@@ -396,6 +424,10 @@ def _prose(out: _Out, ln: Line) -> None:
 
 GPU_WORDS = ("rtx", "gtx", "titan", "tesla", "quadro", "geforce", "nvidia", "a100", "h100", "h200", "h20", "l40",
              "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30", "a800", "h800")
+GPU_PLAIN = _words_rx(w.encode() for w in GPU_WORDS if not any(c.isdigit() for c in w))
+GPU_SHAPES = _words_rx(shape_of(w) for w in GPU_WORDS)
+GPU_DIGITS = re.compile("|".join(w for w in GPU_WORDS if any(c.isdigit() for c in w)))  # the others: see GPU_PLAIN
+_GATES = [_words_rx(w.encode() for w in PROSE_GATES[what]) for _, what in PROSE]  # lowercase, no digits
 
 
 def _hints(out: _Out, ln: Line) -> None:
@@ -422,24 +454,80 @@ PROSE_WORDS = ("torch", "driver", "win", "cuda", " on linux", "ubuntu", "debian"
                "v100", "p100", "p40", "k80", "t4", "a10", "l4", "gh200", "gb10", "b200", "a40", "a30")
 
 
-def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> int:
+# what each step of parse_freetext needs in a line (lowercased; a digit stands for any digit): decided once per shape
+_HINT, _PIP, _NVRM, _REPL, _YOLO, _PKG, _KV, _PROSE, _PROSE_SURE = (1 << k for k in range(9))
+SHAPE_WORDS = [(_HINT, HINT_WORDS), (_PIP, ("install", "requirement", ".whl", "collecting", "pytorch")),
+               (_NVRM, ("nvrm",)),
+               (_REPL, ("torch.__version__", "torch.version.cuda", "get_device_name", "get_device_capability",
+                        "cuda.is_available")),
+               (_YOLO, ("torch-",)),
+               (_PKG, ("torch", "bitsandbytes", "xformers", "flash", "triton", "deepspeed", "transformers",
+                       "accelerate", "peft", "trl", "vllm")),
+               (_PROSE, PROSE_WORDS)]
+SHAPE_RX = [(bit, _words_rx(shape_of(w) for w in words)) for bit, words in SHAPE_WORDS]
+PROSE_PLAIN_RX = _words_rx(w.encode() for w in PROSE_WORDS if not any(c.isdigit() for c in w))
+PROSE_DIGITS = re.compile("|".join(w for w in PROSE_WORDS if any(c.isdigit() for c in w)))
+# a word every key of KEYS holds ("os", "gpu", "python"...): a key/value line whose key holds none is not read
+KEY_WORDS = tuple(w.encode() for w in (
+    "cuda", "torch", "driver", "nvidia", "gpu", "graphics", "card", "device", "hardware", "capability", "sm", "os",
+    "system", "platform", "distro", "environment", "python", "bitsandbytes", "transformers", "accelerate", "peft",
+    "trl", "xformers", "flash", "triton", "unsloth", "vllm", "deepspeed"))
+KEY_WORDS_RX = _words_rx(KEY_WORDS)
+_KEY_GONE = b"*_`()[]0"  # markdown, "()", "[0]" and "(0)" that _key() removes (and any digit): letters can meet
+
+
+def _shape_steps(shape: bytes) -> tuple[int, tuple | None]:
+    """The steps of parse_freetext that may find something in a line of this shape (a necessary test), and the
+    prose plan (_prose_plan) when prose may."""
+    bits = 0
+    for bit, rx in SHAPE_RX:
+        if rx.search(shape):
+            bits |= bit
+    s = shape.decode("utf-8", "surrogatepass")
+    plan = None
+    # patterns with no literal digit or capital (REPL), or that ignore case (PKG_ROW): no match on the shape, none
+    # on the line
+    if bits & _REPL and not REPL.search(s):
+        bits &= ~_REPL
+    if bits & _PKG and not PKG_ROW.match(s):
+        bits &= ~_PKG
+    if bits & _PROSE:
+        plan = _prose_plan(shape, s)
+        if not plan[0] and not plan[1]:  # no PROSE pattern and no GPU word can be there
+            bits &= ~_PROSE
+        elif PROSE_PLAIN_RX.search(shape):  # a word without digits: in the line itself
+            bits |= _PROSE_SURE
+    if any(c in shape for c in (b":", b"=", b"|", b"\t", b" - ", "：".encode())):
+        # the key is before the first ':' or '=' (a table row's: anywhere in the line)
+        key = shape if b"|" in shape else shape.split(b":", 1)[0].split(b"=", 1)[0]
+        key = key.translate(None, _KEY_GONE)
+        if KEY_WORDS_RX.search(key):
+            bits |= _KV
+    return bits, plan
+
+
+def parse_freetext(report: Report, facts: Facts, source: str = "<text>") -> int:
     """Fill `facts` from free text; returns how many facts it filled (0: nothing found). Linear: each distinct line
-    is read once, and the regexes run only on lines holding one of their words."""
+    is read once, and the regexes run only on lines holding one of their words (decided once per line shape)."""
     out = _Out(facts, source)
-    seen: set[str] = set()
-    for i, ln in enumerate(lines):
-        t = ln.text
-        if len(t) < 3 or len(t) > 2000 or t in seen:
+    steps = {shape: _shape_steps(shape) for shape in dict.fromkeys(report.shapes)}
+    texts, nos = report.texts, report.nos
+    # the lines a step may read (a short line may be a bare driver version): most of a long log's are skipped here
+    todo = [(i, shape) for i, shape in zip(report.distinct, report.shapes) if steps[shape][0] or len(texts[i]) < 24]
+    for i, shape in todo:
+        t = texts[i]
+        if len(t) < 3 or len(t) > 2000:
             continue
-        seen.add(t)
+        bits, plan = steps[shape]
+        ln = Line(nos[i], t)
         low = t.lower()
-        if any(w in low for w in HINT_WORDS):
+        if bits & _HINT and any(w in low for w in HINT_WORDS):
             _hints(out, ln)
-        if "install" in t or "Requirement" in t or ".whl" in t or "Collecting" in t or "pytorch" in t:
+        if bits & _PIP and ("install" in t or "Requirement" in t or ".whl" in t or "Collecting" in t or "pytorch" in t):
             _pip(out, ln)
             if "install" in low:
                 _pip_cmd(out, ln)
-        if "NVRM" in t:
+        if bits & _NVRM and "NVRM" in t:
             m = NVRM.search(t)
             if m:
                 out.set("driver.version", facts.driver, "version", m.group(1), ln)
@@ -449,9 +537,9 @@ def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> i
             out.set("driver.version", facts.driver, "version", m.group(1), ln)
             facts.driver.present = True
             continue
-        if REPL.search(t):
-            _repl(out, lines, i)
-        if "torch-" in t:
+        if bits & _REPL and REPL.search(t):
+            _repl(out, report, i)
+        if bits & _YOLO and "torch-" in t:
             m = YOLO_BANNER.search(t)
             if m:
                 out.set("python.version", facts.python, "version", m.group(1), ln)
@@ -462,7 +550,7 @@ def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> i
                     if facts.gpus and len(facts.gpus) == 1 and facts.gpus[0].memory_total_mb is None:
                         facts.gpus[0].memory_total_mb = int(m.group(4))
                 continue
-        m = PKG_ROW.match(t)
+        m = PKG_ROW.match(t) if bits & _PKG else None
         if m:
             name = m.group(1).lower().replace("_", "-")
             if name == "torch":
@@ -472,11 +560,13 @@ def parse_freetext(lines: list[Line], facts: Facts, source: str = "<text>") -> i
                 facts.quoted.setdefault(f"package.{name}", f"{source}:{ln.no}: {t.strip()[:200]}")
                 out.count += 1
             continue
-        kv = _split(t) if (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t) else None
+        kv = (_split(t) if bits & _KV and (":" in t or "=" in t or "|" in t or "\t" in t or " - " in t or "：" in t)
+              else None)
         if kv and kv[0] and _kv(out, kv[0], kv[1], ln):
             continue
-        if any(w in low for w in PROSE_WORDS):
-            _prose(out, ln)
+        if bits & _PROSE and (bits & _PROSE_SURE or PROSE_DIGITS.search(low)):
+            if plan[0] or (plan[1] and not facts.gpus):
+                _prose(out, ln, plan)
     t = facts.torch
     if t.version and t.cuda is None:
         t.cuda = cuda_from_local(t.version)

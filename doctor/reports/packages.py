@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_package, fill
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report
 
 PIP_LIST_HEAD = re.compile(r"^Package\s+Version(\s+(Editable project location|Location|Installer))*\s*$")
 PIP_LIST_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)(\s+\S.*)?$")
@@ -18,11 +18,13 @@ CONDA_HEAD = re.compile(r"^#\s*Name\s+Version\s+Build\s+Channel")
 CONDA_ROW = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s+(\d[\w.+!-]*)\s+(\S+)(?:\s+(\S+))?\s*$")
 
 
-def parse_pip_list(lines: list[Line], facts: Facts) -> bool:
+def parse_pip_list(report: Report, facts: Facts) -> bool:
+    if not any(PIP_LIST_HEAD.match(t.strip()) for t in report.lines_with("version")):
+        return False  # no table: nothing to read
     found = False
     in_table = False
-    for ln in lines:
-        t = ln.text.strip()
+    for t in report.texts:
+        t = t.strip()
         if PIP_LIST_HEAD.match(t):
             in_table, found = True, True
             continue
@@ -37,10 +39,14 @@ def parse_pip_list(lines: list[Line], facts: Facts) -> bool:
     return found
 
 
-def parse_pip_freeze(lines: list[Line], facts: Facts) -> bool:
+def parse_pip_freeze(report: Report, facts: Facts) -> bool:
+    if not any(FREEZE.match(t.strip()) or FREEZE_URL.match(t.strip()) for t in report.lines_with("==", "@")):
+        return False  # no row: nothing to read
     rows = []
-    for ln in lines:
-        t = ln.text.strip()
+    for t in report.texts:
+        if "==" not in t and "@" not in t:
+            continue
+        t = t.strip()
         m = FREEZE.match(t)
         if m:
             rows.append((m.group(1), m.group(2)))
@@ -58,15 +64,15 @@ def parse_pip_freeze(lines: list[Line], facts: Facts) -> bool:
     return len(rows) >= 2
 
 
-def parse_conda_list(lines: list[Line], facts: Facts) -> bool:
-    if not any(CONDA_HEAD.match(ln.text.strip()) for ln in lines):
+def parse_conda_list(report: Report, facts: Facts) -> bool:
+    if not any(CONDA_HEAD.match(t.strip()) for t in report.lines_with("channel")):
         return False
     facts.python.is_conda = True
-    for ln in lines:
-        m = re.match(r"^#\s*packages in environment at (.+):$", ln.text.strip())
+    for t in report.texts:
+        m = re.match(r"^#\s*packages in environment at (.+):$", t.strip())
         if m:
             fill(facts.python, "prefix", m.group(1))
-        m = CONDA_ROW.match(ln.text.strip())
+        m = CONDA_ROW.match(t.strip())
         if not m:
             continue
         name, version, build, channel = m.groups()

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from tunedoc.doctor.facts import Facts, Signature
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report, shape_of
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Row:
     pattern: str
     # None | "windows" | "linux" | "not-linux" | "wsl" | "mig" | "outside-range" | "no-torch-lib"
     when: str | None = None
+    key: str | None = None  # a literal every match holds, where _key() cannot find one (it is inside a group)
 
 
 R = Row
@@ -116,7 +117,8 @@ TABLE: list[Row] = [
     R("bnb-no-gpu-binary", r"Could not find the bitsandbytes CUDA binary at (?P<path>\S+?libbitsandbytes_cuda(?P<bnb_cuda>\d+)"
       r"\.(?:so|dll))"),
     R("bnb-no-gpu-binary", r"Library not found: (?P<path>\S*libbitsandbytes_cuda(?P<bnb_cuda>\d+)\.(?:so|dll))"),
-    R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))"),
+    R("bnb-no-gpu-binary", r"^\s*(?:CUDA SETUP: Loading binary|bin) (?P<path>\S*libbitsandbytes_cpu\.(?:so|dll))",
+      key="libbitsandbytes_cpu."),
     # --- Windows and platform
     R("win-libuv", r"use_libuv was requested but PyTorch was buil[dt] without libuv support"),
     # the same message on Linux is a torch built without NCCL (a source or distro build), not Windows
@@ -179,7 +181,8 @@ def _key(pattern: str) -> str | None:
 
 
 # the literal each row's match must contain: a row's regex runs only on lines that hold it (a substring test)
-KEYS = [_key(row.pattern) for row in TABLE]
+KEYS = [row.key or _key(row.pattern) for row in TABLE]
+SHAPE_KEYS = [shape_of(k) if k else None for k in KEYS]  # the same, as a line's shape holds it
 # per id, at most this many lines are kept: a training log repeating a warning every step adds nothing after that
 PER_ID = 20
 _UNITS = {"bytes": 1 / 1024**3, "KiB": 1 / 1024 / 1024, "MiB": 1 / 1024, "GiB": 1.0}
@@ -240,23 +243,34 @@ def _data(row: Row, m: re.Match) -> dict:
     return d
 
 
-def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
+def scan(report: Report, source: str) -> list[tuple[Row, Signature]]:
     """All signature rows that match, in order; one Signature per (id, line), a line repeated word for word counted
-    once, at most PER_ID lines per id. Linear in the lines, and cheap per line: a row's regex runs only on lines
-    that hold its literal key (KEYS; substring tests), each distinct line once."""
+    once, at most PER_ID lines per id. Linear in the lines, and cheap per line: each distinct line once, and a row's
+    regex only on lines that hold its literal key (KEYS). Which keys a line can hold is decided once per shape
+    (digits as 0: a step counter or a progress bar is one shape), then checked on the line itself."""
     out = []
-    texts: set[str] = set()
     per_id: dict[str, int] = {}
-    rows = list(zip(TABLE, (rx for _, rx in COMPILED), KEYS))
-    for ln in lines:
-        t = ln.text
-        if len(t) < 10 or t in texts:
+    rows = list(zip(TABLE, (rx for _, rx in COMPILED), KEYS, SHAPE_KEYS))
+    full: set[str] = set()  # ids with PER_ID lines: no longer searched
+    by_shape: dict[bytes, list] = {}
+    any_key = re.compile(b"|".join(re.escape(k) for k in SHAPE_KEYS if k))
+    texts, nos = report.texts, report.nos
+    # a shape that holds no row's key now never will (rows are only dropped): its lines are not visited at all
+    always = any(k is None for k in SHAPE_KEYS)  # a row without a key is searched on every line
+    keyed = {shape for shape in dict.fromkeys(report.shapes) if always or any_key.search(shape)}
+    for i, shape in [(i, shape) for i, shape in zip(report.distinct, report.shapes) if shape in keyed]:
+        t = texts[i]
+        if len(t) < 10:
             continue
-        texts.add(t)
+        cands = by_shape.get(shape)
+        if cands is None:
+            cands = by_shape[shape] = [r for r in rows if r[3] is None or r[3] in shape]
+        if not cands:
+            continue
         low = t.lower()
         ids_here: set[str] = set()
-        for row, rx, key in rows:
-            if (key is not None and key not in low) or row.id in ids_here:
+        for row, rx, key, _ in cands:
+            if row.id in full or (key is not None and key not in low) or row.id in ids_here:
                 continue
             m = rx.search(t)
             if not m:
@@ -271,12 +285,14 @@ def scan(lines: list[Line], source: str) -> list[tuple[Row, Signature]]:
             if n >= PER_ID:
                 continue
             per_id[row.id] = n + 1
-            if n + 1 == PER_ID:  # this id is done: stop searching for it
-                rows = [x for x in rows if x[0].id != row.id]
+            if n + 1 == PER_ID:  # this id is done: stop searching for it from the next line on
+                full.add(row.id)
+                rows = [r for r in rows if r[0].id != row.id]
+                by_shape = {}
             data = _data(row, m)
             if weak:  # a truncated or translated WinError line: torch's if the report is about torch
                 data["needs_torch"] = True
-            out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{ln.no}", data=data)))
+            out.append((row, Signature(id=sid, line=t.strip()[:500], source=f"{source}:{nos[i]}", data=data)))
     return out
 
 
@@ -286,16 +302,24 @@ RANGE = re.compile(r"Minimum and Maximum cuda capability supported by this versi
 
 class Scope:
     """What the conditions read from the whole report, computed once per report (not once per matched line: a log
-    that repeats a recognised warning on every step would otherwise be scanned once per line, quadratic)."""
+    that repeats a recognised warning on every step would otherwise be scanned once per line, quadratic). Given a
+    Report, it reads its distinct lines, and searches only where a cheap test finds the words."""
 
-    def __init__(self, text: str):
-        m = RANGE.search(text)
+    def __init__(self, text: "str | Report"):
+        if isinstance(text, Report):
+            body, has = text.text, text.has
+        else:
+            body = text
+            low_text = text.lower()
+            has = lambda *ws: any(w.lower() in low_text for w in ws)  # noqa: E731
+        m = RANGE.search(body) if has("Minimum and Maximum cuda capability supported") else None
         self.range = ((int(m.group(1)), int(m.group(2))), int(m.group(3))) if m else None
-        low = text.lower()
-        self.mig = "mig" in low
-        self.torch = bool(re.search(r"\btorch\b|_load_dll_libraries|site-packages[\\/]torch", low))
+        self.mig = has("mig")
+        self.torch = has("torch", "_load_dll_libraries") and bool(
+            re.search(r"\btorch\b|_load_dll_libraries|site-packages[\\/]torch", body, re.I))
         # torch's own wheels ship libcublas; a missing one under torch/lib is torch's install, not a CUDA runtime
-        self.torch_lib = bool(re.search(r"torch[\\/]lib[\\/]libcublas", low))
+        self.torch_lib = has("lib/libcublas", "lib\\libcublas") and bool(
+            re.search(r"torch[\\/]lib[\\/]libcublas", body, re.I))
 
 
 def holds(when: str | None, facts: Facts, text: "str | Scope", sig: Signature | None = None) -> bool:

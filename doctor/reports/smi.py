@@ -6,7 +6,7 @@ import re
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_gpu, fill
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report
 
 HEADER = re.compile(r"NVIDIA-SMI (?P<smi>[\d.]+)\s+Driver Version: (?P<driver>[\d.]+)(?:\s+CUDA Version: (?P<cuda>[\d.]+|N/A))?")
 # |   0  NVIDIA GeForce RTX 5090        Off |   00000000:01:00.0  On |                  N/A |
@@ -20,12 +20,21 @@ SMI_FAILURES = ("NVIDIA-SMI has failed", "Failed to initialize NVML", "No device
                 "couldn't communicate with the NVIDIA driver")
 
 
-def parse_smi_table(lines: list[Line], facts: Facts) -> bool:
+# a line ROW1 can match (on the whole text: a log without a GPU row costs one search)
+ROW1_ANY = re.compile(r"(?m)^[^\S\n]*\|[^\S\n]*\d+[^\S\n]+[^\n]*\|[^\S\n]*[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:"
+                      r"[0-9A-Fa-f]{2}\.\d")
+
+
+def parse_smi_table(report: Report, facts: Facts) -> bool:
+    # nothing is read or set without a header, a failure message, a GPU row or the MIG table
+    if not (report.has("NVIDIA-SMI", "| MIG devices:", *SMI_FAILURES)
+            or ("|" in report.text and ROW1_ANY.search(report.text))):
+        return False
     found = False
     d = facts.driver
     current = None
-    for ln in lines:
-        text = ln.text.strip()
+    for text in report.texts:
+        text = text.strip()
         m = HEADER.search(text)
         if m:
             found = True
@@ -87,8 +96,8 @@ Q_GPU = re.compile(r"^GPU ([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)$"
 Q_KV = re.compile(r"^(\s*)([A-Za-z][\w ./()-]*?)\s+: (.*)$")
 
 
-def parse_smi_q(lines: list[Line], facts: Facts) -> bool:
-    if not any("NVSMI LOG" in ln.text for ln in lines):
+def parse_smi_q(report: Report, facts: Facts) -> bool:
+    if "NVSMI LOG" not in report.text:
         return False
     d = facts.driver
     d.present, d.loaded = True, True
@@ -96,8 +105,7 @@ def parse_smi_q(lines: list[Line], facts: Facts) -> bool:
     gpu = None
     section = None
     idx = 0
-    for ln in lines:
-        text = ln.text
+    for text in report.texts:
         m = Q_GPU.match(text.strip())
         if m:
             gpu = add_gpu(facts, "", idx, pci_bus_id=m.group(1))

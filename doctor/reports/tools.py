@@ -7,22 +7,20 @@ import re
 
 from tunedoc.doctor.facts import Facts
 from tunedoc.doctor.reports.common import add_package, fill, known, platform_from
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Report
 
 NVCC = re.compile(r"Cuda compilation tools, release (?P<v>\d+\.\d+), V(?P<full>[\d.]+)")
 
 
-def parse_nvcc(lines: list[Line], facts: Facts) -> bool:
-    found = False
-    for ln in lines:
-        m = NVCC.search(ln.text)
-        if m:
-            fill(facts.toolkit, "nvcc_version", m.group("v"))
-            found = True
-    return found
+def parse_nvcc(report: Report, facts: Facts) -> bool:
+    m = NVCC.search(report.text) if "Cuda compilation tools" in report.text else None  # the first one wins
+    if m:
+        fill(facts.toolkit, "nvcc_version", m.group("v"))
+    return m is not None
 
 
 BNB_NEW = re.compile(r"^=+ bitsandbytes v(?P<v>[\w.+-]+) =+$")
+BNB_NEW_ANY = re.compile(r"(?m)^[^\S\n]*=+ bitsandbytes v[\w.+-]+ =+[^\S\n]*$")
 BNB_OLD = ("===================================BUG REPORT===================================",
            "BUG REPORT INFORMATION", "Welcome to bitsandbytes. For bug reports, please run")
 BNB_BIN = re.compile(r"^\s*(?:bin|CUDA SETUP: Loading binary)\s+(?P<path>\S*libbitsandbytes_(?P<kind>cpu|cuda\d+\w*)\.(?:so|dll))")
@@ -36,10 +34,10 @@ def _cuda(digits: str) -> str:
     return f"{digits[:-1]}.{digits[-1]}"
 
 
-def parse_bnb(lines: list[Line], facts: Facts) -> bool:
-    texts = [ln.text for ln in lines]
-    new = any(BNB_NEW.match(t.strip()) for t in texts)
-    old = any(any(h in t for h in BNB_OLD) for t in texts)
+def parse_bnb(report: Report, facts: Facts) -> bool:
+    texts = report.texts
+    new = " bitsandbytes v" in report.text and BNB_NEW_ANY.search(report.text)
+    old = any(h in report.text for h in BNB_OLD)
     if not (new or old):
         return False
     b, t = facts.bnb, facts.torch
