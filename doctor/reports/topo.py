@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from tunedoc.doctor.facts import Facts, Topology
-from tunedoc.doctor.reports.text import Line
+from tunedoc.doctor.reports.text import Line, Report
 
 LINK = re.compile(r"^(X|NV\d+|PIX|PXB|PHB|NODE|SYS|SOC)$")
 P2P = re.compile(r"^(X|OK|NS|GNS|CNS|TNS|DR|U)$")
@@ -94,14 +94,12 @@ def _legend(lines: list[Line]) -> dict[str, str]:
     return legend
 
 
-def parse_topo(text_or_lines) -> Topology | None:
+def parse_topo(text_or_report: str | Report) -> Topology | None:
     """The topology in pasted `nvidia-smi topo -m` / `topo -p2p` output, or None when there is no such matrix."""
-    if isinstance(text_or_lines, str):
-        from tunedoc.doctor.reports.text import clean_lines
-
-        lines = clean_lines(text_or_lines)
-    else:
-        lines = text_or_lines
+    report = Report(text_or_report) if isinstance(text_or_report, str) else text_or_report
+    if not report.has("GPU0"):  # every matrix's header starts with it: most reports end here, cheaply
+        return None
+    lines = [report.line(i) for i in range(len(report.texts))]
     found = _matrices(lines)
     if not found:
         return None
@@ -117,9 +115,9 @@ def parse_topo(text_or_lines) -> Topology | None:
     return topo
 
 
-def parse_topo_report(lines: list[Line], facts: Facts) -> bool:
+def parse_topo_report(report: Report, facts: Facts) -> bool:
     """The report parser: fills facts.topology from a pasted matrix. True when there was one."""
-    topo = parse_topo(lines)
+    topo = parse_topo(report)
     if topo is None:
         return False
     t = facts.topology
