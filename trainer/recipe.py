@@ -10,6 +10,9 @@ control between steps are simpler to see than through Trainer callbacks.
   the last checkpoint.
 - train(): one optimizer step = grad_accum micro-batches; the loss is the token-weighted mean over all of them.
   Between steps: step event, control files (save/pause/resume/stop), signals, eval, samples, checkpoints.
+- final_eval(): when config.json has a `final_eval` entry (the demo writes one), score its held-out examples with the
+  model just trained and, with base=true, the same weights with the adapter off (trainer/eval.py): an `eval` event
+  (source "final") and RUN/eval/<time>/, after a `phase` event and status.json phase "evaluating".
 - cleanup(): save the adapter, write the `done` event and status.json.
 
 Data order: the training rows (packed or not) form a stream, one seeded permutation per epoch, concatenated.
@@ -42,6 +45,10 @@ MAX_GRAD_NORM = 1.0  # gradients are clipped to this norm (reported before clipp
 KEEP_CHECKPOINTS = 3  # older checkpoints are deleted once a newer one is complete
 OOM_RETRY_STEPS = 3  # an OOM in the first steps of a process steps memory down; later it is an error
 SAMPLE_TOKENS = 48
+
+
+class EvalStopped(Exception):
+    """A stop request or a signal during the closing eval: the eval ends unfinished, the run ends completed."""
 
 
 class RunFailed(Exception):
@@ -710,6 +717,89 @@ class Recipe:
                           id="memory-record")
         return out
 
+    def save_adapter(self) -> str:
+        """RUN/adapter/ (PEFT format, with the tokenizer), written to a temp dir and renamed into place; once per step."""
+        final = self.run_dir / ADAPTER
+        if getattr(self, "_adapter_step", None) == self.step and final.is_dir():
+            return str(final)
+        tmp = self.run_dir / f".tmp-{ADAPTER}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp, save_embedding_layers=False)
+        self.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        self._adapter_step = self.step
+        return str(final)
+
+    # -----------------------------------------------------------------------------------------------------------
+    # the closing eval
+
+    def final_eval(self) -> None:
+        """config.json's `final_eval` ({data, format?, base?, max_new_tokens?, batch_size?, limit?, label?}; the demo
+        writes one): after the last step, the examples answered by the model just trained (no reload) and, with
+        base, by the same weights with the adapter off, scored by trainer/eval.py into RUN/eval/<time>/ and an `eval`
+        event (source "final"). Pause and stop act between its batches; a stop, a signal or a failure ends the eval
+        with a warning and the run still completes (its adapter is saved first). Rank 0 alone evaluates."""
+        spec = self.config.get("final_eval")
+        if not isinstance(spec, dict) or not self.dist.is_main:
+            return
+        from tunedoc.trainer.eval import EvalError, MetricsMissing, evaluate_loaded, require_metrics, run_examples
+
+        self.save_adapter()  # the trained adapter is on disk before the eval: a kill during it loses nothing
+        try:
+            require_metrics()
+            examples, desc = run_examples(self.run_dir, self.config, spec.get("data"), spec.get("format", "auto"))
+            if spec.get("limit"):
+                examples = examples[: int(spec["limit"])]
+            if not examples:
+                raise EvalError(f"no example with a user prompt and an assistant answer in {desc}")
+        except (EvalError, MetricsMissing) as e:
+            self.emit("warning", id="final-eval-off", message=f"no closing eval: {e}")
+            return
+        base = bool(spec.get("base", True))
+        label = spec.get("label") or f"{len(examples)} held-out examples"
+        self.emit("phase", phase="evaluating", n=len(examples),
+                  message=f"evaluating on {label}, {'base model vs tuned' if base else 'the tuned model'}...")
+        self._status(status="running", phase="evaluating")
+        try:
+            self.model.eval()
+            evaluate_loaded(self.model, self.tokenizer, self.run_dir, examples, desc, base=base, step=self.step,
+                            label="the trained model", max_new_tokens=int(spec.get("max_new_tokens", 128)),
+                            batch_size=int(spec.get("batch_size", 8)), cutoff_len=self.mem.cutoff_len,
+                            progress=lambda m: print(m, flush=True), check=self._eval_control, source="final",
+                            emit=self.emit)
+        except EvalStopped as e:
+            self.emit("warning", id="final-eval-stopped", message=f"closing eval not finished ({e}); the adapter is "
+                      f"saved: `tunedoc eval {self.run_dir.name} --base --data {spec.get('data')}` scores it")
+        except Exception as e:  # noqa: BLE001 - the training is done and saved; a failed eval must not fail the run
+            traceback.print_exc()
+            self.emit("warning", id="final-eval-failed", message=f"the closing eval failed: {type(e).__name__}: {e} "
+                      f"(the adapter is saved; the traceback is in {self.run_dir / 'trainer.log'})")
+        finally:
+            self._status(phase=None)
+
+    def _eval_control(self) -> None:
+        """Before each batch of the closing eval: a pause waits here (status paused) until resume; stop or a signal
+        raises EvalStopped. Rank 0 alone evaluates, so no rank takes part (unlike _between_steps)."""
+        paused = False
+        while True:
+            if self.signal_name:
+                raise EvalStopped(f"{self.signal_name} received")
+            for action in control.take(self.run_dir):
+                if action == "stop":
+                    raise EvalStopped("stop requested")
+                if action == "pause" and not paused:
+                    paused = True
+                    self._status(status="paused")
+                    self.emit("paused", step=self.step)
+                elif action == "resume" and paused:
+                    paused = False
+                    self._status(status="running")
+                    self.emit("resumed", step=self.step)
+            if not paused:
+                return
+            time.sleep(0.3)
+
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
         if not self.dist.is_main:  # rank 0 writes the run's results; another rank only reports its error
@@ -718,14 +808,7 @@ class Recipe:
             return
         adapter = None
         if status in ("completed", "stopped") and hasattr(self, "model"):
-            tmp = self.run_dir / f".tmp-{ADAPTER}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            self.model.save_pretrained(tmp, save_embedding_layers=False)
-            self.tokenizer.save_pretrained(tmp)
-            final = self.run_dir / ADAPTER
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            adapter = str(final)
+            adapter = self.save_adapter()
         if error is not None:
             self.emit("error", message=str(error), id=error.id, hint=error.hint)
         memory = self._record_memory() if status in ("completed", "stopped") else None
@@ -780,6 +863,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe.setup()
         status = recipe.train()
+        if status == "completed":
+            recipe.final_eval()
     except RunFailed as e:
         error = e
     except Exception as e:  # noqa: BLE001 - every crash becomes an error event
