@@ -667,7 +667,7 @@ def demo_main(args) -> int:
 
 def _demo_eval(run_dir: Path, as_json: bool) -> None:
     """The run ended with its closing eval (config.json's final_eval: held-out identity questions, base vs tuned;
-    trainer/recipe.py final_eval): where every answer is, and (with --json, whose stdout has the events only) how far
+    trainer/eval_training.py final_eval): where every answer is, and (with --json, whose stdout has the events only) how far
     the scores moved, which the eval event's own line says otherwise."""
     from tunedoc.trainer.events import read_events, score_change
 

@@ -81,6 +81,6 @@ def start_demo(identity: str = "Tuna", maker: str = "tunedoc", runs_dir=None, st
     model_dir, data = prepare_demo(identity, maker, runs_dir)
     name = "demo-" + re.sub(r"[^A-Za-z0-9_-]+", "-", identity).strip("-")
     # the run ends with a base-vs-tuned eval on identity questions it never saw, whoever started it
-    extra = {"final_eval": final_eval_config(runs_dir, identity, maker)}
+    extra = {"final_eval": final_eval_config(demo_dir(runs_dir), identity, maker)}
     return start_run(str(model_dir), str(data), DEMO_PROFILE, demo_sets(steps), runs_dir, name, "openai",
                      detach=detach, launch=plan_launch(nproc=nproc) if nproc else None, extra=extra)

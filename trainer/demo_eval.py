@@ -39,13 +39,11 @@ def moved(result: dict) -> str:
     return score_change(result.get("base"), result.get("tuned"))
 
 
-def final_eval_config(runs_dir, identity: str, maker: str) -> dict:
-    """config.json's `final_eval` for a demo run: the held-out questions (written beside the demo's model and
-    data), base vs tuned. The training process runs it after its last step (trainer/recipe.py final_eval), so
-    every way of starting the demo (the app, --detach, --headless) ends with it."""
-    from tunedoc.trainer.demo import demo_dir
-
+def final_eval_config(demo_dir: Path, identity: str, maker: str) -> dict:
+    """config.json's `final_eval` for a demo run: the held-out questions (written into `demo_dir`, beside the demo's
+    model and data), base vs tuned. The training process runs it after its last step (trainer/eval_training.py
+    final_eval), so every way of starting the demo (the app, --detach, --headless) ends with it."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{identity}-{maker}").strip("-") or "identity"
-    data = write_held_out(demo_dir(runs_dir) / f"heldout-{slug}.jsonl", identity, maker)
+    data = write_held_out(Path(demo_dir) / f"heldout-{slug}.jsonl", identity, maker)
     return {"data": str(data.resolve()), "format": "openai", "base": True, "max_new_tokens": MAX_NEW_TOKENS,
             "label": f"{len(HELD_OUT)} held-out identity questions"}

@@ -47,10 +47,6 @@ OOM_RETRY_STEPS = 3  # an OOM in the first steps of a process steps memory down;
 SAMPLE_TOKENS = 48
 
 
-class EvalStopped(Exception):
-    """A stop request or a signal during the closing eval: the eval ends unfinished, the run ends completed."""
-
-
 class RunFailed(Exception):
     """A failure with a stable error id and a hint for the user (ends the run with status failed)."""
 
@@ -735,59 +731,27 @@ class Recipe:
     # the closing eval
 
     def final_eval(self) -> None:
-        """config.json's `final_eval` ({data, format?, base?, max_new_tokens?, batch_size?, limit?, label?}; the demo
-        writes one): after the last step, the examples answered by the model just trained (no reload) and, with
-        base, by the same weights with the adapter off, scored by trainer/eval.py into RUN/eval/<time>/ and an `eval`
-        event (source "final"). Pause and stop act between its batches; a stop, a signal or a failure ends the eval
-        with a warning and the run still completes (its adapter is saved first). Rank 0 alone evaluates."""
+        """config.json's `final_eval` (the demo writes one), after the last step: trainer/eval_training.py
+        final_eval scores its examples with the model just trained. The adapter is saved first, so a kill during
+        the eval loses nothing. Rank 0 alone evaluates."""
         spec = self.config.get("final_eval")
         if not isinstance(spec, dict) or not self.dist.is_main:
             return
-        from tunedoc.trainer.eval import EvalError, MetricsMissing, evaluate_loaded, require_metrics, run_examples
+        from tunedoc.trainer.eval_training import final_eval
 
-        self.save_adapter()  # the trained adapter is on disk before the eval: a kill during it loses nothing
-        try:
-            require_metrics()
-            examples, desc = run_examples(self.run_dir, self.config, spec.get("data"), spec.get("format", "auto"))
-            if spec.get("limit"):
-                examples = examples[: int(spec["limit"])]
-            if not examples:
-                raise EvalError(f"no example with a user prompt and an assistant answer in {desc}")
-        except (EvalError, MetricsMissing) as e:
-            self.emit("warning", id="final-eval-off", message=f"no closing eval: {e}")
-            return
-        base = bool(spec.get("base", True))
-        label = spec.get("label") or f"{len(examples)} held-out examples"
-        self.emit("phase", phase="evaluating", n=len(examples),
-                  message=f"evaluating on {label}, {'base model vs tuned' if base else 'the tuned model'}...")
-        self._status(status="running", phase="evaluating")
-        try:
-            self.model.eval()
-            evaluate_loaded(self.model, self.tokenizer, self.run_dir, examples, desc, base=base, step=self.step,
-                            label="the trained model", max_new_tokens=int(spec.get("max_new_tokens", 128)),
-                            batch_size=int(spec.get("batch_size", 8)), cutoff_len=self.mem.cutoff_len,
-                            progress=lambda m: print(m, flush=True), check=self._eval_control, source="final",
-                            emit=self.emit)
-        except EvalStopped as e:
-            self.emit("warning", id="final-eval-stopped", message=f"closing eval not finished ({e}); the adapter is "
-                      f"saved: `tunedoc eval {self.run_dir.name} --base --data {spec.get('data')}` scores it")
-        except Exception as e:  # noqa: BLE001 - the training is done and saved; a failed eval must not fail the run
-            traceback.print_exc()
-            self.emit("warning", id="final-eval-failed", message=f"the closing eval failed: {type(e).__name__}: {e} "
-                      f"(the adapter is saved; the traceback is in {self.run_dir / 'trainer.log'})")
-        finally:
-            self._status(phase=None)
+        self.save_adapter()
+        final_eval(self, spec)
 
     def _eval_control(self) -> None:
         """Before each batch of the closing eval: a pause waits here (status paused) until resume; stop or a signal
-        raises EvalStopped. Rank 0 alone evaluates, so no rank takes part (unlike _between_steps)."""
+        raises control.EvalStopped. Rank 0 alone evaluates, so no rank takes part (unlike _between_steps)."""
         paused = False
         while True:
             if self.signal_name:
-                raise EvalStopped(f"{self.signal_name} received")
+                raise control.EvalStopped(f"{self.signal_name} received")
             for action in control.take(self.run_dir):
                 if action == "stop":
-                    raise EvalStopped("stop requested")
+                    raise control.EvalStopped("stop requested")
                 if action == "pause" and not paused:
                     paused = True
                     self._status(status="paused")

@@ -79,7 +79,7 @@ def test_pause_and_stop_act_during_the_closing_eval(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "runs" / "r"
     run_dir.mkdir(parents=True)
     config = build_config(str(tiny_model_dir), str(data), "qlora-min", ["max_steps=2", "quant=none"], "openai")
-    config["final_eval"] = dict(final_eval_config(tmp_path / "runs", "Tuna", "tunedoc"), batch_size=4)
+    config["final_eval"] = dict(final_eval_config(tmp_path, "Tuna", "tunedoc"), batch_size=4)
     write_json(run_dir / "config.json", config)
     recipe = Recipe(run_dir, echo=False)
     recipe.setup()
