@@ -68,6 +68,13 @@ def run_examples(run_dir: Path, config: dict, data: str | None, fmt: str = "auto
         return eval_examples(convs), str(data)
     profile = config.get("profile", {})
     split = float(profile.get("eval_split", 0) or 0)
+    closing = (config.get("final_eval") or {}).get("data")
+    if split <= 0 and closing:  # a demo run: the held-out questions its closing eval used
+        try:
+            convs = D.load_conversations(closing, (config.get("final_eval") or {}).get("format", "auto"))
+        except (D.DataError, FileNotFoundError) as e:
+            raise EvalError(f"cannot read the run's closing-eval examples {closing}: {e}; pass --data FILE") from None
+        return eval_examples(convs), f"{closing} (the run's closing-eval examples)"
     if split <= 0:
         raise EvalError(f"run {run_dir.name} held nothing out (eval_split=0): pass --data FILE with held-out "
                         "examples, or train with --set eval_split=0.1")

@@ -63,6 +63,10 @@ def test_a_detached_demo_ends_with_the_eval_in_its_events(tmp_path):
     from tunedoc.trainer.events import format_event
 
     assert format_event(ev).startswith("held-out eval on 8 examples, base -> tuned: ROUGE-L ")
+    # the demo held nothing out of training: `tunedoc eval` (and the Runs screen's e) scores the same questions
+    again = tunedoc("eval", run_dir, "--limit", "2", "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "closing-eval examples" in json.loads(again.stdout)["data"]
 
 
 def test_pause_and_stop_act_during_the_closing_eval(tiny_model_dir, tmp_path):
