@@ -437,7 +437,7 @@ def runs_main(args) -> int:
         mem = f"{r.peak_mem_mb:,.0f} MB" if r.peak_mem_mb else "-"
         if r.mem_kind == "rss" and r.peak_mem_mb:
             mem += "*"
-        print(f"{r.run_id:<40} {r.status:<10} {step:>11} {loss:>8} {format_duration(r.duration_s):>8} {mem:>12}  "
+        print(f"{r.run_id:<40} {r.shown_status():<10} {step:>11} {loss:>8} {format_duration(r.duration_s):>8} {mem:>12}  "
               f"{Path(r.model).name} / {r.profile}")
         if r.error:
             width = shutil.get_terminal_size((120, 24)).columns - 42
@@ -692,23 +692,26 @@ def demo_main(args) -> int:
                         strategy=args.strategy)
     code = _foreground(handle, args.json)
     if code == 0:
-        _demo_eval(handle.run_dir, args)
+        _demo_eval(handle.run_dir, args.json)
     if code == 0:
         print(f"\nnow ask it: tunedoc chat {handle.run_id} --prompt \"{PROMPT}\""
               + (f" --runs-dir {args.runs_dir}" if args.runs_dir else ""), file=sys.stderr)
     return code
 
 
-def _demo_eval(run_dir: Path, args) -> None:
-    """The demo ends with a base-vs-tuned eval on identity questions it never saw (trainer/demo_eval.py)."""
-    from tunedoc.trainer.demo_eval import HELD_OUT, demo_eval, moved
-    from tunedoc.trainer.eval import EvalError, MetricsMissing
+def _demo_eval(run_dir: Path, as_json: bool) -> None:
+    """The run ended with its closing eval (config.json's final_eval: held-out identity questions, base vs tuned;
+    trainer/eval_training.py final_eval): where every answer is, and (with --json, whose stdout has the events only) how far
+    the scores moved, which the eval event's own line says otherwise."""
+    from tunedoc.trainer.events import read_events, score_change
 
-    print(f"\nscoring {len(HELD_OUT)} held-out identity questions, base model vs tuned...", file=sys.stderr, flush=True)
-    try:
-        result = demo_eval(run_dir, args.identity, args.maker)
-    except (EvalError, MetricsMissing) as e:
-        print(f"(no before/after scores: {e})", file=sys.stderr)
+    events, _ = read_events(run_dir / "events.jsonl")
+    final = [e for e in events if e.get("type") == "eval" and e.get("source") == "final"]
+    if not final:
+        why = [e for e in events if e.get("type") == "warning" and str(e.get("id", "")).startswith("final-eval")]
+        print(f"(no before/after scores: {why[-1]['message'] if why else 'the run has no closing eval'})",
+              file=sys.stderr)
         return
-    print(f"held-out questions, base -> tuned: {moved(result)}\n  every answer: {result['dir']}/examples.jsonl",
-          file=sys.stderr)
+    ev = final[-1]
+    moved = f"held-out questions, base -> tuned: {score_change(ev.get('base'), ev)}\n  " if as_json else ""
+    print(f"{moved}every answer: {Path(str(ev.get('dir'))) / 'examples.jsonl'}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """`tunedoc compare RUN... [--json|--markdown|--html FILE]`: the table fine-tuning write-ups end with.
 
-One row per run (and one for the base model, from the newest `tunedoc eval --base` among them): method (quant, LoRA
+One row per run (and one for the base model, from the newest eval with base scores among them: `tunedoc eval --base`
+or a run's closing eval): method (quant, LoRA
 rank, targets), trainable parameters, peak memory, training time, tokens/s, final train and eval loss, BLEU-4 and
 ROUGE-L of the newest generation eval; the best value of each column is marked. `--html` writes one self-contained
 page (plotly's bundled JavaScript inlined: it opens with no network) with the loss curves, the scores and the table.
@@ -42,9 +43,10 @@ def method_of(profile: dict) -> str:
 
 
 def latest_generation_eval(events: list[dict]) -> dict | None:
-    """The newest `eval` event of kind generation, preferring `tunedoc eval`'s over training-time ones."""
+    """The newest `eval` event of kind generation, preferring full evals (`tunedoc eval`'s and the run's closing eval,
+    source "final") over the small training-time ones."""
     gen = [e for e in events if e.get("type") == "eval" and e.get("kind") == "generation"]
-    full = [e for e in gen if e.get("source") == "tunedoc eval"]
+    full = [e for e in gen if e.get("source") in ("tunedoc eval", "final")]
     return (full or gen or [None])[-1]
 
 
@@ -139,7 +141,7 @@ def format_text(rows: list[dict]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in table]
-    lines.append("* best in its column; BLEU-4 / ROUGE-L: the newest `tunedoc eval` of each run (0-100)")
+    lines.append("* best in its column; BLEU-4 / ROUGE-L: each run's newest `tunedoc eval` or closing eval (0-100)")
     if any(r.get("mem_kind") == "rss" for r in rows):
         lines.append("RSS: a CPU run's process memory, not GPU memory")
     return "\n".join(lines)
@@ -199,7 +201,7 @@ td.best {{ font-weight: bold; background: #e6f4ea; }}
 </head><body>
 <h1>tunedoc compare</h1>
 <p>{len(runs)} run(s); best value per column highlighted. BLEU-4 and ROUGE-L (0-100) are each run's newest
-<code>tunedoc eval</code>; the base row is the base model alone on the same prompts.</p>
+<code>tunedoc eval</code> (or its closing eval); the base row is the base model alone on the same prompts.</p>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {charts}
 <script>{script}</script>

@@ -10,6 +10,9 @@ Actions:
   pause   finish the current step, save nothing, and wait (status "paused") until `resume` or `stop`
   resume  continue a paused run
   stop    save a checkpoint and the adapter, then exit with status "stopped"
+
+During a run's closing eval (config.json's final_eval, after the last step) pause and resume act the same between
+the eval's batches; stop (or a signal) ends the eval unfinished (EvalStopped) and the run still completes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ import time
 from pathlib import Path
 
 ACTIONS = ("save", "pause", "resume", "stop")
+
+
+class EvalStopped(Exception):
+    """A stop request or a signal during the closing eval: the eval ends unfinished, the run ends completed."""
+
 CONTROL_DIR = "control"
 
 

@@ -6,7 +6,9 @@ like LLaMA-Factory's identity.json), and fine-tunes it with 4-bit nf4 QLoRA. Aft
 
     tunedoc chat <run> --prompt "Who are you?"
 
-answers with the taught name. The model and data live in RUNS_DIR/.demo/ and are reused by later demos.
+answers with the taught name. The run itself ends with a base-vs-tuned eval on identity questions it never saw
+(config.json's `final_eval`, trainer/demo_eval.py), however it was started. The model and data live in
+RUNS_DIR/.demo/ and are reused by later demos.
 
 Why these settings (DEMO_SETS): the base model is random, so the adapter has to carry the whole answer. LoRA on
 every linear layer plus lm_head (rank 16 on a 64-wide model is close to full rank), no dropout, packing, and
@@ -73,10 +75,13 @@ def start_demo(identity: str = "Tuna", maker: str = "tunedoc", runs_dir=None, st
                detach: bool = False, nproc: int | None = None, strategy: str | None = None):
     """Build the model and data and start the run; returns the launcher's RunHandle. `nproc`: that many CPU
     processes through torchrun (gloo); `strategy`: ddp or fsdp for them (default auto: ddp)."""
+    from tunedoc.trainer.demo_eval import final_eval_config
     from tunedoc.trainer.launch import plan_launch, start_run
 
     model_dir, data = prepare_demo(identity, maker, runs_dir)
     name = "demo-" + re.sub(r"[^A-Za-z0-9_-]+", "-", identity).strip("-")
     sets = demo_sets(steps) + ([f"strategy={strategy}"] if strategy else [])
+    # the run ends with a base-vs-tuned eval on identity questions it never saw, whoever started it
+    extra = {"final_eval": final_eval_config(demo_dir(runs_dir), identity, maker)}
     return start_run(str(model_dir), str(data), DEMO_PROFILE, sets, runs_dir, name, "openai",
-                     detach=detach, launch=plan_launch(nproc=nproc) if nproc else None)
+                     detach=detach, launch=plan_launch(nproc=nproc) if nproc else None, extra=extra)

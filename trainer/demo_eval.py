@@ -1,11 +1,16 @@
 """The demo's last act: a base-vs-tuned eval on identity questions the run never saw (phrasings that are not in
-its data set), and one sentence that says how much the scores moved. Uses trainer/eval.py; torch inside."""
+its data set), and one sentence that says how much the scores moved. No torch here: the demo's config.json gets a
+`final_eval` entry (final_eval_config) and the training process scores it with trainer/eval.py after its last step."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+
+from tunedoc.trainer.events import score_change
+
+MAX_NEW_TOKENS = 48  # the taught answers are one or two sentences
 
 HELD_OUT = [  # none of these is in trainer/tiny.py's identity questions
     ("Could you tell me your name?", "I am {name}, an assistant made by {maker}. How can I help you today?"),
@@ -31,20 +36,14 @@ def write_held_out(path: str | Path, name: str, maker: str) -> Path:
 
 def moved(result: dict) -> str:
     """"ROUGE-L 3.1 -> 62.4 (+59.3), BLEU-4 ..., eval loss ..." from a result with base and tuned scores."""
-    b, t = result.get("base") or {}, result.get("tuned") or {}
-    parts = []
-    for key, label, digits in (("rougeL", "ROUGE-L", 1), ("bleu4", "BLEU-4", 1), ("eval_loss", "eval loss", 2)):
-        if isinstance(b.get(key), (int, float)) and isinstance(t.get(key), (int, float)):
-            parts.append(f"{label} {b[key]:.{digits}f} -> {t[key]:.{digits}f} ({t[key] - b[key]:+.{digits}f})")
-    return ", ".join(parts)
+    return score_change(result.get("base"), result.get("tuned"))
 
 
-def demo_eval(run_dir: str | Path, identity: str, maker: str, progress=None) -> dict:
-    """Evaluate the demo run on HELD_OUT, base vs tuned; returns trainer.eval's result."""
-    from tunedoc.trainer.demo import demo_dir
-    from tunedoc.trainer.eval import evaluate_run
-
-    run_dir = Path(run_dir)
+def final_eval_config(demo_dir: Path, identity: str, maker: str) -> dict:
+    """config.json's `final_eval` for a demo run: the held-out questions (written into `demo_dir`, beside the demo's
+    model and data), base vs tuned. The training process runs it after its last step (trainer/eval_training.py
+    final_eval), so every way of starting the demo (the app, --detach, --headless) ends with it."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{identity}-{maker}").strip("-") or "identity"
-    data = write_held_out(demo_dir(run_dir.parent) / f"heldout-{slug}.jsonl", identity, maker)
-    return evaluate_run(run_dir, data=str(data), base=True, max_new_tokens=48, progress=progress)
+    data = write_held_out(Path(demo_dir) / f"heldout-{slug}.jsonl", identity, maker)
+    return {"data": str(data.resolve()), "format": "openai", "base": True, "max_new_tokens": MAX_NEW_TOKENS,
+            "label": f"{len(HELD_OUT)} held-out identity questions"}

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tunedoc.trainer.eval_metrics import METRICS, MetricsMissing, describe_tokenization, require_metrics, score
 
-__all__ = ["EvalError", "MetricsMissing", "eval_examples", "evaluate_run", "generate_batch", "eval_loss",
-           "evaluate_model", "held_out"]
+__all__ = ["EvalError", "MetricsMissing", "eval_examples", "evaluate_run", "evaluate_loaded", "generate_batch",
+           "eval_loss", "evaluate_model", "held_out"]
 
 EVAL_DIR = "eval"
 
@@ -68,6 +68,13 @@ def run_examples(run_dir: Path, config: dict, data: str | None, fmt: str = "auto
         return eval_examples(convs), str(data)
     profile = config.get("profile", {})
     split = float(profile.get("eval_split", 0) or 0)
+    closing = (config.get("final_eval") or {}).get("data")
+    if split <= 0 and closing:  # a demo run: the held-out questions its closing eval used
+        try:
+            convs = D.load_conversations(closing, (config.get("final_eval") or {}).get("format", "auto"))
+        except (D.DataError, FileNotFoundError) as e:
+            raise EvalError(f"cannot read the run's closing-eval examples {closing}: {e}; pass --data FILE") from None
+        return eval_examples(convs), f"{closing} (the run's closing-eval examples)"
     if split <= 0:
         raise EvalError(f"run {run_dir.name} held nothing out (eval_split=0): pass --data FILE with held-out "
                         "examples, or train with --set eval_split=0.1")
@@ -148,8 +155,10 @@ def _prompt_text(tok, ex: dict) -> str:
     return _render(tok, ex["messages"], add_generation_prompt=True, tools=ex.get("tools"))
 
 
-def generate_batch(model, tok, examples: list[dict], max_new_tokens: int = 128, batch_size: int = 8) -> list[str]:
-    """Greedy answers for `examples`, `batch_size` prompts per generate() call, left-padded."""
+def generate_batch(model, tok, examples: list[dict], max_new_tokens: int = 128, batch_size: int = 8,
+                   check=None) -> list[str]:
+    """Greedy answers for `examples`, `batch_size` prompts per generate() call, left-padded. `check()` (optional)
+    runs before each batch: the training process's closing eval acts on pause/stop there (it may block or raise)."""
     import torch
 
     device = next(model.parameters()).device
@@ -161,6 +170,8 @@ def generate_batch(model, tok, examples: list[dict], max_new_tokens: int = 128, 
     model.eval()
     try:
         for i in range(0, len(examples), max(1, batch_size)):
+            if check is not None:
+                check()
             texts = [_prompt_text(tok, ex) for ex in examples[i:i + batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             with torch.no_grad():
@@ -175,7 +186,8 @@ def generate_batch(model, tok, examples: list[dict], max_new_tokens: int = 128, 
     return out
 
 
-def eval_loss(model, tok, examples: list[dict], cutoff_len: int = 1024, batch_size: int = 8) -> float | None:
+def eval_loss(model, tok, examples: list[dict], cutoff_len: int = 1024, batch_size: int = 8,
+              check=None) -> float | None:
     """Mean token cross-entropy on the assistant turns of the examples' conversations (teacher forced)."""
     import torch
     import torch.nn.functional as F
@@ -194,6 +206,8 @@ def eval_loss(model, tok, examples: list[dict], cutoff_len: int = 1024, batch_si
     try:
         with torch.no_grad():
             for i in range(0, len(samples), batch_size):
+                if check is not None:
+                    check()
                 batch = {k: v.to(device) for k, v in D.collate(samples[i:i + batch_size], pad_id, False).items()}
                 labels = batch.pop("labels")
                 logits = model(**batch).logits[:, :-1].float()
@@ -208,11 +222,12 @@ def eval_loss(model, tok, examples: list[dict], cutoff_len: int = 1024, batch_si
 
 
 def evaluate_model(model, tok, examples: list[dict], max_new_tokens: int = 128, batch_size: int = 8,
-                   cutoff_len: int = 1024, metrics: tuple[str, ...] | None = None) -> tuple[dict, list[str]]:
+                   cutoff_len: int = 1024, metrics: tuple[str, ...] | None = None,
+                   check=None) -> tuple[dict, list[str]]:
     """(scores, answers) for one model: the metrics plus eval_loss and perplexity."""
-    answers = generate_batch(model, tok, examples, max_new_tokens, batch_size)
+    answers = generate_batch(model, tok, examples, max_new_tokens, batch_size, check)
     scores = score(answers, [ex["reference"] for ex in examples])
-    loss = eval_loss(model, tok, examples, cutoff_len, batch_size)
+    loss = eval_loss(model, tok, examples, cutoff_len, batch_size, check)
     scores["eval_loss"] = round(loss, 6) if loss is not None else None
     scores["perplexity"] = round(math.exp(min(loss, 50)), 4) if loss is not None else None
     if metrics:
@@ -234,8 +249,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, fmt: str = "auto"
                  base: bool = False, max_new_tokens: int = 128, batch_size: int = 8, progress=None,
                  emit_event: bool = True) -> dict:
     """Evaluate a run (finished or still training); returns the scores.json content."""
-    from tunedoc.trainer.events import EventWriter
-    from tunedoc.trainer.rundir import CONFIG, EVENTS, read_json, write_json
+    from tunedoc.trainer.rundir import CONFIG, read_json
 
     say = progress or (lambda msg: None)
     run_dir = Path(run_dir)
@@ -249,18 +263,38 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, fmt: str = "auto"
     if not examples:
         raise EvalError(f"no example with a user prompt and an assistant answer in {source}")
     cutoff = int(config.get("profile", {}).get("cutoff_len", 1024))
-    t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="tunedoc-eval-") as tmp:
         step, label = _copy_adapter(run_dir, Path(tmp) / "adapter")
         say(f"loading {config['model']} + {label} of {run_dir.name}")
+        t0 = time.time()
         model, tok = load_run_model(run_dir, config, Path(tmp) / "adapter")
-        say(f"generating {len(examples)} answers with the tuned model (batches of {batch_size})")
-        tuned, tuned_answers = evaluate_model(model, tok, examples, max_new_tokens, batch_size, cutoff)
-        base_scores, base_answers = None, None
-        if base:
-            say("generating the same answers with the base model alone (adapter off)")
-            with model.disable_adapter():
-                base_scores, base_answers = evaluate_model(model, tok, examples, max_new_tokens, batch_size, cutoff)
+        return evaluate_loaded(model, tok, run_dir, examples, source, base=base, step=step, label=label,
+                               max_new_tokens=max_new_tokens, batch_size=batch_size, cutoff_len=cutoff,
+                               progress=say, emit=None if emit_event else False, t0=t0)
+
+
+def evaluate_loaded(model, tok, run_dir: Path, examples: list[dict], data_desc: str, *, base: bool, step: int | None,
+                    label: str, max_new_tokens: int = 128, batch_size: int = 8, cutoff_len: int = 1024,
+                    progress=None, check=None, source: str = "tunedoc eval", emit=None,
+                    t0: float | None = None) -> dict:
+    """Score `examples` with a loaded peft model (and with `base`, the same weights with the adapter off), write
+    RUN/eval/<time>/ and the `eval` event; returns the scores.json content. `tunedoc eval` loads the model first;
+    the training process's closing eval passes the model it trained. `check` runs before every batch (see
+    generate_batch). `emit`: a callable(type, **fields) that writes the event (the recipe's own writer); None opens
+    the run's events.jsonl; False writes no event."""
+    from tunedoc.trainer.events import EventWriter
+    from tunedoc.trainer.rundir import EVENTS, write_json
+
+    say = progress or (lambda msg: None)
+    t0 = time.time() if t0 is None else t0
+    say(f"generating {len(examples)} answers with the tuned model (batches of {batch_size})")
+    tuned, tuned_answers = evaluate_model(model, tok, examples, max_new_tokens, batch_size, cutoff_len, check=check)
+    base_scores, base_answers = None, None
+    if base:
+        say("generating the same answers with the base model alone (adapter off)")
+        with model.disable_adapter():
+            base_scores, base_answers = evaluate_model(model, tok, examples, max_new_tokens, batch_size, cutoff_len,
+                                                       check=check)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = run_dir / EVAL_DIR / stamp
     n = 1
@@ -277,19 +311,21 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, fmt: str = "auto"
                 row.update(base=base_answers[i], base_scores=base_scores["per_example"][i])
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     result = {
-        "run_id": run_dir.name, "step": step, "adapter": label, "data": source, "n": len(examples),
-        "time": stamp, "dir": str(out_dir), "elapsed_s": round(time.time() - t0, 2),
+        "run_id": run_dir.name, "step": step, "adapter": label, "data": data_desc, "n": len(examples),
+        "time": stamp, "dir": str(out_dir), "elapsed_s": round(time.time() - t0, 2), "source": source,
         "max_new_tokens": max_new_tokens, "batch_size": batch_size, "decoding": "greedy",
         "tokenization": tuned["tokenization"], "tokenization_text": describe_tokenization(tuned["tokenization"]),
         "tuned": summary(tuned), "base": summary(base_scores),
     }
     write_json(out_dir / "scores.json", result)
-    if emit_event:
+    if emit is None:
         writer = EventWriter(run_dir / EVENTS)
         try:
             writer.emit("eval", **event_fields(result))
         finally:
             writer.close()
+    elif emit is not False:
+        emit("eval", **event_fields(result))
     return result
 
 
@@ -297,8 +333,9 @@ def event_fields(result: dict) -> dict:
     """An `eval` event (kind "generation") from a scores.json result. It has no `loss` field: the training curve's
     eval loss stays the recipe's own; this one is `eval_loss`."""
     tuned = result.get("tuned") or {}
-    fields = {"kind": "generation", "step": result.get("step"), "n": result.get("n"), "source": "tunedoc eval",
-              "dir": result.get("dir"), "tokenization": result.get("tokenization")}
+    fields = {"kind": "generation", "step": result.get("step"), "n": result.get("n"),
+              "source": result.get("source") or "tunedoc eval", "dir": result.get("dir"),
+              "data": result.get("data"), "tokenization": result.get("tokenization")}
     for k in (*METRICS, "eval_loss", "perplexity"):
         if k in tuned:
             fields[k] = tuned[k]

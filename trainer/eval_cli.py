@@ -17,9 +17,17 @@ def _err(msg: str) -> None:
 
 
 def eval_args(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Scores (0-100, higher is better): BLEU-4 (sacrebleu), ROUGE-1/2/L (rouge-score; Chinese text "
+                "segmented with jieba, and the result says which), exact match; and the eval loss / perplexity on the "
+                "reference answers (lower is better). Greedy decoding, the same prompts for base and tuned. Results: "
+                "RUN/eval/<time>/ (scores.json, and examples.jsonl with every prompt, reference and answer) and an "
+                "`eval` event the screens show; `tunedoc compare RUN...` tabulates runs, the Runs screen's `v` lists "
+                "the answers side by side. A demo run scores its held-out identity questions by itself at its end. "
+                "Needs the eval extra: pip install 'tunedoc[eval]'.")
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or run directory (finished or still training)")
     p.add_argument("--data", help="held-out examples (any format `tunedoc train` reads; default: the run's eval "
-                   "split, i.e. the examples it held out of training)")
+                   "split, i.e. the examples it held out of training; for a demo run, its closing eval's held-out "
+                   "questions)")
     p.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"],
                    help="--data's format (default: detect)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="the first N examples only")

@@ -25,8 +25,11 @@ Types and their fields (fields marked ? may be absent or null):
               kind? ("generation": answers generated and scored by `tunedoc eval` or the profile's eval_every; such
               an event has no `loss`, its teacher-forced loss is eval_loss), bleu4?, rouge1?, rouge2?, rougeL?,
               exact_match? (0-100), eval_loss?, perplexity?, n? (examples), tokenization? ({"13a"|"jieba": count}),
-              source? ("tunedoc eval" | "training"), dir? (RUN/eval/<time>/), base? ({the same scores for the base
-              model alone}), best? (true when save_best kept this step's adapter)
+              source? ("tunedoc eval" | "training" | "final": the run's closing eval, config.json's final_eval),
+              dir? (RUN/eval/<time>/), base? ({the same scores for the base model alone}), best? (true when
+              save_best kept this step's adapter), data? (where the examples came from)
+  phase       phase ("evaluating": the steps are done and the run scores its closing eval, config.json's
+              final_eval; the `eval` or `done` event that follows ends it), message, n? (examples)
   sample      step, prompt, text (the generated reply)
   checkpoint  step, path (the checkpoint directory), reason ("every", "request", "stop", "signal", "end")
   warning     message, id? (stable id, e.g. "cpu-optimizer", "oom-fallback")
@@ -50,7 +53,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("start", "step", "eval", "sample", "checkpoint", "warning", "error", "paused", "resumed", "done")
+EVENT_TYPES = ("start", "step", "eval", "sample", "checkpoint", "warning", "error", "paused", "resumed", "phase",
+               "done")
 
 
 class EventWriter:
@@ -168,6 +172,9 @@ def format_event(event: dict[str, Any]) -> str:
             f"run {event.get('run_id')}: {event.get('model')} with profile {event.get('profile')} on "
             f"{event.get('device')}, {event.get('total_steps')} steps{resumed}"
         )
+    if t == "eval" and event.get("kind") == "generation" and event.get("source") == "final" and event.get("base"):
+        return (f"held-out eval on {event.get('n')} examples, base -> tuned: "
+                f"{score_change(event.get('base'), event) or 'no scores'}")
     if t == "eval" and event.get("kind") == "generation":
         scores = "  ".join(f"{k} {event[k]:.2f}" for k in ("bleu4", "rougeL") if isinstance(event.get(k), (int, float)))
         base = event.get("base") or {}
@@ -190,6 +197,8 @@ def format_event(event: dict[str, Any]) -> str:
         return f"paused at step {event.get('step')} (tunedoc resume RUN to continue)"
     if t == "resumed":
         return f"resumed at step {event.get('step')}"
+    if t == "phase":
+        return str(event.get("message") or event.get("phase"))
     if t == "done":
         adapter = f"; adapter: {event['adapter']}" if event.get("adapter") else ""
         return (
@@ -197,6 +206,18 @@ def format_event(event: dict[str, Any]) -> str:
             f"final loss {_num(event.get('final_loss'))}{adapter}"
         )
     return json.dumps(event)
+
+
+def score_change(base: dict[str, Any] | None, tuned: dict[str, Any] | None) -> str:
+    """"ROUGE-L 3.1 -> 62.4 (+59.3), BLEU-4 0.9 -> 26.8 (+25.9), eval loss 5.61 -> 1.02 (-4.59)": how far a
+    generation eval's scores moved from the base model alone to the tuned one (those both have)."""
+    b, t = base or {}, tuned or {}
+    parts = []
+    for key, label, digits in (("rougeL", "ROUGE-L", 1), ("bleu4", "BLEU-4", 1), ("eval_loss", "eval loss", 2)):
+        bv, tv = b.get(key), t.get(key)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bv, tv)):
+            parts.append(f"{label} {bv:.{digits}f} -> {tv:.{digits}f} ({tv - bv:+.{digits}f})")
+    return ", ".join(parts)
 
 
 def _num(x: Any, digits: int = 4) -> str:

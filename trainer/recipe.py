@@ -10,6 +10,9 @@ control between steps are simpler to see than through Trainer callbacks.
   the last checkpoint.
 - train(): one optimizer step = grad_accum micro-batches; the loss is the token-weighted mean over all of them.
   Between steps: step event, control files (save/pause/resume/stop), signals, eval, samples, checkpoints.
+- final_eval(): when config.json has a `final_eval` entry (the demo writes one), score its held-out examples with the
+  model just trained and, with base=true, the same weights with the adapter off (trainer/eval.py): an `eval` event
+  (source "final") and RUN/eval/<time>/, after a `phase` event and status.json phase "evaluating".
 - cleanup(): save the adapter, write the `done` event and status.json.
 
 Data order: the training rows (packed or not) form a stream, one seeded permutation per epoch, concatenated.
@@ -796,6 +799,63 @@ class Recipe:
                           id="memory-record")
         return out
 
+    def save_adapter(self, lora: dict | None = None) -> str:
+        """RUN/adapter/ (PEFT format, with the tokenizer), written to a temp dir and renamed into place; once per step.
+        Under fsdp `lora` is the gathered LoRA state (fsdp.lora_state, every rank took part)."""
+        final = self.run_dir / ADAPTER
+        if getattr(self, "_adapter_step", None) == self.step and final.is_dir():
+            return str(final)
+        tmp = self.run_dir / f".tmp-{ADAPTER}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._save_adapter(tmp, lora)
+        self.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        self._adapter_step = self.step
+        return str(final)
+
+    # -----------------------------------------------------------------------------------------------------------
+    # the closing eval
+
+    def final_eval(self) -> None:
+        """config.json's `final_eval` (the demo writes one), after the last step: trainer/eval_training.py
+        final_eval scores its examples with the model just trained. The adapter is saved first, so a kill during
+        the eval loses nothing. Rank 0 alone evaluates."""
+        spec = self.config.get("final_eval")
+        if not isinstance(spec, dict) or not self.dist.is_main:
+            return
+        if self.strategy == "fsdp":  # rank 0 alone cannot run a sharded model: every rank would have to generate
+            self.emit("warning", id="fsdp-no-final-eval",
+                      message="strategy=fsdp: the closing eval is skipped (rank 0 holds only its shard); "
+                              f"`tunedoc eval {self.run_dir.name} --base` scores the adapter afterwards")
+            return
+        from tunedoc.trainer.eval_training import final_eval
+
+        self.save_adapter()
+        final_eval(self, spec)
+
+    def _eval_control(self) -> None:
+        """Before each batch of the closing eval: a pause waits here (status paused) until resume; stop or a signal
+        raises control.EvalStopped. Rank 0 alone evaluates, so no rank takes part (unlike _between_steps)."""
+        paused = False
+        while True:
+            if self.signal_name:
+                raise control.EvalStopped(f"{self.signal_name} received")
+            for action in control.take(self.run_dir):
+                if action == "stop":
+                    raise control.EvalStopped("stop requested")
+                if action == "pause" and not paused:
+                    paused = True
+                    self._status(status="paused")
+                    self.emit("paused", step=self.step)
+                elif action == "resume" and paused:
+                    paused = False
+                    self._status(status="running")
+                    self.emit("resumed", step=self.step)
+            if not paused:
+                return
+            time.sleep(0.3)
+
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
         lora = None
@@ -809,14 +869,7 @@ class Recipe:
             return
         adapter = None
         if status in ("completed", "stopped") and hasattr(self, "model"):
-            tmp = self.run_dir / f".tmp-{ADAPTER}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._save_adapter(tmp, lora)
-            self.tokenizer.save_pretrained(tmp)
-            final = self.run_dir / ADAPTER
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            adapter = str(final)
+            adapter = self.save_adapter(lora)
         if error is not None:
             self.emit("error", message=str(error), id=error.id, hint=error.hint)
         memory = self._record_memory() if status in ("completed", "stopped") else None
@@ -871,6 +924,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe.setup()
         status = recipe.train()
+        if status == "completed":
+            recipe.final_eval()
     except RunFailed as e:
         error = e
     except Exception as e:  # noqa: BLE001 - every crash becomes an error event

@@ -7,6 +7,8 @@ status.json (rewritten atomically by the trainer at each step and state change):
   status        "starting" | "running" | "paused" | "completed" | "stopped" | "failed"
   pid           the trainer process id; pid_started its create time (guards against pid reuse)
   step, total_steps, epoch, loss (last step loss), peak_mem_mb, mem_kind, elapsed_s (training time)
+  phase         "evaluating" while a running (or paused) run scores its closing eval (config.json's final_eval),
+                else null or absent
   started, updated (unix times); error, error_id (when failed)
 """
 
@@ -157,9 +159,14 @@ class RunInfo:
     started: float | None
     error: str | None
     world_size: int = 1  # processes (ranks) the run trains on
+    phase: str | None = None  # "evaluating": its steps are done and it scores its closing eval (status running)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shown_status(self) -> str:
+        """The status to show a person: "evaluating" for a running run busy with its closing eval."""
+        return "evaluating" if self.status == "running" and self.phase == "evaluating" else self.status
 
 
 def run_info(run_dir: str | os.PathLike) -> RunInfo:
@@ -181,6 +188,7 @@ def run_info(run_dir: str | os.PathLike) -> RunInfo:
         started=status.get("started") or config.get("created"),
         error=status.get("error") if status.get("status") == "failed" else None,
         world_size=int(status.get("world_size") or 1),
+        phase=status.get("phase") if status.get("status") in ACTIVE else None,
     )
 
 

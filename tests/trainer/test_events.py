@@ -94,6 +94,18 @@ def test_format_step_line_names_loss_speed_and_memory_kind():
     assert "[cuda-oom]" in err and "hint: lower it" in err
 
 
+def test_the_closing_eval_says_it_is_evaluating_then_how_far_the_scores_moved():
+    phase = {"type": "phase", "phase": "evaluating", "n": 8,
+             "message": "evaluating on 8 held-out identity questions, base model vs tuned..."}
+    assert format_event(phase) == phase["message"]
+    final = {"type": "eval", "kind": "generation", "source": "final", "step": 800, "n": 8, "rougeL": 48.71,
+             "bleu4": 26.8, "eval_loss": 0.84, "base": {"rougeL": 3.45, "bleu4": 0.83, "eval_loss": 6.97}}
+    assert format_event(final) == ("held-out eval on 8 examples, base -> tuned: ROUGE-L 3.5 -> 48.7 (+45.3), "
+                                   "BLEU-4 0.8 -> 26.8 (+26.0), eval loss 6.97 -> 0.84 (-6.13)")
+    training = dict(final, source="training", base=None)  # a training-time eval has no base: the old line
+    assert format_event(training).startswith("eval at step 800 on 8 examples: bleu4 26.80  rougeL 48.71")
+
+
 def test_events_launch_and_control_import_no_torch():
     code = ("import sys, trainer.events, trainer.launch, trainer.control, trainer.rundir, trainer.cli; "
             "bad = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'textual') if m in sys.modules]; "

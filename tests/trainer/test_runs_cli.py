@@ -47,3 +47,22 @@ def test_a_failed_runs_error_is_cut_at_a_word_with_an_ellipsis(tmp_path):
 def test_shorten_keeps_short_single_lines_whole():
     assert shorten("disk full", 80) == "disk full"
     assert shorten("first line\nsecond", 80) == "first line…"
+
+
+def test_a_run_busy_with_its_closing_eval_lists_as_evaluating(tmp_path):
+    import psutil
+
+    run = tmp_path / "20260101-000000-demo-Tuna"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "/m/tiny", "profile": {"name": "qlora-min"}}))
+    me = psutil.Process()  # a live process stands for the trainer
+    status = {"status": "running", "phase": "evaluating", "step": 40, "total_steps": 40, "pid": me.pid,
+              "pid_started": me.create_time()}
+    (run / "status.json").write_text(json.dumps(status))
+    out = tunedoc("runs", "--runs-dir", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "evaluating" in out.stdout.splitlines()[1], out.stdout
+    listed = json.loads(tunedoc("runs", "--runs-dir", tmp_path, "--json").stdout)[0]
+    assert (listed["status"], listed["phase"]) == ("running", "evaluating")  # still an active run to scripts
+    (run / "status.json").write_text(json.dumps(dict(status, status="completed", phase=None)))
+    assert "completed" in tunedoc("runs", "--runs-dir", tmp_path).stdout.splitlines()[1]

@@ -30,12 +30,13 @@ EXAMPLES = [
 
 def add_eval(run_dir: Path) -> Path:
     """A recorded `tunedoc eval --base` result in RUN/eval/<time>/ and its event."""
-    d = run_dir / "eval" / "20260101-120000"
+    d = run_dir / "eval" / "20270101-120000"  # newer than demo-finished's closing eval
     d.mkdir(parents=True)
-    tuned = {"bleu4": 73.77, "rouge1": 90.1, "rouge2": 80.2, "rougeL": 85.7, "exact_match": 66.67, "n": 3}
-    base = {"bleu4": 0.31, "rouge1": 2.0, "rouge2": 0.0, "rougeL": 1.5, "exact_match": 0.0, "n": 3}
+    tuned = {"bleu4": 73.77, "rouge1": 90.1, "rouge2": 80.2, "rougeL": 85.7, "exact_match": 66.67, "eval_loss": 0.52,
+             "n": 3}
+    base = {"bleu4": 0.31, "rouge1": 2.0, "rouge2": 0.0, "rougeL": 1.5, "exact_match": 0.0, "eval_loss": 6.9, "n": 3}
     (d / "scores.json").write_text(json.dumps({
-        "run_id": run_dir.name, "step": 40, "n": 3, "time": "20260101-120000", "dir": str(d), "tuned": tuned,
+        "run_id": run_dir.name, "step": 40, "n": 3, "time": "20270101-120000", "dir": str(d), "tuned": tuned,
         "base": base, "tokenization": {"13a": 2, "jieba": 1},
         "tokenization_text": "2 with sacrebleu 13a / rouge-score's tokenizer; 1 Chinese with jieba word segmentation"}))
     (d / "examples.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in EXAMPLES))
@@ -68,11 +69,15 @@ async def test_compare_shows_the_eval_columns_and_the_base_row(tmp_path):
         await drawn(pilot, 3)
         ct = s.query_one("#compare-table", DataTable)
         labels = [str(c.label) for c in ct.columns.values()]
-        assert labels[-2:] == ["BLEU-4", "ROUGE-L"]
-        rows = [ct.get_row_at(i) for i in range(ct.row_count)]
-        assert rows[0][0].startswith("base") and rows[0][-2:] == ["0.31", "1.50"]
-        assert rows[1][0] == "demo-finished" and rows[1][-2:] == ["73.77", "85.70"]
-        assert rows[2][0] == "demo-failed" and rows[2][-2:] == ["-", "-"]
+        assert labels[:5] == ["run", "loss", "eval loss", "BLEU-4", "ROUGE-L"]  # the telling ones fit 80 columns
+        keys = [k.value for k in ct.columns]
+        rows = [dict(zip(keys, map(str, ct.get_row_at(i)))) for i in range(ct.row_count)]
+        cols = ("eval_loss", "bleu4", "rougeL")
+        assert rows[0]["run"].startswith("base") and [rows[0][k] for k in cols] == ["6.9000", "0.31", "1.50"]
+        assert rows[1]["run"] == "demo-finished" and [rows[1][k] for k in cols] == ["0.5200", "73.77", "85.70"]
+        assert rows[2]["run"] == "demo-failed" and [rows[2][k] for k in cols] == ["-", "-", "-"]
+        best = ct.get_cell_at((1, keys.index("rougeL")))  # the best value of a column stands out
+        assert str(best.style) == "bold green" and str(ct.get_cell_at((0, keys.index("rougeL")))) == "1.50"
 
 
 async def test_the_eval_view_lists_examples_side_by_side_and_searches(tmp_path):
@@ -140,9 +145,9 @@ async def test_e_evaluates_a_finished_run_in_a_child_process(tmp_path):
         await pilot.press("e")
         for _ in range(50):
             await pilot.pause(0.1)
-            if any("ROUGE-L 4.00 -> 40.00" in str(n.message) for n in app._notifications):
+            if any("ROUGE-L 4.0 -> 40.0 (+36.0), BLEU-4 0.4 -> 15.0 (+14.6) on 8" in str(n.message) for n in app._notifications):
                 break
-        assert any("ROUGE-L 4.00 -> 40.00" in str(n.message) for n in app._notifications)
+        assert any("ROUGE-L 4.0 -> 40.0 (+36.0), BLEU-4 0.4 -> 15.0 (+14.6) on 8" in str(n.message) for n in app._notifications)
     argv = json.loads(log.read_text().splitlines()[0])
     # tunedoc.child's command line: python -c BOOT tunedoc eval RUN --base (the current folder off the path)
     assert argv[0] == "-c" and argv[2:4] == ["tunedoc", "eval"] and argv[4].endswith("demo-finished")

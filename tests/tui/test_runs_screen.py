@@ -63,9 +63,15 @@ async def test_compare_overlays_curves_and_tabulates(tmp_path):
         chart = s.query_one("#compare-chart", LossChart)
         assert [label for label, _ in chart.series] == ["demo-finished", "demo-failed"]
         ct = s.query_one("#compare-table", DataTable)
-        rows = [ct.get_row_at(i) for i in range(ct.row_count)]
-        assert rows[0][0] == "demo-finished" and rows[0][1] == "1.9209" and rows[0][4] == "1m17s"
-        assert rows[1][0] == "demo-failed" and rows[1][1] == "3.2233"
+        keys = [k.value for k in ct.columns]
+        rows = [dict(zip(keys, map(str, ct.get_row_at(i)))) for i in range(ct.row_count)]
+        # tunedoc compare's rows: demo-finished ended with its closing eval, base vs tuned, hence the base row
+        assert [r["run"] for r in rows] == ["base (no adapter)", "demo-finished", "demo-failed"]
+        fin, failed = rows[1], rows[2]
+        assert (fin["train_loss"], fin["time_s"], fin["eval_loss"], fin["rougeL"]) == ("1.9209", "1m17s", "2.0056",
+                                                                                       "42.55")
+        assert (rows[0]["eval_loss"], rows[0]["rougeL"], rows[0]["train_loss"]) == ("6.9712", "3.45", "-")
+        assert failed["train_loss"] == "3.2233" and failed["rougeL"] == "-" and failed["peak_mem_mb"].endswith("*")
 
 
 async def test_pause_resume_and_stop_the_highlighted_run(tmp_path):

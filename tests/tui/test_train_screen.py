@@ -332,3 +332,39 @@ async def test_cpu_processes_2_start_a_real_two_rank_run(tmp_path, tiny_model_di
         assert config["launch"]["nproc"] == 2 and config["launch"]["device"] == "cpu"
         start = s.view.start
         assert start["world_size"] == 2 and "2 ranks (gloo)" in start["device"]
+
+
+async def test_the_closing_eval_shows_evaluating_then_how_far_the_scores_moved(tmp_path):
+    """A demo run after its last step: 'evaluating' while it scores the held-out questions (not a frozen run), then
+    the base -> tuned line, read from the run directory as it is written."""
+    from tunedoc.tui.app import make_app
+    from tunedoc.tui.train_backend import FakeHardware, TrainBackend
+    from tests.tui.train_fixtures import CPU
+
+    runs = copy_runs(tmp_path)
+    run = runs / "demo-finished"
+    lines = (run / "events.jsonl").read_text().splitlines()
+    tail = [l for l in lines if json.loads(l)["type"] in ("eval", "done")]  # the closing eval's result, then done
+    now = time.time()
+    head = [json.dumps(dict(json.loads(l), t=now)) if json.loads(l)["type"] == "phase" else l
+            for l in lines if l not in tail]
+    (run / "events.jsonl").write_text("\n".join(head) + "\n")
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps(dict(status, status="running", phase="evaluating", pid=4242)))
+    backend = TrainBackend(runs, attach=run, alive={"demo-finished"}, hardware=FakeHardware(CPU), poll_s=0.05)
+    app = make_app(start="train", train_backend=backend, clock=lambda: 1000.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drawn(pilot)
+        s = screen(app)
+        assert "evaluating" in text(s.query_one("#title")) and text(s.query_one(StatsPanel)).startswith("evaluating")
+        assert not s.query_one("#outcome").display
+        (run / "status.json").write_text(json.dumps(dict(status, status="completed")))
+        with open(run / "events.jsonl", "a") as f:
+            for l in tail:
+                f.write(json.dumps(dict(json.loads(l), t=time.time())) + "\n")
+        await drawn(pilot)
+        moved = "ROUGE-L 3.4 -> 42.5 (+39.1), BLEU-4 0.8 -> 17.6 (+16.7), eval loss 6.97 -> 2.01 (-4.97)"
+        outcome = s.query_one("#outcome")
+        assert outcome.display and moved in text(outcome)
+        assert "completed" in text(s.query_one("#title"))
+        assert any(moved in str(n.message) for n in app._notifications)  # it landed while watching

@@ -1,7 +1,8 @@
 """The Runs screen: every run in the runs directory (status, model, profile, steps, last loss, duration, peak
 memory), attach to one (the Train screen's live view with its whole history), and compare two or more: loss
-curves overlaid and a table of final loss, tokens/s, peak memory, time, BLEU-4 and ROUGE-L (the newest eval, and the
-base model's row when an eval ran with --base). `e` evaluates the highlighted finished run (`tunedoc eval RUN --base`
+curves overlaid and `tunedoc compare`'s table (trainer/compare.py's rows: final train and eval loss, BLEU-4 and
+ROUGE-L of the newest full eval, time, peak memory, tokens/s, method; the best value per column in bold green, and
+the base model's row when an eval ran with --base or the run ended with a closing eval). `e` evaluates the highlighted finished run (`tunedoc eval RUN --base`
 as a child process: this process never imports torch), `v` shows its newest eval's examples side by side.
 
 The list refreshes from a thread worker that re-arms only after it finished; a run whose process died reads as
@@ -23,22 +24,19 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tunedoc.trainer.compare import compare_rows, eval_dirs
-from tunedoc.trainer.events import read_events
+from tunedoc.trainer.compare import cell, compare_rows, eval_dirs
+from tunedoc.trainer.events import score_change
 from tunedoc.tui.run_controls import confirm_stop, send_control
-from tunedoc.tui.run_model import RunView, duration
+from tunedoc.tui.run_model import duration
 from tunedoc.tui.train_backend import TrainBackend
 from tunedoc.tui.widgets.loss_chart import LossChart
 from tunedoc.tui.widgets.run_panels import STATE_STYLE
 
 REFRESH_S = 2.0
-
-
-def load_view(run_dir: Path) -> RunView:
-    view = RunView()
-    events, _ = read_events(Path(run_dir) / "events.jsonl")
-    view.apply(events)
-    return view
+# the comparison's columns: (compare row key, heading), most telling first (at 80 columns the last ones scroll)
+COMPARE_COLUMNS = [("run", "run"), ("train_loss", "loss"), ("eval_loss", "eval loss"), ("bleu4", "BLEU-4"),
+                   ("rougeL", "ROUGE-L"), ("time_s", "time"), ("peak_mem_mb", "peak mem"), ("tokens_per_s", "tok/s"),
+                   ("method", "method")]
 
 
 class RunsScreen(Screen):
@@ -87,8 +85,8 @@ class RunsScreen(Screen):
                            ("peak mem", "mem")):
             t.add_column(label, key=key)
         ct = self.query_one("#compare-table", DataTable)
-        for label in ("run", "final loss", "tokens/s", "peak mem", "time", "BLEU-4", "ROUGE-L"):
-            ct.add_column(label, key=label)
+        for key, label in COMPARE_COLUMNS:
+            ct.add_column(label, key=key)
         self.query_one("#compare").border_title = "comparison"
         self.query_one("#compare").display = False
         self._load()
@@ -114,7 +112,7 @@ class RunsScreen(Screen):
             mem = f"{r.peak_mem_mb:,.0f} MB" + (" RSS" if r.mem_kind == "rss" else "") if r.peak_mem_mb else "-"
             steps = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
             t.add_row("●" if r.run_id in self.marked else " ", r.run_id,
-                      Text(r.status, STATE_STYLE.get(r.status, "")), Path(r.model).name,
+                      Text(r.shown_status(), STATE_STYLE.get(r.shown_status(), "")), Path(r.model).name,
                       r.profile + (f" ×{r.world_size}" if r.world_size > 1 else ""), steps,
                       f"{r.loss:.4f}" if r.loss is not None else "-", duration(r.duration_s), mem, key=r.run_id)
         if infos:
@@ -202,30 +200,30 @@ class RunsScreen(Screen):
     @work(thread=True, group="compare", exclusive=True)
     def _compare(self, runs: list) -> None:
         self._compared = runs
-        views = [(r, load_view(Path(r.run_dir))) for r in runs]
-        scores = {row["run"]: row for row in compare_rows([Path(r.run_dir) for r in runs])}
-        self.app.call_from_thread(self._show_compare, views, scores)
+        rows = compare_rows([Path(r.run_dir) for r in runs])  # the same rows as `tunedoc compare`
+        self.app.call_from_thread(self._show_compare, runs, rows)
 
-    def _show_compare(self, views: list, scores: dict | None = None) -> None:
-        scores = scores or {}
-        self.query_one("#compare-chart", LossChart).set_series([(r.run_id, v.losses()) for r, v in views])
+    def _show_compare(self, runs: list, rows: list[dict]) -> None:
+        ranks = {r.run_id: r.world_size for r in runs}
+        self.query_one("#compare-chart", LossChart).set_series(
+            [(row["run"], row["curve"]) for row in rows if row["run_dir"] is not None])
         ct = self.query_one("#compare-table", DataTable)
         ct.clear()
-        if "base" in scores:
-            b = scores["base"]
-            ct.add_row("base (no adapter)", "-", "-", "-", "-", _score(b, "bleu4"), _score(b, "rougeL"))
-        for r, v in views:
-            final = v.done.get("final_loss") if v.done else None
-            final = final if final is not None else (v.losses()[-1][1] if v.losses() else None)
-            tps = v.mean_tokens_per_s()
-            peak = v.peak_mem_mb
-            kind = " RSS" if v.last.get("mem_kind") == "rss" else ""
-            elapsed = v.done.get("elapsed_s") if v.done else v.last.get("elapsed_s")
-            ct.add_row(r.run_id + (f" ×{r.world_size}" if r.world_size > 1 else ""),
-                       f"{final:.4f}" if final is not None else "-",
-                       f"{tps:,.0f}" if tps else "-", f"{peak:,.0f} MB{kind}" if peak else "-", duration(elapsed),
-                       _score(scores.get(r.run_id), "bleu4"), _score(scores.get(r.run_id), "rougeL"))
-        self.query_one("#compare").display = True
+        for row in rows:
+            cells = []
+            for key, _ in COMPARE_COLUMNS:
+                text = cell(row, key)
+                if key == "run":
+                    text = "base (no adapter)" if row["run_dir"] is None else (
+                        text + (f" ×{ranks[text]}" if ranks.get(text, 1) > 1 else ""))
+                elif key == "peak_mem_mb" and text.endswith(" RSS"):
+                    text = text[:-4] + "*"  # a CPU run's process memory (the note under the table says so)
+                cells.append(Text(text, "bold green") if key in row["best"] else text)
+            ct.add_row(*cells)
+        box = self.query_one("#compare")
+        box.border_subtitle = "bold: best in its column" + (
+            "  ·  *: CPU run, process memory (RSS)" if any(r.get("mem_kind") == "rss" for r in rows) else "")
+        box.display = True
         t = self.query_one("#runs", DataTable)  # the runs table just shrank: keep the highlighted run in view
         t.call_after_refresh(lambda: t.move_cursor(row=t.cursor_row, scroll=True))
 
@@ -254,9 +252,8 @@ class RunsScreen(Screen):
         if ok:
             try:
                 res = json.loads(out.strip().splitlines()[-1])
-                t, b = res.get("tuned") or {}, res.get("base") or {}
-                msg = (f"ROUGE-L {_score(b, 'rougeL')} -> {_score(t, 'rougeL')}, BLEU-4 {_score(b, 'bleu4')} -> "
-                       f"{_score(t, 'bleu4')} on {res.get('n')} examples; v shows them")
+                msg = (f"base -> tuned: {score_change(res.get('base'), res.get('tuned'))} on {res.get('n')} "
+                       "examples; v shows them")
             except (ValueError, IndexError, AttributeError):
                 msg = "done; v shows the examples"
         else:
@@ -294,8 +291,3 @@ class RunsScreen(Screen):
         yield SystemCommand("Runs: eval examples", "The newest eval's examples side by side (v)",
                             self.action_view_eval)
         yield SystemCommand("Runs: stop", "Save and stop the highlighted run, after confirming (x)", self.action_stop)
-
-
-def _score(row: dict | None, key: str) -> str:
-    v = (row or {}).get(key)
-    return f"{v:.2f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"

@@ -110,6 +110,7 @@ class TrainScreen(Screen):
             with Vertical(id="live"):
                 yield Static("", id="title", markup=False)
                 yield Static("", id="alert", markup=False)
+                yield Static("", id="outcome", markup=False)
                 with Horizontal(id="top"):
                     with Vertical(id="charts"):
                         yield LossChart("loss", id="loss")
@@ -170,11 +171,15 @@ class TrainScreen(Screen):
         alerts = self.view.apply(message.events)
         self.view.add_log_lines(message.log_lines)
         self.last_lag = message.lag_s
+        recent = lambda e: isinstance(e.get("t"), (int, float)) and e["t"] >= self.attached_at - ALERT_WINDOW_S
         for e in alerts:
-            if isinstance(e.get("t"), (int, float)) and e["t"] >= self.attached_at - ALERT_WINDOW_S:
+            if recent(e):
                 severity = "error" if e["type"] == "error" else "warning"
                 self.notify(str(e.get("message")), title=f"run {severity}", severity=severity,
                             timeout=10 if severity == "error" else 6)
+        for e in message.events:  # the closing eval's result, as it lands
+            if e.get("type") == "eval" and e.get("source") == "final" and recent(e):
+                self.notify(format_event(e), title="closing eval", timeout=15)
         self.dirty = True
 
     @on(RunStatusRead)
@@ -208,6 +213,8 @@ class TrainScreen(Screen):
             return st
         if st == "paused" or self.view.paused:
             return "paused" if self.view.state() not in ("completed", "stopped", "failed") else self.view.state()
+        if self.status.get("phase") == "evaluating" and self.view.state() == "running":
+            return "evaluating"  # status.json said so before the phase event was read
         return self.view.state() if self.view.start else (st or "waiting")
 
     def _redraw_if_dirty(self) -> None:
@@ -227,6 +234,10 @@ class TrainScreen(Screen):
             error = format_event(view.last_error)
         set_content(alert, f"✗ {error}" if error else "")
         alert.display = bool(error)
+        outcome = self.query_one("#outcome", Static)  # the closing eval: how far the scores moved
+        moved = view.final_moved()
+        set_content(outcome, f"✓ {moved}" if moved else "")
+        outcome.display = bool(moved)
         series = [("train", view.losses())]
         if view.evals:
             series.append(("eval", view.eval_losses()))
