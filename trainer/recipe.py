@@ -825,7 +825,7 @@ class Recipe:
         if not isinstance(spec, dict) or not self.dist.is_main:
             return
         if self.strategy == "fsdp":  # rank 0 alone cannot run a sharded model: every rank would have to generate
-            self.emit("warning", id="fsdp-no-final-eval",
+            self.emit("warning", id="final-eval-skipped-fsdp",
                       message="strategy=fsdp: the closing eval is skipped (rank 0 holds only its shard); "
                               f"`tunedoc eval {self.run_dir.name} --base` scores the adapter afterwards")
             return
