@@ -276,7 +276,8 @@ async def test_gpu_field_starts_a_run_planned_for_the_chosen_gpus(tmp_path, monk
         await pilot.press("up", "space")  # both GPUs
         await start()
         two = spawned[-1]["launch"]
-        assert two == launch.plan_launch(gpu_names=TWO_GPUS)  # what `tunedoc train` writes by default
+        # what `tunedoc train` writes by default: the plan, with auto's strategy resolved by start_run
+        assert two == launch.resolve_strategy(launch.plan_launch(gpu_names=TWO_GPUS), spawned[-1])
         assert two["nproc"] == 2 and two["gpus"] == [0, 1] and two["env"]["NCCL_P2P_DISABLE"] == "1"
 
         await pilot.press("n")
