@@ -184,7 +184,7 @@ def test_the_gptq_example_is_estimated_as_stored_and_not_trained(tmp_path):
     linear = 32 * (4096 * (4096 + 2 * 1024 + 4096) + 3 * 4096 * 14336)
     assert out["breakdown"]["quantized_weights"] == pytest.approx(linear * 0.5 / 2**30, abs=1e-3)
     assert out["details"]["prequantized"]["method"] == "gptq"
-    assert "tunedoc train cannot train TechxGenus/Meta-Llama-3-8B-Instruct-GPTQ, a pre-quantized GPTQ 4-bit" \
+    assert "`tunedoc train` cannot train TechxGenus/Meta-Llama-3-8B-Instruct-GPTQ, a pre-quantized GPTQ 4-bit" \
         in r.stderr and r.stderr.count("cannot train") == 1
     assert out["total_gb"] < 12  # not the 16-bit figure (about 20 GiB of weights alone)
     r = tunedoc("train", "--config", gptq, "--dry-run", "--runs-dir", tmp_path / "runs", "--set", "identity_name=T",
