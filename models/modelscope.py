@@ -16,8 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tunedoc.models.download import Progress
+from tunedoc.models.download import Progress, free_bytes
 from tunedoc.models.errors import HubError
+from tunedoc.models.hub import FileTotals
 
 PREFIX = "modelscope://"
 INSTALL = "pip install 'tunedoc[modelscope]'  (or: pip install modelscope)"
@@ -113,7 +114,7 @@ class MsFile:
 
 
 @dataclass
-class MsInfo:
+class MsInfo(FileTotals):
     repo: str
     endpoint: str
     revision: str
@@ -122,15 +123,6 @@ class MsInfo:
     license: str | None = None
     files: list[MsFile] = field(default_factory=list)
     source: str = "modelscope"
-
-    @property
-    def total_size(self) -> int:
-        return sum(f.size or 0 for f in self.files)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["total_size"] = self.total_size
-        return d
 
 
 def info(repo: str, revision: str | None = None) -> MsInfo:
@@ -209,11 +201,8 @@ def plan(repo: str, revision: str | None = None, cache: str | os.PathLike | None
     present = sum(f.size or 0 for f in mi.files if (snap / f.name).is_file()
                   and (snap / f.name).stat().st_size == (f.size or 0))
     root = Path(cache) if cache else cache_dir()
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free if probe.exists() else None
-    return MsPlan(mi.repo, mi.revision, mi.endpoint, str(root), mi.total_size, present, free, len(mi.files))
+    return MsPlan(mi.repo, mi.revision, mi.endpoint, str(root), mi.total_size, present, free_bytes(root),
+                  len(mi.files))
 
 
 def download(repo: str, revision: str | None = None, cache: str | os.PathLike | None = None,
