@@ -23,6 +23,36 @@ ASCII_MARKS = {"ok": "+", "warning": "!", "error": "x", "info": "i", "none": "-"
 STYLES = {"ok": "green", "warning": "yellow", "error": "bold red", "info": "cyan", "none": "dim"}
 
 
+# The keys of `facts.quoted` (what doctor/reports/freetext.py read, and from which line), in words for -v's
+# "Read from the report's text". A fact path names the fact it filled; a `said.` key is something the user wrote
+# that fills no fact of its own (their "CUDA is not available").
+QUOTED_LABELS = {
+    "torch.version": "PyTorch version",
+    "torch.cuda": "CUDA version PyTorch was built for",
+    "torch.cuda_available": "whether PyTorch can use CUDA",
+    "driver.version": "NVIDIA driver version",
+    "driver.cuda_version": "CUDA version the driver supports",
+    "toolkit.nvcc_version": "CUDA toolkit (nvcc) version",
+    "cuda": "a CUDA version (which one is not said)",
+    "gpu": "GPU",
+    "gpu.compute_capability": "GPU compute capability",
+    "python.version": "Python version",
+    "platform.system": "operating system",
+    "platform.is_wsl": "whether it runs in WSL",
+    "platform.in_container": "whether it runs in a container",
+    "said.cuda_unavailable": "the report says CUDA is not available",
+}
+
+
+def quoted_label(key: str) -> str:
+    """A `facts.quoted` key in words: 'torch.version' -> 'PyTorch version', 'package.peft' -> 'package peft'."""
+    if key in QUOTED_LABELS:
+        return QUOTED_LABELS[key]
+    if key.startswith("package."):
+        return f"package {key.removeprefix('package.')}"
+    return key
+
+
 def can_encode(stream, text: str = "✓✗•") -> bool:
     enc = getattr(stream, "encoding", None) or "ascii"
     try:
@@ -87,7 +117,7 @@ def render(facts: Facts, findings: list[Finding], verbose: bool = False, console
     if verbose and facts.quoted:
         console.print(Text("Read from the report's text:", style="bold"))
         for key, where in facts.quoted.items():
-            console.print(Text(f"    {bullet} {key}: {where}", style="dim"))
+            console.print(Text(f"    {bullet} {quoted_label(key)}: {where}", style="dim"))
     if verbose:
         _probes(console, facts, marks)
     console.print()

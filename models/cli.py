@@ -333,18 +333,14 @@ def _ms_download(args) -> int:
     if args.dry_run:
         return 0 if p.fits else 1
     t0 = time.monotonic()
-    last = [0.0]
-
-    def progress(d: dict) -> None:  # JSON lines at most twice a second, and each file's end
-        now = time.monotonic()
-        if as_json and (now - last[0] >= 0.5 or d["file_done"] >= d["file_total"]):
-            last[0] = now
-            print(json.dumps({"type": "progress", "source": "modelscope", **d}), flush=True)
-
+    view = _JsonProgress(source="modelscope") if as_json else _RichProgress(p)
+    view.start()
     try:
-        path = ms.download(p.repo, args.revision, args.cache_dir, the_plan=p, on_progress=progress)
+        path = ms.download(p.repo, args.revision, args.cache_dir, the_plan=p, on_progress=view.update)
     except HubError as e:
         return _fail(e, as_json)
+    finally:
+        view.stop()
     secs = time.monotonic() - t0
     if as_json:
         print(json.dumps({"type": "done", "repo": p.repo, "source": "modelscope", "path": str(path),
@@ -437,9 +433,12 @@ def _print_plan(p) -> None:
 
 
 class _JsonProgress:
-    def __init__(self) -> None:
+    """Progress as JSON lines on stdout: at most twice a second, and each file's end."""
+
+    def __init__(self, **extra) -> None:
         self.last = 0.0
         self.lock = threading.Lock()
+        self.extra = extra  # e.g. source="modelscope"
 
     def start(self) -> None:
         pass
@@ -453,7 +452,7 @@ class _JsonProgress:
         if not final and now - self.last < 0.5:
             return
         self.last = now
-        print(json.dumps({"type": "progress", **pr.to_dict()}), flush=True)
+        print(json.dumps({"type": "progress", **self.extra, **pr.to_dict()}), flush=True)
 
 
 class _RichProgress:
@@ -468,7 +467,6 @@ class _RichProgress:
                                  console=Console(stderr=True), transient=False, refresh_per_second=8)
         self.total = self.progress.add_task("total", total=p.total_bytes, completed=p.present_bytes, rate="")
         self.tasks: dict[str, int] = {}
-        self.sizes = {f.name: f.size for f in p.files}
 
     def start(self) -> None:
         self.progress.start()

@@ -143,7 +143,7 @@ def plan(repo, revision=None, include=None, exclude=None, endpoint_url=None, tok
         else:
             pf.present = min(_size(_incomplete(blob)) or 0, pf.size)
         p.files.append(pf)
-    p.free_bytes = _free_bytes(p.cache_dir)
+    p.free_bytes = free_bytes(p.cache_dir)
     if mi.gated and not all(f.complete for f in p.files):
         _check_access(p, p.files[-1].name, token)  # fail before any progress bar, not in the middle
     return p
@@ -444,7 +444,10 @@ def _size(path: Path) -> int | None:
         return None
 
 
-def _free_bytes(path: Path) -> int | None:
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free bytes on the disk that holds `path`, or would once it is created (its nearest existing parent);
+    None when no parent can be asked. The disk check of both downloads (the Hub's and ModelScope's)."""
+    path = Path(path)
     for candidate in [path, *path.parents]:
         try:
             return shutil.disk_usage(candidate).free

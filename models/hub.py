@@ -101,8 +101,22 @@ class RepoFileEntry:
         return self.sha256 or self.blob_id
 
 
+class FileTotals:
+    """For a model's info dataclass with `files` (each with a `size`, None when unknown): the Hub's ModelInfo and
+    ModelScope's MsInfo."""
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["total_size"] = self.total_size
+        return d
+
+
 @dataclass
-class ModelInfo:
+class ModelInfo(FileTotals):
     """A repository at one revision: its files with sizes, and what the Hub says about it."""
 
     repo: str
@@ -119,15 +133,6 @@ class ModelInfo:
     params: int | None = None
     supported: bool | None = None
     last_modified: str | None = None
-
-    @property
-    def total_size(self) -> int:
-        return sum(f.size or 0 for f in self.files)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["total_size"] = self.total_size
-        return d
 
 
 def search(query: str, limit: int = 20, token: str | None = None) -> list[ModelHit]:

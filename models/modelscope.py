@@ -8,12 +8,17 @@ ours there.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tunedoc.models.download import Progress, free_bytes
 from tunedoc.models.errors import HubError
+from tunedoc.models.hub import FileTotals
 
 PREFIX = "modelscope://"
 INSTALL = "pip install 'tunedoc[modelscope]'  (or: pip install modelscope)"
@@ -109,7 +114,7 @@ class MsFile:
 
 
 @dataclass
-class MsInfo:
+class MsInfo(FileTotals):
     repo: str
     endpoint: str
     revision: str
@@ -118,15 +123,6 @@ class MsInfo:
     license: str | None = None
     files: list[MsFile] = field(default_factory=list)
     source: str = "modelscope"
-
-    @property
-    def total_size(self) -> int:
-        return sum(f.size or 0 for f in self.files)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["total_size"] = self.total_size
-        return d
 
 
 def info(repo: str, revision: str | None = None) -> MsInfo:
@@ -205,18 +201,16 @@ def plan(repo: str, revision: str | None = None, cache: str | os.PathLike | None
     present = sum(f.size or 0 for f in mi.files if (snap / f.name).is_file()
                   and (snap / f.name).stat().st_size == (f.size or 0))
     root = Path(cache) if cache else cache_dir()
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free if probe.exists() else None
-    return MsPlan(mi.repo, mi.revision, mi.endpoint, str(root), mi.total_size, present, free, len(mi.files))
+    return MsPlan(mi.repo, mi.revision, mi.endpoint, str(root), mi.total_size, present, free_bytes(root),
+                  len(mi.files))
 
 
 def download(repo: str, revision: str | None = None, cache: str | os.PathLike | None = None,
              the_plan: MsPlan | None = None, on_progress=None) -> Path:
     """snapshot_download into the ModelScope cache after the disk check; an interrupted download resumes.
-    on_progress(dict) gets {"file", "file_done", "file_total", "done", "total"} as bytes arrive (from the
-    library's ProgressCallback, one instance per file, possibly from several threads)."""
+    on_progress(models.download.Progress) is called as bytes arrive, as for the Hub (speed over the last few
+    seconds, ETA; from the library's ProgressCallback, one instance per file, possibly from several threads).
+    The library's own tqdm bars and INFO lines are off during the call: the caller draws the one progress display."""
     repo, _ = strip_prefix(repo)
     p = the_plan or plan(repo, revision, cache)
     if not p.fits:
@@ -227,12 +221,12 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
 
     callbacks = None
     if on_progress is not None:
-        import threading
-
         from modelscope_hub import ProgressCallback
 
         lock = threading.Lock()
         state = {"done": p.present_bytes}
+        finished: set[str] = set()
+        window: list[tuple[float, int]] = []  # (time, bytes done) over the last few seconds: the speed
 
         class Report(ProgressCallback):
             def __init__(self, filename: str, file_size: int):
@@ -243,16 +237,66 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
                 with lock:
                     self.got += size
                     state["done"] += size
-                    on_progress({"file": self.filename, "file_done": self.got, "file_total": self.file_size,
-                                 "done": state["done"], "total": p.total_bytes})
+                    if self.got >= self.file_size:
+                        finished.add(self.filename)
+                    now, done = time.monotonic(), state["done"]
+                    window.append((now, done))
+                    while len(window) > 2 and now - window[0][0] > 3.0:
+                        window.pop(0)
+                    dt = now - window[0][0]
+                    speed = (done - window[0][1]) / dt if dt > 0 else 0.0
+                    on_progress(Progress(self.filename, self.got, self.file_size, done, p.total_bytes, speed,
+                                         (p.total_bytes - done) / speed if speed > 0 else None, len(finished),
+                                         p.files))
 
         callbacks = [Report]
     try:
-        path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache or cache_dir()),
-                                 progress_callbacks=callbacks, endpoint=endpoint())
+        with _library_quiet():
+            path = snapshot_download(repo, revision=revision or "master", cache_dir=str(cache or cache_dir()),
+                                     progress_callbacks=callbacks, endpoint=endpoint())
     except Exception as e:  # noqa: BLE001 - translated
         raise translate(e, repo) from None
     return Path(path)
+
+
+_QUIET_LOCK = threading.Lock()
+_QUIET: dict = {"depth": 0}
+
+
+@contextlib.contextmanager
+def _library_quiet():
+    """The modelscope library draws tqdm bars on stderr (a file count and one per file) with no switch to turn them
+    off, and logs "Downloading N files" at INFO: both off while our download runs (its warnings and errors stay),
+    by giving its download module a tqdm that is disabled, restored when the last download in this process ends."""
+    import logging
+
+    try:
+        from modelscope_hub import _download as lib
+    except ImportError:
+        lib = None
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            level = _QUIET["logger"] = logging.getLogger("modelscope_hub").level
+            logging.getLogger("modelscope_hub").setLevel(max(level, logging.WARNING))  # a caller's higher one stays
+            if lib is not None and isinstance(getattr(lib, "tqdm", None), type):
+                real = _QUIET["tqdm"] = lib.tqdm
+
+                class _Off(real):  # a subclass: isinstance checks in the library still hold
+                    def __init__(self, *args, **kwargs):
+                        kwargs["disable"] = True
+                        super().__init__(*args, **kwargs)
+
+                lib.tqdm = _Off
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0:
+                logging.getLogger("modelscope_hub").setLevel(_QUIET.pop("logger"))
+                if "tqdm" in _QUIET and lib is not None:
+                    lib.tqdm = _QUIET.pop("tqdm")
 
 
 @dataclass

@@ -172,33 +172,20 @@ class _Cancelled(BaseException):
 
 
 def _ms_download(the_plan, on_progress, cancel: threading.Event) -> Path:
-    """modelscope's snapshot_download with its byte counts as models.download.Progress (speed over the last few
-    seconds, ETA). A cancel stops it at the next chunk; the library resumes the partial files next time."""
+    """modelscope's snapshot_download, its progress as models.download.Progress (speed over the last few seconds,
+    ETA). A cancel stops it at the next chunk; the library resumes the partial files next time."""
     from tunedoc.models import modelscope as ms
-    from tunedoc.models.download import Progress
 
     import logging
 
     # the library logs retries and failures to the terminal the screen draws on; the screen shows the outcome
     for name in ("modelscope_hub", "modelscope"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    seen: dict[str, tuple[int, int]] = {}
-    window: list[tuple[float, int]] = []
 
-    def report(d: dict) -> None:
+    def report(pr) -> None:
         if cancel.is_set():  # not an Exception: the library retries those, for half a minute
             raise _Cancelled()
-        now = time.monotonic()
-        window.append((now, d["done"]))
-        while len(window) > 2 and now - window[0][0] > 3.0:
-            window.pop(0)
-        dt = now - window[0][0]
-        speed = (d["done"] - window[0][1]) / dt if dt > 0 else 0.0
-        seen[d["file"]] = (d["file_done"], d["file_total"])
-        files_done = sum(1 for a, b in seen.values() if a >= b)
-        on_progress(Progress(d["file"], d["file_done"], d["file_total"], d["done"], d["total"], speed,
-                             (d["total"] - d["done"]) / speed if speed > 0 else None,
-                             files_done, the_plan.files))
+        on_progress(pr)
 
     try:
         path = ms.download(the_plan.repo, revision=the_plan.revision, the_plan=the_plan, on_progress=report)

@@ -61,9 +61,9 @@ def platform_rules(facts: Facts):
     if p.is_wsl:
         title = f"WSL2 ({p.distro or 'Linux'})"
     if p.in_container:
-        title += f", in a {p.container_kind or ''} container".replace(" ,", ",")
-    out.append(make("platform-ok", title=f"{title}, {p.machine or ''}".strip(", "),
-                    evidence=[f"{p.system} {p.release}"]))
+        title += f", in a {p.container_kind} container" if p.container_kind else ", in a container"
+    known = " ".join(x for x in (p.system, p.release) if x)  # a pasted report seldom gives the kernel release
+    out.append(make("platform-ok", title=f"{title}, {p.machine or ''}".strip(", "), evidence=[known] if known else []))
     return out
 
 

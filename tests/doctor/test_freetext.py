@@ -225,6 +225,26 @@ def test_stdin_free_text_verdict_with_evidence_lines_under_v():
     assert all("explains" in f for f in j["findings"])
 
 
+def test_v_lists_what_was_read_from_the_text_in_words_not_fact_keys():
+    text = ("运行web-ui时显示cuda is no avaible\n>>> torch.__version__\n'2.6.0+cpu'\n- GPU: NVIDIA GeForce RTX 4090\n"
+            "| NVIDIA-SMI 550.54 Driver Version: 550.54 CUDA Version: 12.4 |\npeft==0.13.0\n")
+    p = _cli(["--from", "-", "-v"], text)
+    read = p.stdout.split("Read from the report's text:\n")[1].split("\n\n")[0].splitlines()
+    assert "    • the report says CUDA is not available: stdin:1: 运行web-ui时显示cuda is no avaible" in read, read
+    assert any(line.startswith("    • PyTorch version: stdin:3:") for line in read), read
+    assert not [line for line in read if re.match(r"\s+• [a-z_]+\.[a-z_]+:", line)], read  # no raw key left
+
+    # every key the report parsers quote has words: each `said.` key, and each fact path they fill
+    from tunedoc.doctor.render import quoted_label
+
+    doctor = Path(__file__).resolve().parents[2] / "doctor"
+    source = "\n".join(f.read_text(encoding="utf-8") for f in doctor.rglob("*.py"))
+    said = set(re.findall(r"[\"'](said\.[a-z_]+)[\"']", source))
+    paths = set(re.findall(r"(?:\.set|quoted\.setdefault)\(\"([a-z_.]+)\"", source))
+    assert "said.cuda_unavailable" in said and "torch.version" in paths
+    assert {k: quoted_label(k) for k in said | paths if quoted_label(k) == k} == {}
+    assert quoted_label("package.peft") == "package peft"
+
 def test_area_lines_name_their_facts():
     from tunedoc.doctor.facts import Facts
     from tunedoc.doctor.render import area_facts

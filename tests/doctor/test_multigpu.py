@@ -23,6 +23,8 @@ from tunedoc.doctor.reports.topo import parse_topo
 from tunedoc.doctor.rules import evaluate
 from tunedoc.doctor.rules.catalog import CATALOG
 
+from test_probes import fake_packages  # the same fake torch/bitsandbytes packages as the probe tests
+
 FIX = Path(__file__).parent / "fixtures"
 TOPO = FIX / "topo"
 MACHINES = FIX / "machines"
@@ -287,15 +289,6 @@ def test_merging_two_reports_keeps_the_first_matrix_whole():
 
 
 # --- the torch child: NCCL version and peer access ------------------------------------------------------------------
-def fake_packages(tmp_path: Path, monkeypatch, **modules: str) -> None:
-    root = tmp_path / "site"
-    for name, src in modules.items():
-        pkg = root / name
-        pkg.mkdir(parents=True)
-        (pkg / "__init__.py").write_text(textwrap.dedent(src))
-    monkeypatch.setenv("PYTHONPATH", str(root))
-
-
 CUDA_TORCH = """
     __version__ = "2.9.1+cu128"
     __file__ = __file__

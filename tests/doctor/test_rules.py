@@ -90,6 +90,16 @@ def test_no_gpu_box_gets_no_error_and_a_plain_next_step():
     assert "no-driver" not in ids(fs) and "container-no-gpu" not in ids(fs)
 
 
+def test_platform_line_leaves_out_what_the_facts_do_not_say():
+    f = this_machine()
+    f.platform.is_wsl, f.platform.container_kind, f.platform.release = True, None, None
+    ok = one(evaluate(f), "platform-ok")
+    assert ok.title == "WSL2 (Debian GNU/Linux 12 (bookworm)), in a container, x86_64" and ok.evidence == ["Linux"]
+    f.platform.container_kind, f.platform.release = "docker", "5.15.153.1-microsoft-standard-WSL2"
+    ok = one(evaluate(f), "platform-ok")
+    assert ok.title.endswith("in a docker container, x86_64")
+    assert ok.evidence == ["Linux 5.15.153.1-microsoft-standard-WSL2"]
+
 def rtx5090(**kw) -> Facts:
     args = dict(gpus=[gpu("NVIDIA GeForce RTX 5090", "12.0", 32607)], driver="570.86.10", driver_cuda="12.8",
                 torch="2.7.1+cu128", torch_cuda="12.8", arch=ARCH_CU128_27, bnb="0.45.3")

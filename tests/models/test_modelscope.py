@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,3 +154,17 @@ def test_train_takes_a_downloaded_modelscope_model(tmp_path, hf_home, monkeypatc
     assert r.returncode == 0, r.stderr
     snap = tmp_path / "ms" / "models" / "tunedoc--tiny-llama" / "snapshots" / "master"
     assert r.stdout.splitlines()[0].startswith(f"# tunedoc train --model {snap} ")
+
+
+TQDM_BAR = re.compile(r"\d+%\||\[\d\d:\d\d<")  # tqdm's "  0%|" and "[00:00<00:00"
+
+
+def test_download_shows_one_progress_display_not_the_librarys_bars(ms):
+    for args in ((), ("--json",)):
+        r = run("download", "Qwen/Tiny-Chat", "--source", "modelscope", *args)
+        assert r.returncode == 0, r.stderr
+        assert not TQDM_BAR.search(r.stderr) and "Downloading" not in r.stderr, r.stderr
+        shutil.rmtree(os.environ["MODELSCOPE_CACHE"])
+    progress = [json.loads(x) for x in r.stdout.splitlines() if '"progress"' in x]
+    assert progress[-1]["source"] == "modelscope" and progress[-1]["files_total"] == 3, progress
+    assert max(x["done"] for x in progress) == sum(map(len, REPOS["Qwen/Tiny-Chat"].values()))

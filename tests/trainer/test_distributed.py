@@ -118,8 +118,10 @@ def losses(run_dir: Path) -> dict[int, float]:
     return out
 
 
-def train(model, data, runs, *extra, timeout=400):
-    out = tunedoc("train", "--model", model, "--data", data, "--runs-dir", runs, *COMMON, *extra, timeout=timeout)
+def train(model, data, runs, *extra, common=None, timeout=400):
+    """A run to its end (COMMON's settings, or another file's `common`); its run directory."""
+    out = tunedoc("train", "--model", model, "--data", data, "--runs-dir", runs, *(common or COMMON), *extra,
+                  timeout=timeout)
     assert out.returncode == 0, out.stderr[-3000:]
     done = json.loads(out.stdout.splitlines()[-1])
     assert done["type"] == "done" and done["status"] == "completed", done

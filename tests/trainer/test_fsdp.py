@@ -20,6 +20,8 @@ import pytest
 from tunedoc.trainer.fsdp import FsdpUnsupported, plan
 from tunedoc.trainer.launch import plan_launch, resolve_strategy
 
+from test_distributed import losses, train as distributed_train  # the same harness, this file's COMMON
+
 LLAMA2_70B = Path(__file__).parents[1] / "profiles" / "configs" / "llama-2-70b.json"
 
 
@@ -91,21 +93,8 @@ COMMON = ["--profile", "qlora-min", "--json", "--set", "quant=nf4", "--set", f"m
           "--set", "lora_dropout=0", "--set", "sample_every=0"]
 
 
-def losses(run_dir: Path) -> dict[int, float]:
-    out = {}
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["type"] == "step":
-            out[e["step"]] = e["loss"]
-    return out
-
-
 def train(model, data, runs, *extra, timeout=400):
-    out = tunedoc("train", "--model", model, "--data", data, "--runs-dir", runs, *COMMON, *extra, timeout=timeout)
-    assert out.returncode == 0, out.stderr[-3000:]
-    done = json.loads(out.stdout.splitlines()[-1])
-    assert done["type"] == "done" and done["status"] == "completed", done
-    return Path(done["adapter"]).parent
+    return distributed_train(model, data, runs, *extra, common=COMMON, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
