@@ -77,9 +77,10 @@ class TrainBackend:
               gpus: str | None = None, nproc: int | None = None, strategy: str | None = None) -> launch.RunHandle:
         """A detached run (it outlives this app) on `gpus` (all|N|0,2; default: every GPU) or `nproc` CPU
         processes; `strategy` (auto|ddp|fsdp) as `tunedoc train --strategy` takes it: the profile's field, which
-        trainer.launch resolves into config.json's launch (None: the profile's own). Raises ProfileError/FileNotFoundError/RuntimeError/ValueError with messages that name the
-        problem. The model is checked first (as `tunedoc train` does): a folder without config.json or tokenizer,
-        or a Hub id neither cached nor reachable, starts no run."""
+        trainer.launch resolves into config.json's launch (None: the profile's own). Raises
+        ProfileError/FileNotFoundError/RuntimeError/ValueError with messages that name the problem. The model is
+        checked first (as `tunedoc train` does): a folder without config.json or tokenizer, or a Hub id neither
+        cached nor reachable, starts no run."""
         from tunedoc.trainer.modelcheck import check_model
 
         problem = check_model(model)
