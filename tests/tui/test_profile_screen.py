@@ -325,6 +325,7 @@ async def test_strategy_auto_picks_fsdp_where_only_the_shards_fit_and_ddp_shows_
         strategy, why = screen.picked["lora-8bit"]
         assert strategy == "ddp" and "int8 cannot be sharded" in why
 
+        assert "Profile: strategy ddp" in [c.title for c in screen.palette_commands()]
         await pilot.press("S")  # ddp: each GPU holds the whole model, which does not fit
         assert screen.strategy == "ddp" and screen.current == "qlora-min"  # re-ranked, the cursor stays
         assert footer_keys(app)["S"] == "Strategy ddp" and "· strategy ddp ·" in text(app, "#gpu")
@@ -375,6 +376,7 @@ async def test_one_gpu_has_no_strategy_and_hands_none_over():
         await pilot.press("a")  # one GPU: nothing to share
         screen = app.screen
         assert "S" not in footer_keys(app) and "strategy" not in text(app, "#gpu")
+        assert not any("strategy" in c.title for c in screen.palette_commands())
         await pilot.press("S")
         assert screen.strategy == "auto"
         await pilot.press("t")

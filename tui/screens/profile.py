@@ -633,6 +633,10 @@ class ProfileScreen(Screen):
         yield SystemCommand("Profile: reset overrides", "Back to the built-in profile (x)", self.action_reset)
         yield SystemCommand("Profile: continue to training", "With this model, profile and overrides (t)",
                             self.action_train)
+        if self.gpus_used() > 1:
+            nxt = _next_strategy(self.strategy)
+            yield SystemCommand(f"Profile: strategy {nxt}", f"How the GPUs share the model, now {self.strategy} (S)",
+                                lambda: self.action_strategy(nxt))
 
 
 def _short(name: str | None) -> str:
