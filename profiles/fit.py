@@ -157,6 +157,13 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
                 changes = {}
             results.append(FitResult(prof, est, False, headroom, suggestion, changes))
 
+    return ranked(results)
+
+
+def ranked(results: list[FitResult]) -> list[FitResult]:
+    """The fit's order: those that fit first, most tokens per step, then base precision, then rank; then those that
+    do not, the closest first (for results judged under different strategies, e.g. the Profile screen's auto)."""
+
     def key(r: FitResult):
         p = r.profile
         if r.fits:

@@ -78,14 +78,19 @@ class ModelChosen(Message):
 class TrainingChoice(Message):
     """The Profile screen's choice for the Train screen: the model as `tunedoc train --model` takes it, the profile
     name (built-in or a TOML path) and the field overrides as `--set key=value` strings, e.g. ["micro_batch=2"].
-    `gpus`: the GPUs as `tunedoc train --gpus` takes them ("1": one GPU), None for train's default (every GPU)."""
+    `gpus`: the GPUs as `tunedoc train --gpus` takes them ("1": one GPU), None for train's default (every GPU).
+    `strategy`: ddp | fsdp as `tunedoc train --strategy` takes it (for several GPUs; None: the profile's, auto);
+    `strategy_why`: where it came from, in words (auto's reason on the Profile screen)."""
 
-    def __init__(self, model: str, profile_name: str, sets: list[str], gpus: str | None = None) -> None:
+    def __init__(self, model: str, profile_name: str, sets: list[str], gpus: str | None = None,
+                 strategy: str | None = None, strategy_why: str | None = None) -> None:
         super().__init__()
         self.model = model
         self.profile_name = profile_name
         self.sets = list(sets)
         self.gpus = gpus
+        self.strategy = strategy
+        self.strategy_why = strategy_why
 
     def argv(self) -> list[str]:
         """The same choice as `tunedoc train` arguments (data not included)."""
@@ -94,6 +99,8 @@ class TrainingChoice(Message):
             out += ["--set", s]
         if self.gpus is not None:
             out += ["--gpus", self.gpus]
+        if self.strategy is not None:
+            out += ["--strategy", self.strategy]
         return out
 
 

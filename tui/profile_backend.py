@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tunedoc.profiles.estimate import Estimate, estimate
-from tunedoc.profiles.fit import Card, FitResult, default_margin, fit, smallest
+from tunedoc.profiles.fit import Card, FitResult, default_margin, fit, ranked, smallest
+from tunedoc.profiles.multi import choose_strategy
 from tunedoc.profiles.profile import Profile, ProfileError, builtin_names, load_profile
 from tunedoc.tui.backends import BackendError
 
@@ -186,6 +187,28 @@ class ProfileBackend:
         """`profiles` in the fit's order: those that fit first, most tokens per step first."""
         return fit(config, gpu.free_gb, profiles=profiles, gpu=gpu.name, gpus=gpus, strategy=strategy)
 
+    @classmethod
+    def fit_strategy(cls, config: dict, profile: Profile, gpu: GpuChoice | None, gpus: int,
+                     requested: str = "auto") -> tuple[FitResult, str | None, str | None]:
+        """(result, strategy, why): the fit of `profile` on `gpus` GPUs like `gpu` (the smallest of them) with the
+        strategy `requested` (auto | ddp | fsdp) resolved as the trainer resolves it (profiles.multi.choose_strategy),
+        auto judged against the budget the marks use (free memory less the margin). One GPU (or none): no strategy.
+        int8 under fsdp: fit's verdict (not possible; its ddp figure and --set quant=nf4)."""
+        if gpu is None or gpus <= 1:
+            return cls.fit_one(config, profile, gpu), None, None
+        one = estimate(config, profile, gpu=gpu.name)
+        budget = gpu.free_gb - cls.margin(gpu)
+        strategy, why = choose_strategy(requested, one, gpus, budget, "cuda", profile.quant)
+        # choose_strategy speaks of "cards" of the size given: here that is the budget, not the card
+        why = (why.replace(f"the {budget:.1f} GiB cards", f"the cards ({budget:.1f} GiB after the margin)")
+               .replace(f"on {budget:.1f} GiB cards", f"on cards with {budget:.1f} GiB after the margin"))
+        return cls.fit_one(config, profile, gpu, gpus, strategy), strategy, why
+
+    @staticmethod
+    def ranked(results: list[FitResult]) -> list[FitResult]:
+        """Results judged under different strategies in the fit's order (profiles.fit.ranked)."""
+        return ranked(results)
+
     @staticmethod
     def estimate(config: dict, profile: Profile, gpu: GpuChoice) -> Estimate:
         return estimate(config, profile, gpu=gpu.name)
@@ -219,8 +242,11 @@ OPTIMIZER_WORDS = {
 def tradeoffs(profile: Profile, est: Estimate) -> list[str]:
     """The profile's choices and what each costs or buys, in words, with this model's numbers."""
     b, d = est.breakdown, est.details
+    weights = b.get('quantized_weights', 0) + b.get('weights_16bit', 0)
+    shards = int(d.get("gpus") or 1) if d.get("strategy") == "fsdp" else 1  # fsdp: the breakdown is one GPU's share
     lines = [QUANT_WORDS.get(profile.quant, f"base weights: {profile.quant}")
-             + f" ({b.get('quantized_weights', 0) + b.get('weights_16bit', 0):.1f} GiB here)."]
+             + (f" ({weights * shards:.1f} GiB here, {weights:.1f} on each of {shards} GPUs)." if shards > 1
+                else f" ({weights:.1f} GiB here).")]
     lora = d.get("lora_params")
     targets = profile.lora_targets if isinstance(profile.lora_targets, str) else ", ".join(profile.lora_targets)
     lines.append(f"LoRA rank {profile.lora_r} on {targets}"

@@ -74,17 +74,21 @@ class TrainBackend:
         return launch.plan_launch(gpus=gpus, nproc=nproc, gpu_names=self.gpu_names())
 
     def start(self, model: str, data: str, profile: str | None, sets: list[str], name: str | None,
-              gpus: str | None = None, nproc: int | None = None) -> launch.RunHandle:
+              gpus: str | None = None, nproc: int | None = None, strategy: str | None = None) -> launch.RunHandle:
         """A detached run (it outlives this app) on `gpus` (all|N|0,2; default: every GPU) or `nproc` CPU
-        processes. Raises ProfileError/FileNotFoundError/RuntimeError/ValueError with messages that name the
-        problem. The model is checked first (as `tunedoc train` does): a folder without config.json or tokenizer,
-        or a Hub id neither cached nor reachable, starts no run."""
+        processes; `strategy` (auto|ddp|fsdp) as `tunedoc train --strategy` takes it: the profile's field, which
+        trainer.launch resolves into config.json's launch (None: the profile's own). Raises
+        ProfileError/FileNotFoundError/RuntimeError/ValueError with messages that name the problem. The model is
+        checked first (as `tunedoc train` does): a folder without config.json or tokenizer, or a Hub id neither
+        cached nor reachable, starts no run."""
         from tunedoc.trainer.modelcheck import check_model
 
         problem = check_model(model)
         if problem:
             raise RuntimeError(problem)
         plan = self.plan(gpus, nproc)
+        if strategy:
+            sets = [*sets, f"strategy={strategy}"]  # as `tunedoc train --strategy` does
         return launch.start_run(model, data, profile, sets, self.runs_dir, name or None, launch=plan)
 
     def start_demo(self, identity: str = "Tuna", steps: int | None = None,

@@ -231,7 +231,8 @@ async def test_two_gpus_fit_per_gpu_for_all_of_them_and_a_switches_to_one():
         await choose_model(pilot)
         screen = app.screen
         assert screen.gpus_used() == 2  # every GPU by default, as `tunedoc train`
-        assert "2 × RTX 5060 Ti · per GPU 15.3 GiB free (GPU 1, the smallest)   a: one GPU" in text(app, "#gpu")
+        assert ("2 × RTX 5060 Ti · strategy auto: ddp · per GPU 15.3 GiB free (GPU 1, the smallest)   a: one GPU"
+                in text(app, "#gpu"))
         name = screen.current
         per_gpu = screen.results[name].estimate
         one = ProfileBackend.fit_one(screen.model.config, screen.results[name].profile, screen.gpu).estimate
@@ -265,7 +266,8 @@ async def test_mixed_gpus_the_smallest_card_decides():
         await choose_model(pilot)
         screen = app.screen
         assert screen.gpu.index == 1 and screen.gpu.free_gb == pytest.approx(11.5)
-        assert "2 GPUs: RTX 4090 + RTX 3060 · per GPU 11.5 GiB free (GPU 1, the smallest)" in text(app, "#gpu")
+        assert ("2 GPUs: RTX 4090 + RTX 3060 · strategy auto: ddp · per GPU 11.5 GiB free (GPU 1, the smallest)"
+                in text(app, "#gpu"))
         budget = 11.5 - screen.backend.margin(screen.gpu)
         for r in screen.results.values():
             assert r.fits == (r.estimate.total_gb <= budget), r.profile.name
@@ -279,6 +281,108 @@ async def test_mixed_gpus_the_smallest_card_decides():
         assert screen.gpus_used() == 1 and "gpus" not in screen.results["qlora-min"].estimate.details
         await pilot.press("escape", "a")
         assert screen.gpus_used() == 2 and screen.gpu.index == 1
+
+
+TWO_24GB = machine(("NVIDIA GeForce RTX 4090", 24564, 24064), ("NVIDIA GeForce RTX 4090", 24564, 24064))
+
+
+def footer_keys(app) -> dict[str, str]:
+    return {key: b.binding.description for key, b in app.screen.active_bindings.items() if b.binding.show}
+
+
+async def test_strategy_auto_picks_fsdp_where_only_the_shards_fit_and_ddp_shows_it_does_not():
+    """2 x 24 GiB and a 32B model: qlora-min needs more than a card whole (ddp) but its shards fit (fsdp)."""
+    from tunedoc.profiles.estimate import estimate
+    from tunedoc.profiles.multi import per_gpu
+    from tunedoc.tui.widgets.membar import StackedBar
+
+    app = app_with(TWO_24GB, screens=WITH_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await choose_model(pilot, "qwen2.5-32b")
+        screen = app.screen
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("qlora-min"))
+        await pilot.pause()
+        one = estimate(screen.model.config, screen.results["qlora-min"].profile, gpu="NVIDIA GeForce RTX 4090")
+        ddp, fsdp = per_gpu(one, 2, "ddp").total_gb, per_gpu(one, 2, "fsdp").total_gb
+        budget = screen.gpu.free_gb - screen.backend.margin(screen.gpu)
+        assert fsdp <= budget < ddp  # the case this test is about
+
+        # auto: fsdp for this profile, and why
+        assert screen.strategy == "auto" and footer_keys(app)["S"] == "Strategy auto"
+        assert "2 × RTX 4090 · strategy auto: fsdp · per GPU 23.5 GiB free" in text(app, "#gpu")
+        result = screen.results["qlora-min"]
+        assert result.fits and result.estimate.details["strategy"] == "fsdp"
+        assert result.estimate.total_gb == pytest.approx(fsdp)
+        multi = text(app, "#multi")
+        assert "world size 2 (fsdp)" in multi and f"per GPU {fsdp:.1f} GiB" in multi
+        assert "sharded 1/2 (weights, adapter, optimizer)" in multi and "communication (all-gather, NCCL)" in multi
+        assert f"strategy auto → fsdp, the whole model needs {ddp:.1f} GiB per GPU" in multi
+        bar = screen.query_one("#breakdown", StackedBar)
+        assert bar.breakdown["fsdp_gather"] > 0 and bar.labels["quantized_weights"] == "quantized weights 1/2"
+        assert "FSDP all-gather" in str(bar.render())
+        assert "✓ fits" in text(app, "#verdict")
+        # the int8 profile cannot be sharded: auto keeps it on ddp and says so
+        strategy, why = screen.picked["lora-8bit"]
+        assert strategy == "ddp" and "int8 cannot be sharded" in why
+
+        assert "Profile: strategy ddp" in [c.title for c in screen.palette_commands()]
+        await pilot.press("S")  # ddp: each GPU holds the whole model, which does not fit
+        assert screen.strategy == "ddp" and screen.current == "qlora-min"  # re-ranked, the cursor stays
+        assert footer_keys(app)["S"] == "Strategy ddp" and "· strategy ddp ·" in text(app, "#gpu")
+        result = screen.results["qlora-min"]
+        assert not result.fits and result.estimate.total_gb == pytest.approx(ddp)
+        assert "world size 2 (ddp)" in text(app, "#multi") and "sharded" not in text(app, "#multi")
+        assert "GiB over the budget" in text(app, "#verdict")
+
+        await pilot.press("S")  # fsdp for every profile: int8 is shown as not possible
+        assert screen.strategy == "fsdp" and footer_keys(app)["S"] == "Strategy fsdp"
+        assert screen.results["qlora-min"].fits
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("lora-8bit"))
+        await pilot.pause()
+        assert not screen.results["lora-8bit"].fits
+        assert "not possible under fsdp: int8 weights cannot be sharded" in text(app, "#verdict")
+        assert "not possible for int8 weights" in text(app, "#multi")
+        table = screen.query_one("#profiles", DataTable)
+        assert str(table.get_cell("lora-8bit", "room")) == "no fsdp"
+
+        await pilot.press("S")  # back to auto; t hands the GPUs and the strategy of these figures to Train
+        assert screen.strategy == "auto"
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("qlora-min"))
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        [choice] = app.screen.received
+        assert choice.gpus is None and choice.strategy == "fsdp"  # every GPU: train's default
+        assert choice.argv()[-2:] == ["--strategy", "fsdp"] and "the whole model needs" in choice.strategy_why
+
+
+async def test_a_70b_on_two_24gb_cards_fsdp_is_the_closest_but_loading_runs_out():
+    app = app_with(TWO_24GB)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await choose_model(pilot, "llama-2-70b")
+        screen = app.screen
+        screen.query_one("#profiles", DataTable).move_cursor(row=rows(app).index("qlora-min"))
+        await pilot.pause()
+        assert screen.picked["qlora-min"][0] == "fsdp" and not screen.results["qlora-min"].fits
+        multi = text(app, "#multi")
+        assert "strategy auto → fsdp, the closest to fitting" in multi
+        assert "each GPU loads the whole 4-bit model first" in multi  # the shards are not the whole story
+
+
+async def test_one_gpu_has_no_strategy_and_hands_none_over():
+    app = app_with(TWO_24GB, screens=WITH_TRAIN)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await choose_model(pilot, "qwen2.5-7b")
+        await pilot.press("a")  # one GPU: nothing to share
+        screen = app.screen
+        assert "S" not in footer_keys(app) and "strategy" not in text(app, "#gpu")
+        assert not any("strategy" in c.title for c in screen.palette_commands())
+        await pilot.press("S")
+        assert screen.strategy == "auto"
+        await pilot.press("t")
+        await pilot.pause(0.2)
+        [choice] = app.screen.received
+        assert choice.gpus == "1" and choice.strategy is None and "--strategy" not in choice.argv()
 
 
 async def test_one_gpu_has_no_all_gpus_key():
@@ -324,6 +428,16 @@ def test_snapshot_mixed_gpus_per_gpu_fit(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app_with(MIXED), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_snapshot_fsdp_per_gpu_fit(snap_compare):
+    """2 x 24 GiB, a 32B model: auto picks fsdp for qlora-min (the sharded parts, the all-gather buffers)."""
+    async def run_before(pilot):
+        await choose_model(pilot, "qwen2.5-32b")
+        pilot.app.screen.query_one("#profiles", DataTable).move_cursor(row=rows(pilot.app).index("qlora-min"))
+        await pilot.pause()
+
+    assert snap_compare(app_with(TWO_24GB), terminal_size=(120, 40), run_before=run_before)
 
 
 @pytest.fixture

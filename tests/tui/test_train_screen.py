@@ -288,6 +288,141 @@ async def test_gpu_field_starts_a_run_planned_for_the_chosen_gpus(tmp_path, monk
         assert any("choose at least one GPU" in str(n.message) for n in app._notifications)
 
 
+def fake_model(tmp_path, config: dict | None = None):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(config or {"model_type": "llama"}))
+    (model / "tokenizer.json").write_text("{}")
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    return model, data
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """The config.json of every run started (the process start stubbed: no GPU here; the plan is real)."""
+    from tunedoc.trainer import launch
+
+    configs: list[dict] = []
+
+    def spawn(run_dir, extra, python, detach):
+        configs.append(json.loads((run_dir / "config.json").read_text()))
+        return launch.RunHandle(run_dir.name, run_dir, 0)
+
+    monkeypatch.setattr(launch, "_spawn", spawn)
+    return configs
+
+
+async def test_strategy_field_with_several_gpus_and_the_run_gets_it(tmp_path, spawned):
+    """The Profile screen hands fsdp over (its auto's choice): the form shows it and the run's launch has it."""
+    from textual.widgets import Select, SelectionList
+
+    from tunedoc.trainer import launch
+    from tunedoc.tui.messages import TrainingChoice
+
+    model, data = fake_model(tmp_path)
+    app, _ = train_app(tmp_path / "runs", gpu_names=TWO_GPUS)
+    async with app.run_test(size=(100, 40)) as pilot:
+        s = screen(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert s.query_one("#strategy-row").display  # two GPUs: two processes share the model
+        assert s.query_one("#strategy", Select).value == "auto" and "strategy auto: decided at start" in text(
+            s.query_one("#launch-plan"))
+        why = "strategy auto: fsdp, the whole model needs 24.6 GiB per GPU but the cards hold its shards (16.7 GiB)"
+        s.post_message(TrainingChoice(str(model), "qlora-min", [], strategy="fsdp", strategy_why=why))
+        await pilot.pause()
+        assert s.query_one("#strategy", Select).value == "fsdp"
+        plan = text(s.query_one("#launch-plan"))
+        assert "strategy fsdp: weights, adapter and optimizer states sharded" in plan
+        assert f"from the Profile screen: {why}" in plan
+        s.query_one("#data", Input).value = str(data)
+
+        async def start() -> None:
+            await pilot.click("#start")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+
+        await start()
+        config = spawned[-1]
+        assert config["profile"]["strategy"] == "fsdp" and config["sets"] == ["strategy=fsdp"]
+        assert config["launch"] == launch.resolve_strategy(launch.plan_launch(gpu_names=TWO_GPUS), config)
+        assert config["launch"]["strategy"] == "fsdp" and config["launch"]["nproc"] == 2
+        assert "strategy fsdp: as asked" in config["launch"]["notes"]
+
+        await pilot.press("n")
+        s.query_one("#strategy", Select).value = "ddp"  # chosen in the form
+        await pilot.pause()
+        assert "strategy ddp: every process holds the whole model" in text(s.query_one("#launch-plan"))
+        assert "from the Profile screen" not in text(s.query_one("#launch-plan"))
+        await start()
+        assert spawned[-1]["launch"]["strategy"] == "ddp" and spawned[-1]["sets"] == ["strategy=ddp"]
+
+        await pilot.press("n")
+        box = s.query_one("#gpus", SelectionList)
+        box.focus()
+        await pilot.press("space")  # GPU 0 off: one process, nothing to share
+        await pilot.pause()
+        assert not s.query_one("#strategy-row").display and "strategy" not in text(s.query_one("#launch-plan"))
+        await start()
+        one = spawned[-1]
+        assert one["sets"] == [] and "strategy" not in one["launch"] and one["launch"]["gpus"] == [1]
+
+
+async def test_profile_screen_hand_over_starts_the_run_with_its_gpus_and_strategy(tmp_path, spawned):
+    """Profile (2 x 24 GiB, a 32B model: auto picks fsdp for qlora-min) -> t -> the real Train form -> Start."""
+    from textual.widgets import DataTable, Select
+
+    from tests.tui.test_profile_screen import CONFIGS, TWO_24GB
+    from tunedoc.trainer import launch
+    from tunedoc.tui.app import make_app
+    from tunedoc.tui.profile_backend import ProfileBackend
+    from tunedoc.tui.train_backend import TrainBackend
+
+    names = ["NVIDIA GeForce RTX 4090"] * 2
+    model, data = fake_model(tmp_path, json.loads((CONFIGS / "qwen2.5-32b.json").read_text()))
+    app = make_app(start="profile", clock=lambda: 1000.0, profile_backend=ProfileBackend(probe=lambda: TWO_24GB),
+                   train_backend=TrainBackend(tmp_path / "runs", alive=set(), gpu_names=names))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("m", *str(model), "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        profile = app.screen
+        table = profile.query_one("#profiles", DataTable)
+        table.move_cursor(row=[r.key.value for r in table.ordered_rows].index("qlora-min"))
+        await pilot.pause()
+        assert profile.picked["qlora-min"][0] == "fsdp"
+        await pilot.press("t")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        s = screen(app)
+        assert app.screen is s and s.query_one("#model", Input).value == str(model)
+        assert s.query_one("#strategy", Select).value == "fsdp" and s.query_one("#strategy-row").display
+        assert "2 processes, one per GPU (0, 1)" in text(s.query_one("#launch-plan"))
+        assert "from the Profile screen: strategy auto: fsdp" in text(s.query_one("#launch-plan"))
+        s.query_one("#data", Input).value = str(data)
+        await pilot.click("#start")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        [config] = spawned
+        assert config["launch"] == launch.resolve_strategy(launch.plan_launch(gpu_names=names), config)
+        assert config["launch"]["strategy"] == "fsdp" and config["profile"]["name"] == "qlora-min"
+
+
+async def test_cpu_processes_show_the_strategy_field_from_two(tmp_path):
+    app, _ = train_app(copy_runs(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = screen(app)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not s.query_one("#strategy-row").display  # one CPU process
+        s.query_one("#nproc", Input).value = "2"
+        await pilot.pause()
+        assert s.query_one("#strategy-row").display
+        assert "strategy auto: decided at start" in text(s.query_one("#launch-plan"))
+
+
 async def test_without_gpus_the_field_is_cpu_processes_and_a_bad_count_is_named(tmp_path):
     app, _ = train_app(copy_runs(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:

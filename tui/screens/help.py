@@ -50,7 +50,9 @@ class HelpScreen(ModalScreen[None]):
             for _key_name, binding in node._bindings:  # class bindings and those bound at run time
                 if not binding.description:
                     continue
-                keys, text = rows.setdefault(binding.action, ([], binding.tooltip or binding.description))
+                # one row per action, or per tooltip: bindings that share one are one key (the Profile screen's S)
+                keys, text = rows.setdefault(binding.tooltip or binding.action,
+                                             ([], binding.tooltip or binding.description))
                 if _key(binding) not in keys:
                     keys.append(_key(binding))
             for keys, text in rows.values():

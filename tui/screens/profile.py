@@ -2,7 +2,10 @@
 
 On a machine with several GPUs the fit is per GPU for training on all of them (as `tunedoc train` does by default):
 each profile's per-GPU figure (replicated model state + the rank's own micro-batch + communication buffers) against
-the smallest card's free memory; `a` switches between all the GPUs and one.
+the smallest card's free memory; `a` switches between all the GPUs and one. `S` cycles the strategy (auto -> ddp ->
+fsdp): auto picks per profile as the trainer does (profiles.multi.choose_strategy: ddp when the whole model fits each
+GPU, fsdp when only its shards fit) and says why; fsdp shows what is sharded and the all-gather buffers; int8 cannot
+be sharded (fit says so). `t` hands the GPUs and the strategy the figures were for to the Train form.
 
 The GPU probe and the model's config.json load in thread workers that post messages. The estimates are arithmetic
 on config.json (profiles.estimate, about a millisecond each), so they are recomputed on every key press.
@@ -25,6 +28,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from tunedoc.profiles.fit import FitResult, parts
+from tunedoc.profiles.multi import SHARDED
 from tunedoc.profiles.profile import Profile
 from tunedoc.tui.backends import BackendError
 from tunedoc.tui.messages import ModelChosen, TrainingChoice, hand_off
@@ -37,8 +41,11 @@ from tunedoc.tui.profile_backend import (
     parse_gpu,
     tradeoffs,
 )
-from tunedoc.tui.widgets.membar import StackedBar, usage_bar
+from tunedoc.tui.widgets.membar import SEGMENTS, StackedBar, usage_bar
 
+STRATEGIES = ("auto", "ddp", "fsdp")  # S cycles through them
+STRATEGY_HELP = ("Multi-GPU strategy, cycled: auto (ddp when the whole model fits each GPU, fsdp when only its shards "
+                 "fit) → ddp (every GPU holds the whole model) → fsdp (weights, adapter and optimizer sharded)")
 CUTOFF_RANGE = (128, 131072)
 BATCH_RANGE = (1, 256)
 RANK_RANGE = (1, 1024)
@@ -71,6 +78,10 @@ class ProfileScreen(Screen):
         Binding("g", "edit_gpu", "GPU", tooltip="Fit for another GPU: type its VRAM in GiB or its name"),
         Binding("a", "toggle_gpus", "1/all GPUs", tooltip="Fit per GPU for training on all this machine's GPUs, "
                 "or on one"),
+        # one key, three bindings: the footer names the strategy in use; check_action shows the one that leads on
+        Binding("S", "strategy('ddp')", "Strategy auto", tooltip=STRATEGY_HELP),
+        Binding("S", "strategy('fsdp')", "Strategy ddp", tooltip=STRATEGY_HELP),
+        Binding("S", "strategy('auto')", "Strategy fsdp", tooltip=STRATEGY_HELP),
         Binding("c", "cutoff(0.5)", "Cutoff", key_display="c/C", tooltip="Halve the cutoff length (C doubles it)"),
         Binding("C", "cutoff(2)", "Cutoff +", show=False, tooltip="Double the cutoff length"),
         Binding("b", "batch(0.5)", "Batch", key_display="b/B",
@@ -81,7 +92,8 @@ class ProfileScreen(Screen):
         Binding("s", "edit_sets", "Set", show=False, tooltip="Type overrides as key=value (cutoff_len=2048 lora_r=32 ...)"),
         Binding("f", "apply_suggestion", "Fit it", tooltip="Apply the suggested change that makes it fit"),
         Binding("x", "reset", "Reset", show=False, tooltip="Drop this profile's overrides"),
-        Binding("t", "train", "Train", tooltip="Continue to training with this model, profile and overrides"),
+        Binding("t", "train", "Train", tooltip="Continue to training with this model, profile and overrides (and, "
+                "on several GPUs, the GPUs and the strategy)"),
         Binding("escape", "back_to_table", "Back", show=False),
     ]
 
@@ -96,6 +108,8 @@ class ProfileScreen(Screen):
         self.gpu_others: list[str] = []
         self.machine: list[GpuChoice] = []  # every probed GPU of this machine
         self.world = 1  # how many of them the fit is for (all by default, as `tunedoc train`)
+        self.strategy = "auto"  # auto | ddp | fsdp: how several GPUs share the model (S)
+        self.picked: dict[str, tuple[str | None, str | None]] = {}  # profile -> (ddp | fsdp, why) on several GPUs
         self.model: ModelConfig | None = None
         # the model whose config.json a worker is reading (not `loading`: on a Screen that reactive covers the
         # whole screen with a spinner, and nothing can be done while the Hub does not answer)
@@ -274,7 +288,16 @@ class ProfileScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "toggle_gpus":
             return len(self.machine) > 1
+        if action == "strategy":  # the binding that leads from the strategy in use to the next
+            return self.gpus_used() > 1 and parameters == (_next_strategy(self.strategy),)
         return True
+
+    def action_strategy(self, strategy: str) -> None:
+        """auto -> ddp -> fsdp (S); the rows re-rank, the cursor stays on its profile."""
+        if strategy not in STRATEGIES or self.gpus_used() < 2:
+            return
+        self.strategy = strategy
+        self._refit(reorder=True, keep_current=True)
 
     def action_toggle_gpus(self) -> None:
         """All this machine's GPUs (the per-GPU fit, the smallest card deciding) or the first one; back to this
@@ -374,13 +397,20 @@ class ProfileScreen(Screen):
         sets = [f"{k}={v}" for k, v in (self.sets.get(self.current) or {}).items()]
         # one GPU of several is `--gpus 1`; all of them is train's default
         one = len(self.machine) > 1 and self.gpus_used() == 1 and self.gpu is not None and self.gpu.source == "probe"
-        return TrainingChoice(self.model.model, self.current, sets, gpus="1" if one else None)
+        # several: the strategy these figures are for (auto as it decided here, so the run is the one shown)
+        strategy, why = self.picked.get(self.current, (None, None)) if self.gpus_used() > 1 else (None, None)
+        if strategy is not None and self.strategy != "auto":
+            why = f"strategy {self.strategy}: chosen on the Profile screen"
+        return TrainingChoice(self.model.model, self.current, sets, gpus="1" if one else None, strategy=strategy,
+                              strategy_why=why)
 
     # --- the numbers -------------------------------------------------------------------------------------------
-    def _refit(self, reorder: bool = False) -> None:
-        """Recompute every profile's estimate and fit; reorder the rows by the fit ranking only on a new model or
-        GPU, so rows do not jump while the user adjusts one."""
+    def _refit(self, reorder: bool = False, keep_current: bool = False) -> None:
+        """Recompute every profile's estimate and fit; reorder the rows by the fit ranking only on a new model,
+        GPU or strategy, so rows do not jump while the user adjusts one. Several GPUs: each profile under the
+        strategy chosen (auto decides per profile)."""
         self.results = {}
+        self.picked = {}
         if self.model is not None:
             for base in self.base:
                 try:
@@ -391,14 +421,16 @@ class ProfileScreen(Screen):
                     self.errors[base.name] = f"{problems} (shown without overrides)"
                     self.sets[base.name] = {}
                     profile = base
-                self.results[base.name] = self.backend.fit_one(self.model.config, profile, self.gpu,
-                                                               gpus=self.gpus_used())
+                result, strategy, why = self.backend.fit_strategy(self.model.config, profile, self.gpu,
+                                                                  self.gpus_used(), self.strategy)
+                self.results[base.name] = result
+                self.picked[base.name] = (strategy, why)
             if reorder and self.gpu is not None:
-                rank = {r.profile.name: i for i, r in enumerate(self.backend.rank(
-                    self.model.config, [self._profile(p.name) for p in self.base], self.gpu,
-                    gpus=self.gpus_used()))}
+                rank = {r.profile.name: i for i, r in enumerate(self.backend.ranked(
+                    [r for r in self.results.values() if r is not None]))}
                 self.base.sort(key=lambda p: rank.get(p.name, 99))
-                self.current = self.base[0].name if self.base else None  # the best fit first
+                if not keep_current or self.current not in rank:
+                    self.current = self.base[0].name if self.base else None  # the best fit first
         self._render_all()
 
     # --- rendering ---------------------------------------------------------------------------------------------
@@ -413,7 +445,8 @@ class ProfileScreen(Screen):
     def _render_gpu(self) -> None:
         gpu = self.query_one("#gpu", Static)
         if self.gpu is not None and self.gpus_used() > 1:
-            gpu.update(_machine_label(self.machine, self.gpu) + "   a: one GPU  g: another")
+            gpu.update(_machine_label(self.machine, self.gpu, self._strategy_words())
+                       + "   a: one GPU  S: strategy  g: another")
             gpu.set_class(False, "-error")
         elif self.gpu is not None:
             n = len(self.machine)
@@ -469,6 +502,8 @@ class ProfileScreen(Screen):
         budget = self.gpu.free_gb - self.backend.margin(self.gpu)
         mark = Text("✓", style="bold green") if result.fits else Text("✗", style="bold red")
         room = Text(f"{result.headroom_gb:+.1f}", style="green" if result.fits else "red", justify="right")
+        if self._not_possible(name):  # int8 under fsdp: its ddp figure may have room, but the run cannot start
+            room = Text("no fsdp", style="red", justify="right")
         return [mark, label, usage_bar(est.total_gb, self.gpu.free_gb, budget, width), total, room, setup]
 
     def _render_detail(self) -> None:
@@ -483,7 +518,9 @@ class ProfileScreen(Screen):
         self.query_one("#description", Static).update(p.description or "")
         if self.gpu is not None:
             budget = self.gpu.free_gb - self.backend.margin(self.gpu)
-            self.query_one("#breakdown", StackedBar).show(est.breakdown, self.gpu.free_gb, budget)
+            labels = ({k: f"{label} 1/{self.gpus_used()}" for k, _, label in SEGMENTS if k in SHARDED}
+                      if est.details.get("strategy") == "fsdp" else None)
+            self.query_one("#breakdown", StackedBar).show(est.breakdown, self.gpu.free_gb, budget, labels)
         else:
             self.query_one("#breakdown", StackedBar).show(est.breakdown, 0.0, 0.0)
         multi = self.query_one("#multi", Static)
@@ -504,6 +541,9 @@ class ProfileScreen(Screen):
             extra = f"; {result.suggestion} (f applies it)" if result.suggestion else ""
             verdict.update(Text(f"✓ fits with {result.headroom_gb:.1f} GiB headroom after a "
                                 f"{self.backend.margin(self.gpu):.1f} GiB margin{extra}", style="green"))
+        elif self._not_possible(p.name):
+            verdict.update(Text(f"✗ not possible under fsdp: {result.suggestion} (S for another strategy"
+                                + (", f applies the change)" if result.changes else ")"), style="red"))
         else:
             verdict.update(Text(f"✗ {-result.headroom_gb:.1f} GiB over the budget: {result.suggestion}"
                                 + (" (f applies it)" if result.changes else ""), style="red"))
@@ -517,8 +557,11 @@ class ProfileScreen(Screen):
         """The per-GPU figure of training on this machine's GPUs: world size, the shares, the deciding card."""
         n = self.gpus_used()
         share = parts(est)
-        words = {"replicated": "replicated (weights, adapter, optimizer)", "sharded": "sharded",
-                 "per_rank": "per rank (its micro-batch, context)", "communication": "communication (DDP buckets, NCCL)"}
+        fsdp = est.details.get("strategy") == "fsdp"
+        words = {"replicated": "replicated (quant constants)" if fsdp else "replicated (weights, adapter, optimizer)",
+                 "sharded": f"sharded 1/{n} (weights, adapter, optimizer)",
+                 "per_rank": "per rank (its micro-batch, context)",
+                 "communication": "communication (all-gather, NCCL)" if fsdp else "communication (DDP buckets, NCCL)"}
         text = Text.assemble(
             ("world size ", "dim"), (f"{n}", "bold"), (f" ({est.details.get('strategy', 'ddp')})", ""),
             ("   per GPU ", "dim"), (f"{est.total_gb:.1f} GiB", "bold"), (" = ", "dim"),
@@ -526,6 +569,8 @@ class ProfileScreen(Screen):
             ("\nglobal batch ", "dim"), f"{p.micro_batch} × {p.grad_accum} × {n} = {p.micro_batch * p.grad_accum * n}",
             ("   cards: ", "dim"),
             ", ".join(f"GPU {g.index} {_short(g.name)} {g.free_gb:.1f} GiB free" for g in self.machine[:n]))
+        text.append("\n")
+        text.append_text(self._strategy_text(p, est))
         cards = self.machine[:n]
         # a different card, or one with much less free memory (a desktop on it), leaves the others' rest unused
         if self.gpu is not None and (len({g.name for g in cards}) > 1
@@ -533,6 +578,39 @@ class ProfileScreen(Screen):
             text.append(f"\nGPU {self.gpu.index} ({_short(self.gpu.name)}, {self.gpu.free_gb:.1f} GiB free) decides: "
                         "the smallest card; the others keep the rest unused", style="yellow")
         return text
+
+    def _not_possible(self, name: str) -> bool:
+        """int8 under fsdp: trainer/fsdp.py refuses it; fit marks it not fitting and gives its ddp figure."""
+        result = self.results.get(name)
+        return (result is not None and not result.fits and result.profile.quant == "int8"
+                and self.picked.get(name, (None, None))[0] == "fsdp")
+
+    def _strategy_words(self) -> str:
+        """The GPU line's strategy: "strategy auto: fsdp" (what auto picked for the profile under the cursor), or
+        the one chosen ("strategy ddp")."""
+        picked = self.picked.get(self.current or "", (None, None))[0]
+        if self.strategy == "auto":
+            return f"strategy auto: {picked}" if picked else "strategy auto"
+        return f"strategy {self.strategy}"
+
+    def _strategy_text(self, p: Profile, est) -> Text:
+        """One line on the strategy: auto's choice and its reason, or what the chosen one does here."""
+        strategy, why = self.picked.get(p.name, (None, None))
+        if self._not_possible(p.name):
+            return Text(f"strategy fsdp: not possible for {p.quant} weights (they cannot be sharded); the figures are "
+                        "ddp's: S for another strategy, or f for --set quant=nf4", style="red")
+        if self.strategy == "auto" and why:
+            line = Text(why.replace("strategy auto: ", "strategy auto → ", 1))
+        elif strategy == "fsdp":
+            line = Text("strategy fsdp: weights, adapter, gradients and optimizer states sharded over the GPUs; the "
+                        "root and two layers gathered at a time")
+        else:
+            line = Text("strategy ddp: every GPU holds the whole model and its adapter; LoRA gradients all-reduced")
+        loading = est.details.get("load_gb") or 0.0  # per_gpu's fsdp figure: the whole 4-bit model, before sharding
+        if strategy == "fsdp" and self.gpu is not None and loading > self.gpu.free_gb and "loading" not in line.plain:
+            line.append(f"; but each GPU loads the whole 4-bit model first ({loading:.1f} GiB of "
+                        f"{self.gpu.free_gb:.1f} free): it will run out of memory while loading", style="yellow")
+        return line
 
     def _show_sets(self) -> None:
         sets_input = self.query_one("#sets", Input)
@@ -555,20 +633,32 @@ class ProfileScreen(Screen):
         yield SystemCommand("Profile: reset overrides", "Back to the built-in profile (x)", self.action_reset)
         yield SystemCommand("Profile: continue to training", "With this model, profile and overrides (t)",
                             self.action_train)
+        if self.gpus_used() > 1:
+            nxt = _next_strategy(self.strategy)
+            yield SystemCommand(f"Profile: strategy {nxt}", f"How the GPUs share the model, now {self.strategy} (S)",
+                                lambda: self.action_strategy(nxt))
 
 
 def _short(name: str | None) -> str:
     return (name or "GPU").removeprefix("NVIDIA ").removeprefix("GeForce ")
 
 
-def _machine_label(machine: list[GpuChoice], decides: GpuChoice) -> str:
-    """The GPU line for the per-GPU fit on all of `machine`."""
+def _machine_label(machine: list[GpuChoice], decides: GpuChoice, strategy: str = "") -> str:
+    """The GPU line for the per-GPU fit on all of `machine` (with `strategy`, e.g. "strategy auto: fsdp")."""
     n = len(machine)
     if len({g.name for g in machine}) == 1:
         head = f"{n} × {_short(decides.name)}"
     else:
         head = f"{n} GPUs: " + " + ".join(_short(g.name) for g in machine)
+    if strategy:
+        head += f" · {strategy}"
     return f"{head} · per GPU {decides.free_gb:.1f} GiB free (GPU {decides.index}, the smallest)"
+
+
+def _next_strategy(strategy: str) -> str:
+    return STRATEGIES[(STRATEGIES.index(strategy) + 1) % len(STRATEGIES)]
+
+
 
 
 def _clamp(value: int, low: int, high: int) -> int:

@@ -5,8 +5,9 @@ A tailer thread (tui.tail) posts new events; handlers fold them into a RunView a
 timer redraws only when something changed, so a fast writer never makes the charts redraw faster than that.
 Hardware is sampled by a thread worker that re-arms only after it finished (dolphie's pattern).
 The form's GPU field lists this machine's GPUs (NVML, asked once by a thread worker), every one selected as
-`tunedoc train` does by default, or offers CPU processes on a box without one; the run starts with
-trainer.launch's plan of that choice.
+`tunedoc train` does by default, or offers CPU processes on a box without one; with several processes a strategy
+field (auto/ddp/fsdp, as `--strategy`) appears. The run starts with trainer.launch's plan of that choice; the
+Profile screen's hand-over fills in the GPUs and the strategy its figures were for.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, ContentSwitcher, Footer, Input, SelectionList, Static
+from textual.widgets import Button, ContentSwitcher, Footer, Input, Select, SelectionList, Static
 
 from tunedoc.trainer.events import format_event
 from tunedoc.tui.messages import HardwareSampled, RunEvents, RunStatusRead, TrainingChoice
@@ -38,6 +39,13 @@ REDRAW_S = 0.5  # charts and panels redraw at most twice a second (plotext redra
 HARDWARE_S = 1.0
 WIDE = 110
 ALERT_WINDOW_S = 10  # on attach, only warnings/errors newer than this become notifications (the rest is history)
+STRATEGY_WORDS = {
+    "auto": "auto: decided at start from the model's estimate and the GPUs' memory (ddp when the whole model fits "
+            "each GPU, fsdp when only its shards fit; ddp for CPU processes)",
+    "ddp": "ddp: every process holds the whole model; the LoRA gradients are all-reduced",
+    "fsdp": "fsdp: weights, adapter and optimizer states sharded over the processes (FSDP-QLoRA); each GPU loads the "
+            "whole 4-bit model first",
+}
 
 
 class TrainScreen(Screen):
@@ -75,6 +83,7 @@ class TrainScreen(Screen):
         self._died_noted = 0
         self.gpu_names: list[str] | None = None  # this machine's GPUs, once a worker asked NVML
         self.wanted_gpus: str | None = None  # the Profile screen's --gpus, applied when the GPU list is in
+        self.handed_strategy: tuple[str, str | None] | None = None  # the Profile screen's (strategy, why)
 
     # --- layout ------------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -98,6 +107,11 @@ class TrainScreen(Screen):
                 yield SelectionList(id="gpus", compact=True)
                 yield Input(value="1", id="nproc", type="integer", compact=True,
                             tooltip="More than 1: that many processes on the CPU (gloo) through torchrun")
+                with Horizontal(id="strategy-row", classes="row"):
+                    yield Static("Strategy", id="strategy-label")
+                    yield Select([(name, name) for name in STRATEGY_WORDS], value="auto", allow_blank=False,
+                                 id="strategy", compact=True,
+                                 tooltip="How several processes share the model (tunedoc train --strategy)")
                 yield Static("looking for this machine's GPUs…", id="launch-plan")
                 with Horizontal(classes="row buttons"):
                     yield Button("Browse…", id="browse", compact=True, tooltip="Pick the data file from a folder tree")
@@ -322,6 +336,8 @@ class TrainScreen(Screen):
         self.query_one("#sets", Static).update(
             f"overrides from the Profile screen: {' '.join(self.sets)}" if self.sets else "")
         self.wanted_gpus = message.gpus
+        self.handed_strategy = (message.strategy, message.strategy_why) if message.strategy else None
+        self.query_one("#strategy", Select).value = message.strategy or "auto"
         if self.gpu_names is not None:
             self._select_gpus(message.gpus)
         self.query_one(ContentSwitcher).current = "form"
@@ -376,8 +392,15 @@ class TrainScreen(Screen):
         n = int(text) if text.lstrip("-").isdigit() else 1
         return None, (n if n != 1 else None)
 
+    def strategy_choice(self, plan: dict) -> str | None:
+        """The strategy field's value for a plan of several processes (`--strategy`); None for one process."""
+        if int(plan.get("nproc") or 1) < 2:
+            return None
+        return str(self.query_one("#strategy", Select).value)
+
     @on(SelectionList.SelectedChanged, "#gpus")
     @on(Input.Changed, "#nproc")
+    @on(Select.Changed, "#strategy")
     def _render_plan(self) -> None:
         if self.gpu_names is None:
             return
@@ -387,8 +410,11 @@ class TrainScreen(Screen):
         except ValueError as e:
             plan_line.set_class(True, "-error")
             plan_line.update(f"✗ {e}")
+            self.set_class(False, "-multi")
             return
         plan_line.set_class(False, "-error")
+        strategy = self.strategy_choice(plan)
+        self.set_class(strategy is not None, "-multi")
         n, ids = plan["nproc"], plan.get("gpus")
         if plan["device"] == "cuda" and n == 1:
             text = f"one process on GPU {ids[0]} ({plan['gpu_names'][0]})"
@@ -400,6 +426,11 @@ class TrainScreen(Screen):
         else:
             text = "one process (no GPU: it trains on the CPU)"
         notes = plan.get("notes") or []
+        if strategy is not None:
+            text += f"\nstrategy {STRATEGY_WORDS[strategy]}"
+            handed, why = self.handed_strategy or (None, None)
+            if handed == strategy and why:
+                text += f"\nfrom the Profile screen: {why}"
         plan_line.update(text + (f"\n{notes[0]}" if notes else ""))
 
     @on(Button.Pressed, "#browse")
@@ -470,20 +501,22 @@ class TrainScreen(Screen):
             return
         profile = self.query_one("#profile", Input).value.strip() or None
         name = self.query_one("#name", Input).value.strip() or None
+        strategy = None
         try:
             gpus, nproc = self.launch_choice()
             if self.gpu_names is not None:  # else the worker asks NVML and plans
-                self.backend.plan(gpus, nproc)
+                strategy = self.strategy_choice(self.backend.plan(gpus, nproc))
         except ValueError as e:
             self.notify(str(e), title="cannot start", severity="error")
             return
-        self._start(model, data, profile, name, gpus=gpus, nproc=nproc)
+        self._start(model, data, profile, name, gpus=gpus, nproc=nproc, strategy=strategy)
 
     @work(thread=True, group="start", exclusive=True)
     def _start(self, model: str, data: str, profile: str | None, name: str | None, gpus: str | None = None,
-               nproc: int | None = None) -> None:
+               nproc: int | None = None, strategy: str | None = None) -> None:
         try:
-            handle = self.backend.start(model, data, profile, self.sets, name, gpus=gpus, nproc=nproc)
+            handle = self.backend.start(model, data, profile, self.sets, name, gpus=gpus, nproc=nproc,
+                                        strategy=strategy)
         except Exception as e:  # ProfileError, FileNotFoundError, RuntimeError: all carry a message that says why
             self.app.call_from_thread(self.notify, str(e), title="cannot start", severity="error", timeout=12)
             return

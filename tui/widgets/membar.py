@@ -2,6 +2,7 @@
 
     usage_bar(9.8, capacity=24, budget=22.8, width=20)   -> Text  "██████████░░░░░░░░│·"
     StackedBar(id="breakdown"); bar.show(estimate.breakdown, capacity=24, budget=22.8)
+    bar.show(per_gpu_fsdp.breakdown, 24, 22.8, labels={"quantized_weights": "quantized weights 1/2"})
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SEGMENTS: list[tuple[str, str, str]] = [
     ("correction", "#ec4899", "correction"),
     ("ddp_buckets", "#a3e635", "DDP buckets"),  # several GPUs (profiles.multi): what data parallelism adds
     ("nccl_buffers", "#d9f99d", "NCCL"),
+    ("fsdp_gather", "#fde047", "FSDP all-gather"),  # fsdp: the root and two layers unsharded at a time
 ]
 KNOWN = {key for key, _, _ in SEGMENTS}
 
@@ -63,14 +65,18 @@ class StackedBar(Widget):
         super().__init__(id=id, classes=classes)
         self.capacity = 0.0
         self.budget = 0.0
+        self.labels: dict[str, str] = {}
 
-    def show(self, breakdown: dict[str, float], capacity: float, budget: float) -> None:
+    def show(self, breakdown: dict[str, float], capacity: float, budget: float,
+             labels: dict[str, str] | None = None) -> None:
+        """`labels`: other legend words for some keys (e.g. the sharded parts of an fsdp figure)."""
         self.capacity, self.budget = capacity, budget
+        self.labels = dict(labels or {})
         self.breakdown = dict(breakdown)
         self.refresh(layout=True)
 
     def _parts(self) -> list[tuple[str, str, float]]:
-        parts = [(color, label, self.breakdown.get(key, 0.0)) for key, color, label in SEGMENTS]
+        parts = [(color, self.labels.get(key, label), self.breakdown.get(key, 0.0)) for key, color, label in SEGMENTS]
         parts += [("#a3a3a3", key, v) for key, v in self.breakdown.items() if key not in KNOWN]
         return [p for p in parts if p[2] > 0.005]
 
