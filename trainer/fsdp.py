@@ -163,9 +163,12 @@ def low_memory_requested() -> bool:
 def manifest(model) -> dict:
     """What the meta ranks must rebuild, as picklable data: each parameter's and buffer's shape and dtype, and for
     bitsandbytes' 4-bit weights their packing (blocksize, quant type, storage dtype)."""
-    params = {}
+    params, first = {}, {}
     for name, p in model.named_parameters(remove_duplicate=False):
         entry = {"shape": tuple(p.shape), "dtype": p.dtype, "requires_grad": p.requires_grad}
+        if id(p) in first:  # a tied weight (lm_head = embed_tokens): the meta ranks tie the same names
+            entry["same_as"] = first[id(p)]
+        first.setdefault(id(p), name)
         if type(p).__name__ == "Params4bit":
             entry["bnb4"] = {"blocksize": p.blocksize, "compress_statistics": p.compress_statistics,
                              "quant_type": p.quant_type, "quant_storage": p.quant_storage}
@@ -205,26 +208,23 @@ def build_on_meta(model_path: str, dtype, qconf, man: dict):
         diff = sorted(mine ^ set(man["params"]))
         raise LowMemoryUnavailable(f"the meta-device model's parameters differ from rank 0's ({len(diff)} names, "
                                    f"e.g. {diff[0]})")
-    seen: dict[int, torch.nn.Parameter] = {}  # tied weights stay one parameter
-    for name, p in list(model.named_parameters(remove_duplicate=False)):
+    built: dict[str, torch.nn.Parameter] = {}  # every parameter anew, tied exactly where rank 0's are tied
+    for name in list(man["params"]):
         want = man["params"][name]
-        if id(p) in seen:
-            module, leaf = _owner(model, name)
-            setattr(module, leaf, seen[id(p)])
-            continue
         module, leaf = _owner(model, name)
+        if "same_as" in want:
+            setattr(module, leaf, built[want["same_as"]])
+            continue
         data = torch.empty(want["shape"], dtype=want["dtype"], device="meta")
         if "bnb4" in want:
             from bitsandbytes.nn import Params4bit
 
             new = Params4bit(data, requires_grad=False, module=module, bnb_quantized=True, **want["bnb4"])
             module.quant_storage = want["bnb4"]["quant_storage"]
-        elif tuple(p.shape) == want["shape"] and p.dtype == want["dtype"]:
-            new = p
         else:
             new = torch.nn.Parameter(data, requires_grad=want["requires_grad"])
         setattr(module, leaf, new)
-        seen[id(p)] = new
+        built[name] = new
     for name, b in list(model.named_buffers()):
         want = man["buffers"].get(name)
         if want and (tuple(b.shape) != want["shape"] or b.dtype != want["dtype"]):
