@@ -220,7 +220,7 @@ class Recipe:
 
         hf_logging.disable_progress_bar()
         print(f"loading {self.config['model']} ({'unquantized' if p.quant == 'none' else p.quant}, compute {str(self.dtype).replace('torch.', '')}) "
-              f"on {self.device}", flush=True)
+              + (f"on {self.device}" if self.strategy != "fsdp" else f"for its fsdp shards on {self.device}"), flush=True)
         t_load = time.monotonic()
         self.meta_built = False  # this rank built the model on the meta device (fsdp's low-memory load)
         self.fsdp_load = None  # fsdp: "low-memory" | "full", and why
