@@ -16,6 +16,12 @@ the plan (which modules are units, in which dtypes) and the state-dict plumbing 
   states, gathered by every rank and kept by rank 0, so an fsdp run's checkpoints and adapter are the same files
   as a ddp or one-GPU run's (an fsdp run resumes from them; the adapter loads anywhere). Only the LoRA weights are
   gathered, never the base model.
+- the low-memory load (`manifest()`, `build_on_meta()`, `share_quant_states()`, `materialize()`, below): rank 0
+  alone reads the model, in CPU RAM; the others build it on the meta device, and torch's set_model_state_dict
+  (broadcast_from_rank0) fills every rank's shards after fully_shard, so no GPU ever holds the whole model: a model
+  whose 4-bit weights fit no single card loads. The recipe falls back to the simple path (every rank loads the
+  whole model on its device, then shards it) when the meta ranks cannot rebuild rank 0's model, or when asked
+  (TUNEDOC_FSDP_LOAD=full); trainer.log's `fsdp load:` lines say which ran.
 
 Gradient accumulation: the gradients are reduce-scattered after every micro-batch and FSDP2 sums the shards
 (torchtune does the same): the sharded LoRA gradients stay 1/N; skipping the sync (`set_requires_gradient_sync`)
