@@ -802,7 +802,8 @@ class Recipe:
         from safetensors.torch import load_file
 
         weights = load_file(str(ckpt / "adapter_model.safetensors"))
-        set_peft_model_state_dict(self.model, {k: v.to(self.device) for k, v in weights.items()})
+        device = next(self.model.parameters()).device  # fsdp's low-memory load: rank 0's model is still in CPU RAM
+        set_peft_model_state_dict(self.model, {k: v.to(device) for k, v in weights.items()})
 
     def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
         """Everything but the adapter (loaded before the model was wrapped): optimizer, scheduler, RNG, step."""
