@@ -18,6 +18,13 @@ GPUs, so are the LoRA gradients and optimizer states (reduce-scattered); what st
   the dtype they are gathered in (the compute dtype; packed 4-bit weights as stored);
 - NCCL's buffers, as for ddp.
 
+Loading (trainer/fsdp.py's low-memory load, as accelerate's fsdp_cpu_ram_efficient_loading): rank 0 reads and
+quantizes the model in CPU RAM, the other ranks build it on the meta device, and after sharding rank 0's tensors are
+broadcast into each GPU's shards. A GPU then never holds the whole model: at most its shards, the quantization
+constants, and one unit (a decoder layer or the root) whole while fully_shard moves and splits it (the broadcast
+brings one whole tensor at a time, less). Rank 0's machine needs the whole quantized model in CPU RAM instead. The
+simple path (TUNEDOC_FSDP_LOAD=full, or a model the meta ranks cannot rebuild) loads the whole model onto every GPU.
+
 The global batch grows with the GPUs (micro_batch x grad_accum x N): the per-GPU memory does not.
 """
 
@@ -83,25 +90,55 @@ def _fsdp(est: Estimate, gpus: int) -> Estimate:
              f"each, one computing, the next prefetched), plus NCCL buffers (~{NCCL_GB} GiB)",
              f"4-bit weights stored in the compute dtype (bnb_4bit_quant_storage) so FSDP can shard them; the global "
              f"batch is {d.get('micro_batch', '?')} x grad_accum x {gpus}",
-             f"loading: each GPU holds the whole quantized model ({load_gb(est):.2f} GiB with the CUDA context) "
-             "before it is sharded",
+             f"loading (low-memory): rank 0 reads the model into CPU RAM ({load_cpu_gb(est):.2f} GiB) and each GPU "
+             f"receives only its shards: at most {load_gb(est, gpus):.2f} GiB on a GPU while loading (the whole "
+             f"model, {load_gb(est):.2f} GiB, only on the simple path, TUNEDOC_FSDP_LOAD=full)",
              "with GPUs of different sizes the smallest card decides"]
     return replace(est, total_gb=total, breakdown=b, assumptions=[*est.assumptions, *notes],
-                   details={**d, "gpus": gpus, "strategy": "fsdp", "per_gpu": True, "load_gb": load_gb(est)})
+                   details={**d, "gpus": gpus, "strategy": "fsdp", "per_gpu": True, "load_gb": load_gb(est, gpus),
+                            "load_cpu_gb": load_cpu_gb(est), "load_gb_simple": load_gb(est)})
 
 
-def load_gb(est: Estimate) -> float:
-    """What one GPU holds while an fsdp run loads (trainer/fsdp.py): the whole quantized model, before sharding."""
+WEIGHTS = ("quantized_weights", "quant_constants", "weights_16bit")
+
+
+def load_gb(est: Estimate, gpus: int = 1) -> float:
+    """The most one GPU holds while an fsdp run on `gpus` GPUs loads (trainer/fsdp.py). Low-memory load (the
+    default, gpus > 1): its shards of the weights, the quantization constants (whole on every rank), one unit whole
+    while fully_shard splits it (the root or a decoder layer, whichever is larger) and the CUDA context. gpus=1 (or
+    the simple path, TUNEDOC_FSDP_LOAD=full): the whole quantized model."""
     b = est.breakdown
-    return sum(b.get(k, 0.0) for k in ("quantized_weights", "quant_constants", "weights_16bit", "cuda_context"))
+    whole = sum(b.get(k, 0.0) for k in WEIGHTS) + b.get("cuda_context", 0.0)
+    units = est.details.get("fsdp")
+    if gpus <= 1 or not units:
+        return whole
+    shards = (b.get("quantized_weights", 0.0) + b.get("weights_16bit", 0.0)) / gpus
+    return shards + b.get("quant_constants", 0.0) + max(units["root_gb"], units["layer_gb"]) + b.get("cuda_context", 0.0)
+
+
+def load_cpu_gb(est: Estimate) -> float:
+    """The CPU RAM rank 0 needs for an fsdp run's low-memory load: the whole quantized model and its LoRA weights
+    (rank 0 keeps the whole tensors until they are broadcast into the shards)."""
+    b = est.breakdown
+    return sum(b.get(k, 0.0) for k in (*WEIGHTS, "lora_params"))
+
+
+def _ram_note(est: Estimate, ram_gib: float | None) -> str:
+    """'' or why rank 0's machine cannot load the model for the low-memory load."""
+    if not ram_gib or load_cpu_gb(est) <= ram_gib:
+        return ""
+    return (f"; rank 0 needs {load_cpu_gb(est):.1f} GiB of CPU RAM to load the model (low-memory load) and this "
+            f"machine has {ram_gib:.1f} GiB: it will run out of RAM while loading")
 
 
 def choose_strategy(requested: str, est: Estimate | None, gpus: int, gpu_gib: float | None,
-                    device: str = "cuda", quant: str = "") -> tuple[str, str]:
+                    device: str = "cuda", quant: str = "", ram_gib: float | None = None) -> tuple[str, str]:
     """(ddp | fsdp, why) for a run on `gpus` GPUs of `gpu_gib` each (the smallest card), from the profile's
-    strategy: ddp/fsdp as asked; auto: ddp when the model fits one GPU whole, fsdp when only its shards fit."""
+    strategy: ddp/fsdp as asked; auto: ddp when the model fits one GPU whole, fsdp when only its shards fit.
+    `ram_gib`: rank 0's CPU RAM, checked against the low-memory load's need when fsdp is chosen."""
     if requested in STRATEGIES:
-        return requested, f"strategy {requested}: as asked"
+        note = _ram_note(est, ram_gib) if requested == "fsdp" and est is not None and device == "cuda" else ""
+        return requested, f"strategy {requested}: as asked{note}"
     if device != "cuda" or gpus <= 1:
         return "ddp", "strategy auto: ddp (CPU processes or one GPU)"
     if est is None or not gpu_gib:
@@ -113,12 +150,11 @@ def choose_strategy(requested: str, est: Estimate | None, gpus: int, gpu_gib: fl
         return "ddp", (f"strategy auto: ddp although it needs {ddp:.1f} of {gpu_gib:.1f} GiB per GPU: int8 cannot be "
                        "sharded (use quant=nf4 to shard it with fsdp)")
     fsdp = per_gpu(est, gpus, "fsdp").total_gb
-    if fsdp <= gpu_gib and load_gb(est) > gpu_gib:
-        return "fsdp", (f"strategy auto: fsdp, the closest to fitting: its shards fit ({fsdp:.1f} of {gpu_gib:.1f} GiB) "
-                        f"but each GPU loads the whole 4-bit model first ({load_gb(est):.1f} GiB): it will run out "
-                        "of memory while loading")
-    if fsdp <= gpu_gib:
+    ram = _ram_note(est, ram_gib)
+    if fsdp <= gpu_gib:  # the low-memory load puts only the shards on each GPU: the training peak decides
         return "fsdp", (f"strategy auto: fsdp, the whole model needs {ddp:.1f} GiB per GPU but the {gpu_gib:.1f} GiB "
-                        f"cards hold its shards ({fsdp:.1f} GiB)")
+                        f"cards hold its shards ({fsdp:.1f} GiB; {load_gb(est, gpus):.1f} GiB while loading, rank 0 "
+                        f"reading it into {load_cpu_gb(est):.1f} GiB of CPU RAM){ram}")
     return "fsdp", (f"strategy auto: fsdp, the closest to fitting: {fsdp:.1f} GiB per GPU sharded ({ddp:.1f} whole) "
-                    f"on {gpu_gib:.1f} GiB cards; it may run out of memory (tunedoc fit suggests smaller settings)")
+                    f"on {gpu_gib:.1f} GiB cards; it may run out of memory (tunedoc fit suggests smaller settings)"
+                    f"{ram}")

@@ -93,8 +93,8 @@ class Profile:
     strategy: str = "auto"
     """Several GPUs or processes: ddp (every GPU holds the whole quantized model; only the LoRA gradients travel),
     fsdp (the model, adapter, gradients and optimizer states sharded over the GPUs, FSDP-QLoRA: 1/N of them per GPU,
-    at the cost of gathering each layer's weights every step; each GPU still loads the whole 4-bit model before
-    sharding it), auto (ddp when the model fits one GPU by the estimate, fsdp when only its shards fit; ddp for CPU
+    at the cost of gathering each layer's weights every step; rank 0 loads the model into CPU RAM and each GPU
+    receives only its shards, so a model too big for one card loads), auto (ddp when the model fits one GPU by the estimate, fsdp when only its shards fit; ddp for CPU
     processes). One GPU: unused."""
 
     eval_split: float = 0.0

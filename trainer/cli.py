@@ -83,7 +83,7 @@ def _strategy_arg(p) -> None:
     p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"],
                    help="how several GPUs/processes share the model (the profile's `strategy`, default auto): ddp "
                    "(each holds all of it), fsdp (sharded, FSDP-QLoRA: 1/N of the weights, adapter and optimizer states per "
-                   "GPU; each GPU still loads the whole 4-bit model first); auto picks ddp "
+                   "GPU; rank 0 loads the model into CPU RAM and each GPU receives only its shards); auto picks ddp "
                    "when the model fits one GPU by the estimate, fsdp when only its shards fit, ddp for --nproc")
 
 

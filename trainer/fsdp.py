@@ -16,6 +16,12 @@ the plan (which modules are units, in which dtypes) and the state-dict plumbing 
   states, gathered by every rank and kept by rank 0, so an fsdp run's checkpoints and adapter are the same files
   as a ddp or one-GPU run's (an fsdp run resumes from them; the adapter loads anywhere). Only the LoRA weights are
   gathered, never the base model.
+- the low-memory load (`manifest()`, `build_on_meta()`, `share_quant_states()`, `materialize()`, below): rank 0
+  alone reads the model, in CPU RAM; the others build it on the meta device, and torch's set_model_state_dict
+  (broadcast_from_rank0) fills every rank's shards after fully_shard, so no GPU ever holds the whole model: a model
+  whose 4-bit weights fit no single card loads. The recipe falls back to the simple path (every rank loads the
+  whole model on its device, then shards it) when the meta ranks cannot rebuild rank 0's model, or when asked
+  (TUNEDOC_FSDP_LOAD=full); trainer.log's `fsdp load:` lines say which ran.
 
 Gradient accumulation: the gradients are reduce-scattered after every micro-batch and FSDP2 sums the shards
 (torchtune does the same): the sharded LoRA gradients stay 1/N; skipping the sync (`set_requires_gradient_sync`)
@@ -137,3 +143,162 @@ def load_optimizer_state(root, optimizer, state: dict) -> None:
 def grad_norm_value(norm) -> float:
     """clip_grad_norm_ over DTensor gradients returns a DTensor: its value as a float."""
     return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+
+# ------------------------------------------------------------------------------------------------ low-memory load
+# As accelerate's `fsdp_cpu_ram_efficient_loading` and Answer.AI's fsdp_qlora `low_memory` do: rank 0 alone loads the
+# (quantized) model, in CPU RAM; every other rank builds the same modules on the `meta` device (no storage at all);
+# after fully_shard, torch's `set_model_state_dict(..., broadcast_from_rank0=True)` sends rank 0's full tensors one
+# by one and each rank keeps only its shard. bitsandbytes' quantization constants (absmax, the nested absmax and
+# code, the packed quant-type header) are not parameters: rank 0 sends them apart, module by module, in
+# bitsandbytes' own serialized form (`QuantState.as_dict(packed=True)` / `from_dict`).
+LOAD_ENV = "TUNEDOC_FSDP_LOAD"
+"""`full` forces the simple path (every rank loads the whole model on its device before sharding)."""
+
+
+class LowMemoryUnavailable(RuntimeError):
+    """The other ranks could not rebuild rank 0's model on the meta device (the message names the difference)."""
+
+
+def low_memory_requested() -> bool:
+    import os
+
+    return os.environ.get(LOAD_ENV, "low-memory").strip().lower() not in ("full", "0", "off", "simple")
+
+
+def manifest(model) -> dict:
+    """What the meta ranks must rebuild, as picklable data: each parameter's and buffer's shape and dtype, and for
+    bitsandbytes' 4-bit weights their packing (blocksize, quant type, storage dtype)."""
+    params, first = {}, {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        entry = {"shape": tuple(p.shape), "dtype": p.dtype, "requires_grad": p.requires_grad}
+        if id(p) in first:  # a tied weight (lm_head = embed_tokens): the meta ranks tie the same names
+            entry["same_as"] = first[id(p)]
+        first.setdefault(id(p), name)
+        if type(p).__name__ == "Params4bit":
+            entry["bnb4"] = {"blocksize": p.blocksize, "compress_statistics": p.compress_statistics,
+                             "quant_type": p.quant_type, "quant_storage": p.quant_storage}
+        params[name] = entry
+    buffers = {name: {"shape": tuple(b.shape), "dtype": b.dtype} for name, b in model.named_buffers()}
+    return {"params": params, "buffers": buffers}
+
+
+def _owner(model, name: str):
+    module_path, _, leaf = name.rpartition(".")
+    return (model.get_submodule(module_path) if module_path else model), leaf
+
+
+def build_on_meta(model_path: str, dtype, qconf, man: dict):
+    """The model of `model_path` with no storage: transformers builds its modules on `meta` and its bitsandbytes
+    quantizer swaps in the 4-bit layers (as from_pretrained does before loading weights); every parameter and
+    buffer then takes rank 0's shape and dtype from `man` (4-bit weights packed as rank 0 packed them). Raises
+    LowMemoryUnavailable when the two models' names differ."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_path)
+    quantizer = None
+    if qconf is not None:
+        from transformers.quantizers.auto import get_hf_quantizer
+
+        quantizer, config, _ = get_hf_quantizer(config, qconf, {"": "meta"}, True, {})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    if quantizer is not None:
+        quantizer.preprocess_model(model=model, dtype=dtype, device_map={"": "meta"}, checkpoint_files=None,
+                                   use_kernels=False)
+        model.hf_quantizer = quantizer
+        quantizer.postprocess_model(model)
+    mine = {n for n, _ in model.named_parameters(remove_duplicate=False)}
+    if mine != set(man["params"]):
+        diff = sorted(mine ^ set(man["params"]))
+        raise LowMemoryUnavailable(f"the meta-device model's parameters differ from rank 0's ({len(diff)} names, "
+                                   f"e.g. {diff[0]})")
+    built: dict[str, torch.nn.Parameter] = {}  # every parameter anew, tied exactly where rank 0's are tied
+    for name in list(man["params"]):
+        want = man["params"][name]
+        module, leaf = _owner(model, name)
+        if "same_as" in want:
+            setattr(module, leaf, built[want["same_as"]])
+            continue
+        data = torch.empty(want["shape"], dtype=want["dtype"], device="meta")
+        if "bnb4" in want:
+            from bitsandbytes.nn import Params4bit
+
+            new = Params4bit(data, requires_grad=False, module=module, bnb_quantized=True, **want["bnb4"])
+            module.quant_storage = want["bnb4"]["quant_storage"]
+        else:
+            new = torch.nn.Parameter(data, requires_grad=want["requires_grad"])
+        setattr(module, leaf, new)
+        built[name] = new
+    for name, b in list(model.named_buffers()):
+        want = man["buffers"].get(name)
+        if want and (tuple(b.shape) != want["shape"] or b.dtype != want["dtype"]):
+            module, leaf = _owner(model, name)
+            module._buffers[leaf] = torch.empty(want["shape"], dtype=want["dtype"], device="meta")
+    model.config.use_cache = False
+    return model
+
+
+def _linear4bit_modules(model) -> list:
+    try:
+        import bitsandbytes as bnb
+    except Exception:  # noqa: BLE001 - no bitsandbytes: no 4-bit layers
+        return []
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+
+
+def share_quant_states(model, rank: int, device, comm_device) -> int:
+    """Rank 0's 4-bit quantization constants onto every rank's 4-bit layers (by module name, the same on every rank),
+    placed on `device`; returns their bytes. Every rank calls it, before fully_shard (the 4-bit weights are still
+    Params4bit then)."""
+    import torch
+    import torch.distributed as dist
+    from bitsandbytes.functional import QuantState
+
+    mods = _linear4bit_modules(model)
+    if not mods:
+        return 0
+    packed = {n: m.weight.quant_state.as_dict(packed=True) for n, m in mods} if rank == 0 else {}
+    layout = [{n: {k: (tuple(v.shape), v.dtype) for k, v in d.items()} for n, d in packed.items()}]
+    dist.broadcast_object_list(layout, src=0)
+    total = 0
+    for name, module in mods:
+        parts = {}
+        for key, (shape, dt) in layout[0][name].items():
+            t = packed[name][key].to(comm_device) if rank == 0 else torch.empty(shape, dtype=dt, device=comm_device)
+            dist.broadcast(t, src=0)
+            parts[key] = t
+            total += t.numel() * t.element_size()
+        state = QuantState.from_dict(parts, device=torch.device(device))
+        module.quant_state = state
+        module.weight.quant_state = state
+    return total
+
+
+def materialize(root, full_state: dict, meta_built: bool, device, comm_device) -> dict:
+    """After fully_shard: give every rank's shards their values from rank 0's whole tensors (`full_state`, {} on the
+    other ranks), through torch's set_model_state_dict(full_state_dict=True, broadcast_from_rank0=True), and the
+    buffers that are not in a state dict (rotary inv_freq) by a broadcast. Returns what this rank now holds:
+    {"params_bytes": its shards' bytes, "full_bytes": the whole model's}."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    if meta_built:
+        root.to_empty(device=device)
+    keys = set(root.state_dict().keys())
+    if full_state:
+        full_state = {k: v for k, v in full_state.items() if k in keys}  # not bitsandbytes' absmax & co
+    set_model_state_dict(root, full_state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    for name, buf in root.named_buffers():
+        if name not in keys:
+            tmp = buf.detach().to(comm_device)
+            dist.broadcast(tmp, src=0)
+            buf.data.copy_(tmp.to(buf.device))
+    held = full = 0
+    for p in root.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p
+        held += local.numel() * local.element_size()
+        full += p.numel() * p.element_size()
+    return {"params_bytes": held, "full_bytes": full}

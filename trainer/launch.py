@@ -126,8 +126,8 @@ def resolve_strategy(launch: dict, config: dict, gpu_gib: float | None = None) -
     from tunedoc.profiles.profile import Profile
 
     profile = Profile.from_dict(config["profile"])
-    est = None
-    if profile.strategy == "auto" and launch.get("device") == "cuda":
+    est = ram_gib = None
+    if profile.strategy in ("auto", "fsdp") and launch.get("device") == "cuda":
         from tunedoc.trainer.distributed import gpu_memory_gib
 
         if gpu_gib is None:
@@ -140,9 +140,15 @@ def resolve_strategy(launch: dict, config: dict, gpu_gib: float | None = None) -
             est = estimate(load_config(config["model"]), profile)
         except Exception:  # noqa: BLE001 - an architecture the estimator does not know: auto falls back to ddp
             est = None
+        try:  # fsdp's low-memory load reads the whole model into rank 0's CPU RAM (this machine's, node 0)
+            import psutil
+
+            ram_gib = psutil.virtual_memory().total / 2**30
+        except Exception:  # noqa: BLE001 - unknown RAM: not checked
+            ram_gib = None
     # FSDP shards over every rank of every node
     strategy, why = choose_strategy(profile.strategy, est, world_size(launch), gpu_gib,
-                                    launch.get("device") or "cpu", profile.quant)
+                                    launch.get("device") or "cpu", profile.quant, ram_gib)
     return {**launch, "strategy": strategy, "notes": [*(launch.get("notes") or []), why]}
 
 

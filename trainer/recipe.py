@@ -223,11 +223,16 @@ class Recipe:
 
         hf_logging.disable_progress_bar()
         print(f"loading {self.config['model']} ({'unquantized' if p.quant == 'none' else p.quant}, compute {str(self.dtype).replace('torch.', '')}) "
-              f"on {self.device}", flush=True)
+              + (f"on {self.device}" if self.strategy != "fsdp" else f"for its fsdp shards on {self.device}"), flush=True)
         t_load = time.monotonic()
-        model = AutoModelForCausalLM.from_pretrained(
-            self.config["model"], dtype=self.dtype, quantization_config=qconf, device_map={"": self.device},
-        )
+        self.meta_built = False  # this rank built the model on the meta device (fsdp's low-memory load)
+        self.fsdp_load = None  # fsdp: "low-memory" | "full", and why
+        if self.strategy == "fsdp":
+            model = self._load_for_fsdp(qconf)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.config["model"], dtype=self.dtype, quantization_config=qconf, device_map={"": self.device},
+            )
         print(f"model loaded in {time.monotonic() - t_load:.1f} s", flush=True)
         model.config.use_cache = False
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -252,11 +257,17 @@ class Recipe:
         self._set_grad_ckpt(self.mem.grad_ckpt)
         self._resolve_loss(model.config)  # a scaled lm_head (Cohere, Granite) needs the plain loss
         oom.install_test_hook(loss_fn.decoder_of(self.model), lambda: self.mem)
-        if ckpt is not None:  # the adapter goes in before DDP/FSDP wrap the model (FSDP shards what it holds)
-            self._load_adapter(ckpt)
+        if ckpt is not None and not self.meta_built:  # the adapter goes in before DDP/FSDP wrap the model (FSDP
+            self._load_adapter(ckpt)  # shards what it holds; a meta-built rank gets it in rank 0's broadcast)
         n_trainable = sum(q.numel() for q in self.model.parameters() if q.requires_grad)
+        # low-memory load: rank 0's whole tensors (CPU), kept past fully_shard for the broadcast into the shards
+        full_state = ({f"model.{k}": v for k, v in self.model.state_dict().items()}
+                      if self.fsdp_load and self.fsdp_load["path"] == "low-memory" and self.dist.is_main else {})
         if self.dist.enabled:
             self.wrapped = self.dist.wrap(self.model, self._loss_sum, self.strategy, self.fsdp_plan)
+        if self.fsdp_load and self.fsdp_load["path"] == "low-memory":
+            self._fill_shards(full_state)
+            del full_state
         self.trainable = [q for q in self.model.parameters() if q.requires_grad]  # fsdp: this rank's shards
 
         self._build_optimizer()
@@ -288,9 +299,70 @@ class Recipe:
             global_batch=self._global_batch(),
             backend=self.backend if self.dist.enabled else None,
             strategy=self.strategy if self.dist.enabled else None,
+            fsdp_load=({k: v for k, v in self.fsdp_load.items() if k in ("path", "why", "ranks")}
+                       if self.fsdp_load else None),
         )
         self._status(status="running", step=self.step, total_steps=self.total_steps,
                      elapsed_s=round(self.elapsed, 1), world_size=self.dist.world)
+
+    def _load_for_fsdp(self, qconf):
+        """The model for --strategy fsdp. Low-memory load (trainer/fsdp.py): rank 0 loads it in CPU RAM, the other
+        ranks build it on the meta device; the shards are filled after fully_shard (_fill_shards). The simple path
+        (every rank loads the whole model on its device) where that cannot apply: TUNEDOC_FSDP_LOAD=full, or a
+        model the other ranks cannot rebuild on meta. trainer.log says which ran."""
+        import torch.distributed as dist
+        from transformers import AutoModelForCausalLM
+
+        from tunedoc.trainer import fsdp
+
+        def whole(device):
+            return AutoModelForCausalLM.from_pretrained(self.config["model"], dtype=self.dtype,
+                                                        quantization_config=qconf, device_map={"": device})
+
+        if not fsdp.low_memory_requested():
+            self.fsdp_load = {"path": "full", "why": f"{fsdp.LOAD_ENV}=full"}
+            print(f"fsdp load: simple path ({fsdp.LOAD_ENV}=full): every rank loads the whole model on "
+                  f"{self.device}, then shards it", flush=True)
+            return whole(self.device)
+        model, man, problem = None, [None], None
+        if self.dist.is_main:
+            model = whole("cpu")
+            man = [fsdp.manifest(model)]
+        dist.broadcast_object_list(man, src=0)
+        if not self.dist.is_main:
+            try:
+                model = fsdp.build_on_meta(self.config["model"], self.dtype, qconf, man[0])
+            except Exception as e:  # noqa: BLE001 - any failure to rebuild: the simple path, said in the log
+                problem = f"rank {self.dist.rank}: {type(e).__name__}: {e}"
+        problems = [x for x in self.dist.gather(problem) if x]
+        if problems:
+            self.fsdp_load = {"path": "full", "why": problems[0]}
+            print(f"fsdp load: simple path: the low-memory load cannot apply ({problems[0]}); every rank loads the "
+                  "whole model on its device, then shards it", flush=True)
+            if self.dist.is_main:
+                return model.to(self.device) if self.device != "cpu" else model
+            return whole(self.device)
+        self.meta_built = not self.dist.is_main
+        qbytes = fsdp.share_quant_states(model, self.dist.rank, self.device, self.dist._device())
+        self.fsdp_load = {"path": "low-memory", "quant_state_bytes": qbytes}
+        where = ("rank 0 loaded the model in CPU RAM" if self.dist.is_main
+                 else f"rank {self.dist.rank} built the model on the meta device (no weights)")
+        print(f"fsdp load: low-memory: {where}; rank 0's tensors fill each rank's shards after fully_shard"
+              + (f"; 4-bit quantization constants received from rank 0 ({qbytes / 2**10:.1f} KiB)" if qbytes and not self.dist.is_main else ""),
+              flush=True)
+        return model
+
+    def _fill_shards(self, full_state: dict) -> None:
+        """Low-memory load, after fully_shard: rank 0's whole tensors into every rank's shards (trainer/fsdp.py)."""
+        from tunedoc.trainer import fsdp
+
+        held = fsdp.materialize(self.wrapped, full_state, self.meta_built, self.device, self.dist._device())
+        self.fsdp_load.update(held, built_on="meta" if self.meta_built else "cpu")
+        ranks = self.dist.gather({"rank": self.dist.rank, "built_on": self.fsdp_load["built_on"], **held})
+        self.fsdp_load["ranks"] = ranks
+        for r in ranks if self.dist.is_main else []:
+            print(f"fsdp load: rank {r['rank']} (built on {r['built_on']}) holds {r['params_bytes'] / 2**20:.2f} MiB "
+                  f"of the {r['full_bytes'] / 2**20:.2f} MiB of parameters", flush=True)
 
     def _check_template(self) -> None:
         """A LLaMA-Factory config's `template:` must be the model's own chat template (what this run formats with):
@@ -733,7 +805,8 @@ class Recipe:
         from safetensors.torch import load_file
 
         weights = load_file(str(ckpt / "adapter_model.safetensors"))
-        set_peft_model_state_dict(self.model, {k: v.to(self.device) for k, v in weights.items()})
+        device = next(self.model.parameters()).device  # fsdp's low-memory load: rank 0's model is still in CPU RAM
+        set_peft_model_state_dict(self.model, {k: v.to(device) for k, v in weights.items()})
 
     def _load_checkpoint(self, ckpt: Path, state: dict) -> None:
         """Everything but the adapter (loaded before the model was wrapped): optimizer, scheduler, RNG, step."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tunedoc.profiles.estimate import estimate
-from tunedoc.profiles.multi import NCCL_GB, choose_strategy, per_gpu
+from tunedoc.profiles.multi import NCCL_GB, choose_strategy, load_gb, per_gpu
 from tunedoc.profiles.profile import load_profile
 
 CONFIG = Path(__file__).parent / "configs" / "llama-3.1-8b.json"
@@ -74,9 +74,17 @@ def test_auto_picks_ddp_when_the_model_fits_a_gpu_and_fsdp_when_only_its_shards_
     assert strategy == "fsdp" and "45.7" in why and "27.7" in why
     assert choose_strategy("auto", big, 2, 24.0)[0] == "fsdp"  # neither fits: the closer one, with a warning
     assert "may run out of memory" in choose_strategy("auto", big, 2, 24.0)[1]
-    # 4 x 24 GB: the shards fit (18.1 GiB) but every GPU loads the whole 4-bit model first (35.3 GiB): said so
+    # 4 x 24 GB: the shards fit (18.1 GiB), and the low-memory load puts only them on a GPU (10.9 GiB while loading,
+    # not the whole 35.3 GiB 4-bit model): no out-of-memory predicted; rank 0's CPU RAM (35.6 GiB) is what loading needs
     strategy, why = choose_strategy("auto", big, 4, 24.0)
-    assert strategy == "fsdp" and "while loading" in why and "35.3" in why
+    assert strategy == "fsdp" and "18.1" in why and "10.9 GiB while loading" in why and "35.6 GiB of CPU RAM" in why
+    assert "run out" not in why
+    assert load_gb(big) == pytest.approx(35.3, abs=0.05) and load_gb(big, 4) == pytest.approx(10.9, abs=0.05)
+    assert load_gb(big, 4) < load_gb(big, 2) < load_gb(big)  # more GPUs, smaller shards to load
+    # a machine with less RAM than rank 0 must read the model into: said, whether auto chose fsdp or it was asked for
+    assert "run out of RAM while loading" in choose_strategy("auto", big, 4, 24.0, ram_gib=32.0)[1]
+    assert "run out of RAM while loading" in choose_strategy("fsdp", big, 2, 24.0, ram_gib=32.0)[1]
+    assert "RAM" not in choose_strategy("fsdp", big, 2, 24.0, ram_gib=64.0)[1]
     assert choose_strategy("auto", big, 2, 40.0, quant="int8")[0] == "ddp"  # int8 cannot be sharded
     assert choose_strategy("auto", big, 2, 40.0, device="cpu")[0] == "ddp"  # --nproc: ddp
     assert choose_strategy("auto", big, 2, None)[0] == "ddp"  # GPU size unknown

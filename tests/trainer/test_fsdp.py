@@ -4,7 +4,9 @@ torch 2.13 runs FSDP2 on the CPU with gloo, and bitsandbytes' CPU 4-bit kernels 
 (`bnb_4bit_quant_storage`, the compute dtype there), so the real FSDP-QLoRA path is what the slow tests train: the
 2-rank fsdp curve equals the 1-rank curve with the same global batch (tolerance 1e-4: the same rows per step, the
 gradients reduce-scattered in another order; measured agreement is about 1e-6), a stop and --resume continue it,
-and the adapter it saves is the same files as a one-process run's, loading on the plain base model. What needs
+and the adapter it saves is the same files as a one-process run's, loading on the plain base model. The load is
+the low-memory one (rank 0 reads the model, rank 1 builds it on the meta device and receives only its shards and the
+4-bit constants); the simple path (every rank loads the whole model) trains the same curve. What needs
 CUDA (bf16 storage and mixed precision, the fp16 scaler) is checked through the plan."""
 
 from __future__ import annotations
@@ -86,6 +88,54 @@ def test_auto_strategy_in_the_launch_plan():
     assert "strategy" not in resolve_strategy(one, _config(str(LLAMA2_70B), "auto"))  # one process: no strategy
 
 
+# ------------------------------------------------------------------------------------- the low-memory load's parts
+def _tied_model(tiny_model_dir, tmp_path) -> Path:
+    """The tiny model with tie_word_embeddings and no lm_head in its checkpoint (as Llama-3.2-1B, Qwen2.5-0.5B)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    src.config.tie_word_embeddings = True
+    tied = type(src)(src.config)
+    tied.load_state_dict(src.state_dict(), strict=False)
+    tied.tie_weights()
+    out = tmp_path / "tied"
+    tied.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("quant", ["nf4-dq", "none"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_other_ranks_rebuild_rank_0s_model_on_meta_without_any_weights(tiny_model_dir, tmp_path, quant, tied):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunedoc.trainer.fsdp import build_on_meta, manifest
+    from tunedoc.trainer.recipe import quantization_config
+
+    path = _tied_model(tiny_model_dir, tmp_path) if tied else tiny_model_dir
+    qconf = quantization_config(quant, torch.float32, torch.float32)
+    rank0 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, quantization_config=qconf,
+                                                 device_map={"": "cpu"})
+    meta = build_on_meta(str(path), torch.float32, quantization_config(quant, torch.float32, torch.float32),
+                         manifest(rank0))
+
+    def layout(m):
+        return {n: (type(p).__name__, tuple(p.shape), p.dtype, getattr(p, "quant_type", None),
+                    getattr(p, "blocksize", None), getattr(p, "compress_statistics", None))
+                for n, p in m.named_parameters(remove_duplicate=False)}
+
+    assert layout(meta) == layout(rank0)  # 4-bit weights packed (N, 1) in the storage dtype, as rank 0 quantized them
+    assert {n: (b.shape, b.dtype) for n, b in meta.named_buffers()} == {n: (b.shape, b.dtype)
+                                                                       for n, b in rank0.named_buffers()}
+    assert all(p.device.type == "meta" for p in meta.parameters())  # no storage: this rank never holds the weights
+    assert all(b.device.type == "meta" for b in meta.buffers())
+    assert (meta.lm_head.weight is meta.model.embed_tokens.weight) == tied == (
+        rank0.lm_head.weight is rank0.model.embed_tokens.weight)
+    if quant != "none":  # what PEFT reads to wrap the 4-bit layers with its 4-bit LoRA layers
+        assert meta.is_loaded_in_4bit and type(meta.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+
+
 # ----------------------------------------------------------------------------------------------- real CPU ranks
 STEPS = 20
 COMMON = ["--profile", "qlora-min", "--json", "--set", "quant=nf4", "--set", f"max_steps={STEPS}", "--set", "lr=3e-3",
@@ -118,7 +168,17 @@ def test_two_fsdp_ranks_train_the_curve_of_one_rank(fsdp_and_single):
     assert start["strategy"] == "fsdp" and start["world_size"] == 2 and start["global_batch"] == 4
     assert "2 ranks (gloo), fsdp" in start["device"]
     assert json.loads((fsdp / "config.json").read_text())["launch"]["strategy"] == "fsdp"
-    assert "4-bit weights packed in float32" in (fsdp / "trainer.log").read_text()
+    log = (fsdp / "trainer.log").read_text()
+    assert "4-bit weights packed in float32" in log
+    # the low-memory load ran: rank 0 read the model (CPU RAM), rank 1 built it on the meta device and received only
+    # its half of the parameters (plus the 4-bit quantization constants, which are not parameters)
+    load = start["fsdp_load"]
+    assert load["path"] == "low-memory", load
+    ranks = {r["rank"]: r for r in load["ranks"]}
+    assert ranks[0]["built_on"] == "cpu" and ranks[1]["built_on"] == "meta"
+    for r in ranks.values():
+        assert 0.45 * r["full_bytes"] <= r["params_bytes"] <= 0.55 * r["full_bytes"], r
+    assert "rank 1 built the model on the meta device" in log and "quantization constants received" in log
 
 
 @pytest.mark.slow
@@ -149,6 +209,21 @@ def test_the_fsdp_adapter_is_a_plain_peft_adapter_that_loads(fsdp_and_single, ti
     with torch.no_grad():
         plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=x).logits
     assert torch.allclose(outputs[0], outputs[1], atol=1e-3) and not torch.allclose(outputs[0], plain, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_the_simple_load_path_still_trains_the_same_curve(fsdp_and_single, tiny_model_dir, identity_jsonl, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("TUNEDOC_FSDP_LOAD", "full")  # every rank loads the whole model, then shards it
+    simple = train(tiny_model_dir, identity_jsonl, tmp_path, "--nproc", "2", "--strategy", "fsdp",
+                   "--set", "grad_accum=2")
+    start = next(json.loads(x) for x in (simple / "events.jsonl").read_text().splitlines() if '"start"' in x)
+    assert start["fsdp_load"]["path"] == "full" and "TUNEDOC_FSDP_LOAD" in start["fsdp_load"]["why"]
+    assert "fsdp load: simple path" in (simple / "trainer.log").read_text()
+    a, b = losses(simple), losses(fsdp_and_single[0])
+    assert sorted(a) == sorted(b)
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-4), (step, a[step], b[step])
 
 
 def _status(run_dir: Path) -> dict:

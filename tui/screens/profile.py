@@ -606,10 +606,12 @@ class ProfileScreen(Screen):
                         "root and two layers gathered at a time")
         else:
             line = Text("strategy ddp: every GPU holds the whole model and its adapter; LoRA gradients all-reduced")
-        loading = est.details.get("load_gb") or 0.0  # per_gpu's fsdp figure: the whole 4-bit model, before sharding
+        loading = est.details.get("load_gb") or 0.0  # per_gpu's fsdp figure: a GPU's peak during the low-memory load
         if strategy == "fsdp" and self.gpu is not None and loading > self.gpu.free_gb and "loading" not in line.plain:
-            line.append(f"; but each GPU loads the whole 4-bit model first ({loading:.1f} GiB of "
-                        f"{self.gpu.free_gb:.1f} free): it will run out of memory while loading", style="yellow")
+            line.append(f"; but loading holds {loading:.1f} GiB on each GPU (its shards and one layer whole) of "
+                        f"{self.gpu.free_gb:.1f} free: it will run out of memory while loading", style="yellow")
+        elif strategy == "fsdp" and est.details.get("load_cpu_gb"):
+            line.append(f"; rank 0 reads the model into {est.details['load_cpu_gb']:.1f} GiB of CPU RAM first", style="dim")
         return line
 
     def _show_sets(self) -> None:
