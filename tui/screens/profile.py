@@ -610,7 +610,7 @@ class ProfileScreen(Screen):
         if strategy == "fsdp" and self.gpu is not None and loading > self.gpu.free_gb and "loading" not in line.plain:
             line.append(f"; but loading holds {loading:.1f} GiB on each GPU (its shards and one layer whole) of "
                         f"{self.gpu.free_gb:.1f} free: it will run out of memory while loading", style="yellow")
-        elif strategy == "fsdp" and est.details.get("load_cpu_gb"):
+        elif strategy == "fsdp" and est.details.get("load_cpu_gb") and "CPU RAM" not in line.plain:
             line.append(f"; rank 0 reads the model into {est.details['load_cpu_gb']:.1f} GiB of CPU RAM first", style="dim")
         return line
 
