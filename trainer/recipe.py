@@ -702,14 +702,8 @@ class Recipe:
                 elif action == "stop":
                     self.save_checkpoint("stop")
                     return "stopped"
-                elif action == "pause" and not paused:
-                    paused = True
-                    self._status(status="paused")
-                    self.emit("paused", step=self.step)
-                elif action == "resume" and paused:
-                    paused = False
-                    self._status(status="running")
-                    self.emit("resumed", step=self.step)
+                else:
+                    paused = self._pause_or_resume(action, paused)
             if not paused:
                 return None
             time.sleep(0.3)
@@ -917,17 +911,22 @@ class Recipe:
             for action in control.take(self.run_dir):
                 if action == "stop":
                     raise control.EvalStopped("stop requested")
-                if action == "pause" and not paused:
-                    paused = True
-                    self._status(status="paused")
-                    self.emit("paused", step=self.step)
-                elif action == "resume" and paused:
-                    paused = False
-                    self._status(status="running")
-                    self.emit("resumed", step=self.step)
+                paused = self._pause_or_resume(action, paused)
             if not paused:
                 return
             time.sleep(0.3)
+
+    def _pause_or_resume(self, action: str, paused: bool) -> bool:
+        """A pause or resume request against the paused state: status and event on a change; the new state."""
+        if action == "pause" and not paused:
+            self._status(status="paused")
+            self.emit("paused", step=self.step)
+            return True
+        if action == "resume" and paused:
+            self._status(status="running")
+            self.emit("resumed", step=self.step)
+            return False
+        return paused
 
     # -----------------------------------------------------------------------------------------------------------
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
