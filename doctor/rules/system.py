@@ -185,7 +185,9 @@ def reach_findings(facts: Facts):
                              url=MIRROR, applicable=True))
     if ms is not None:
         state = "ModelScope answers from here" if ms.ok else "ModelScope did not answer either"
-        fixes.append(Fix(title=f"Or get the model from ModelScope ({state}; needs pip install 'tunedoc[modelscope]')",
+        if "modelscope" not in facts.python.packages:
+            state += "; needs pip install 'tunedoc[modelscope]'"
+        fixes.append(Fix(title=f"Or get the model from ModelScope ({state})",
                          commands=["tunedoc models search qwen --source modelscope",
                                    "tunedoc download Qwen/Qwen2.5-0.5B-Instruct --source modelscope"], shell=sh,
                          url="https://www.modelscope.cn/models"))

@@ -210,6 +210,15 @@ def test_hub_blocked_modelscope_answers_gives_the_three_ways_out_on_linux():
     assert any("Connection reset by peer" in e for e in w.evidence)
 
 
+def test_the_modelscope_way_out_asks_for_the_extra_only_where_the_library_is_missing():
+    bare = one(evaluate(facts_with(HUB_RESET, MS_OK)), "hf-unreachable")
+    assert "needs pip install 'tunedoc[modelscope]'" in bare.fixes[1].title
+    f = facts_with(HUB_RESET, MS_OK)
+    f.python.packages["modelscope"] = "1.31.0"
+    w = one(evaluate(f), "hf-unreachable")
+    assert w.fixes[1].title == "Or get the model from ModelScope (ModelScope answers from here)"
+
+
 def test_the_ways_out_are_powershell_on_windows():
     f = facts_with(HUB_DNS, MS_DOWN, system="Windows", shell="powershell")
     w = one(evaluate(f), "hf-unreachable")
