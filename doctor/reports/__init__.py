@@ -93,15 +93,12 @@ def _json_facts(obj: dict) -> Facts:
 WIN_PATH = re.compile(r"\b[A-Z]:\\(?:[^\\\s\"']+\\)+|\[WinError \d+\]|\\Scripts\\|\bwin_amd64\b|\.dll\b|PS [A-Z]:\\")
 POSIX_SITE = re.compile(r"(/home/|/usr/(?:local/)?lib/python|/opt/conda|/root/|/workspace/)[^\s\"']*")
 POSIX_SITE_WORDS = ("/home/", "/usr/lib/python", "/usr/local/lib/python", "/opt/conda", "/root/", "/workspace/")
-TRACE = re.compile(r"^Traceback \(most recent call last\):|^\s*File \"[^\"]+\", line \d+")
+TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
 PY_FROM_PATH = re.compile(r"[Pp]ython(3\.\d+)[/\\](?:site|dist)-packages|[/\\][Pp]ython3(\d{2})[/\\]")
 FOUND_GPU = re.compile(r"Found GPU\s?(\d+) (.+?) which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)")
 ARCH_LIST = re.compile(r"current PyTorch install supports CUDA capabilities ((?:(?:sm|compute)_\d+\w?\s*)+)")
 TORCH_IN_TEXT = re.compile(r"\btorch(?:==|\s+|-)(\d+\.\d+\.\d+(?:\+(?:cu\d+|cpu))?)\b")
 TORCH_AT_END = re.compile(r"\btorch$", re.M)
-
-
-TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
 
 
 def _trace_facts(report: Report, facts: Facts) -> bool:
