@@ -5,9 +5,10 @@
     detect(text) -> ["collect_env", "traceback"]     # which report kinds are in the text
 
 Recognized: tunedoc's own `doctor --json` / `--save` output, `python -m torch.utils.collect_env`, `nvidia-smi` (table,
-`-q`, and the `topo -m` / `topo -p2p` matrices), `pip list`, `pip freeze`, `conda list`, `nvcc --version`, `python -m bitsandbytes`, the env blocks of
-`transformers env` / `accelerate env` / `llamafactory-cli env`, Unsloth's and ComfyUI's start-up banners, and Python
-tracebacks and training logs (error signatures: `doctor.reports.signatures.TABLE`).
+`-q`, and the `topo -m` / `topo -p2p` matrices), `pip list`, `pip freeze`, `conda list`, `nvcc --version`,
+`python -m bitsandbytes`, the env blocks of `transformers env` / `accelerate env` / `llamafactory-cli env`, Unsloth's
+and ComfyUI's start-up banners, and Python tracebacks and training logs (error signatures:
+`doctor.reports.signatures.TABLE`).
 
 `ReportError` carries a message for the user (the CLI prints it and exits with code 2).
 """
@@ -29,8 +30,8 @@ __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
 MAX_BYTES = 50 * 1024 * 1024
 
 # every kind `detect` can answer, in the order it reports them
-KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvidia-smi-topo", "nvcc",
-         "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
+KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvidia-smi-topo",
+         "nvcc", "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
 
 HINT = ("paste the output of `python -m torch.utils.collect_env`, `nvidia-smi`, `pip list` or the full error "
         "traceback, or save a machine's facts with `tunedoc doctor --save FILE`")
