@@ -32,8 +32,8 @@ def doctor_args(parser: argparse.ArgumentParser) -> None:
                         help="the Python interpreter to diagnose (another venv or conda env); default: this one")
     parser.add_argument("--from", dest="from_files", metavar="FILE", action="extend", nargs="+",
                         help="diagnose pasted reports instead of this machine: tunedoc --save/--json output, "
-                             "collect_env, nvidia-smi (also topo -m), pip list, nvcc, tracebacks; several files merge; - is "
-                             "stdin")
+                             "collect_env, nvidia-smi (also topo -m), pip list, nvcc, tracebacks; several files merge; "
+                             "- is stdin")
     parser.add_argument("--save", metavar="FILE",
                         help="also write the facts and findings as JSON, redacted, to share in an issue")
     parser.add_argument("--timeout", metavar="S", type=float,

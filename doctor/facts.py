@@ -141,6 +141,7 @@ class Torch:
     cxx11abi: bool | None = None
     distributed_available: bool | None = None
     nccl_available: bool | None = None
+    libuv_available: bool | None = None  # TCPStore(use_libuv=True) works (Windows wheels long lacked it)
     nccl_version: str | None = None  # torch.cuda.nccl.version() as "2.21.5"
     nccl_error: str | None = None  # why torch.cuda.nccl.version() failed where NCCL should be there
     # peer_access[i][j]: torch.cuda.can_device_access_peer(i, j) in torch's device order (None on the diagonal or

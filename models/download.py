@@ -334,6 +334,27 @@ def _fetch_blob(p, pf, blob: Path, token, tracker, stop, cancel) -> None:
 
 # -- progress ---------------------------------------------------------------------------------------------------
 
+class SpeedMeter:
+    """Bytes per second over the last few seconds, from the running count of bytes received (the average since the
+    start while the samples span under 0.2 s). The speed of both downloads, the Hub's and ModelScope's; the caller
+    holds its own lock."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, int]] = deque()
+        self.t0 = time.monotonic()
+
+    def __call__(self, received: int) -> float:
+        now = time.monotonic()
+        self.samples.append((now, received))
+        while len(self.samples) > 2 and now - self.samples[0][0] > 3.0:
+            self.samples.popleft()
+        t, b = self.samples[0]
+        if now - t < 0.2:
+            elapsed = now - self.t0
+            return received / elapsed if elapsed > 0.01 else 0.0
+        return (received - b) / (now - t)
+
+
 class _Tracker:
     """Totals across the worker threads; calls on_progress under its lock (never concurrently), throttled."""
 
@@ -347,8 +368,7 @@ class _Tracker:
         self.done = sum(self.file_done.values())
         self.received = 0  # bytes over the network in this run
         self.files_done = 0
-        self.samples: deque[tuple[float, int]] = deque()
-        self.t0 = time.monotonic()
+        self.speed = SpeedMeter()
         self.last_emit = 0.0
 
     def file_started(self, pf: PlannedFile, have: int) -> None:
@@ -374,23 +394,12 @@ class _Tracker:
     def finish(self) -> None:
         pass
 
-    def speed(self) -> float:
-        now = time.monotonic()
-        self.samples.append((now, self.received))
-        while len(self.samples) > 2 and now - self.samples[0][0] > 3.0:
-            self.samples.popleft()
-        t, b = self.samples[0]
-        if now - t < 0.2:
-            elapsed = now - self.t0
-            return self.received / elapsed if elapsed > 0.01 else 0.0
-        return (self.received - b) / (now - t)
-
     def _emit(self, name: str, force: bool = False) -> None:
         now = time.monotonic()
         if self.cb is None or (not force and now - self.last_emit < 0.1):
             return
         self.last_emit = now
-        speed = self.speed()
+        speed = self.speed(self.received)
         left = self.total - self.done
         eta = left / speed if speed > 0 else (0.0 if left == 0 else None)
         self.cb(Progress(file=name, file_done=self.file_done[name], file_total=self.file_total[name],

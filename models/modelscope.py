@@ -12,11 +12,10 @@ import contextlib
 import os
 import shutil
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tunedoc.models.download import Progress, free_bytes
+from tunedoc.models.download import Progress, SpeedMeter, free_bytes
 from tunedoc.models.errors import HubError
 from tunedoc.models.hub import FileTotals
 
@@ -226,7 +225,7 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
         lock = threading.Lock()
         state = {"done": p.present_bytes}
         finished: set[str] = set()
-        window: list[tuple[float, int]] = []  # (time, bytes done) over the last few seconds: the speed
+        speed_of = SpeedMeter()  # as the Hub's download measures it
 
         class Report(ProgressCallback):
             def __init__(self, filename: str, file_size: int):
@@ -239,12 +238,8 @@ def download(repo: str, revision: str | None = None, cache: str | os.PathLike | 
                     state["done"] += size
                     if self.got >= self.file_size:
                         finished.add(self.filename)
-                    now, done = time.monotonic(), state["done"]
-                    window.append((now, done))
-                    while len(window) > 2 and now - window[0][0] > 3.0:
-                        window.pop(0)
-                    dt = now - window[0][0]
-                    speed = (done - window[0][1]) / dt if dt > 0 else 0.0
+                    done = state["done"]
+                    speed = speed_of(done - p.present_bytes)
                     on_progress(Progress(self.filename, self.got, self.file_size, done, p.total_bytes, speed,
                                          (p.total_bytes - done) / speed if speed > 0 else None, len(finished),
                                          p.files))

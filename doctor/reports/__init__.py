@@ -5,9 +5,10 @@
     detect(text) -> ["collect_env", "traceback"]     # which report kinds are in the text
 
 Recognized: tunedoc's own `doctor --json` / `--save` output, `python -m torch.utils.collect_env`, `nvidia-smi` (table,
-`-q`, and the `topo -m` / `topo -p2p` matrices), `pip list`, `pip freeze`, `conda list`, `nvcc --version`, `python -m bitsandbytes`, the env blocks of
-`transformers env` / `accelerate env` / `llamafactory-cli env`, Unsloth's and ComfyUI's start-up banners, and Python
-tracebacks and training logs (error signatures: `doctor.reports.signatures.TABLE`).
+`-q`, and the `topo -m` / `topo -p2p` matrices), `pip list`, `pip freeze`, `conda list`, `nvcc --version`,
+`python -m bitsandbytes`, the env blocks of `transformers env` / `accelerate env` / `llamafactory-cli env`, Unsloth's
+and ComfyUI's start-up banners, and Python tracebacks and training logs (error signatures:
+`doctor.reports.signatures.TABLE`).
 
 `ReportError` carries a message for the user (the CLI prints it and exits with code 2).
 """
@@ -29,8 +30,8 @@ __all__ = ["ReportError", "parse_text", "parse_files", "detect", "KINDS"]
 MAX_BYTES = 50 * 1024 * 1024
 
 # every kind `detect` can answer, in the order it reports them
-KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvidia-smi-topo", "nvcc",
-         "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
+KINDS = ("tunedoc-json", "collect_env", "env-block", "bitsandbytes", "nvidia-smi", "nvidia-smi-q", "nvidia-smi-topo",
+         "nvcc", "pip-list", "pip-freeze", "conda-list", "unsloth", "comfyui", "traceback", "free-text")
 
 HINT = ("paste the output of `python -m torch.utils.collect_env`, `nvidia-smi`, `pip list` or the full error "
         "traceback, or save a machine's facts with `tunedoc doctor --save FILE`")
@@ -93,15 +94,12 @@ def _json_facts(obj: dict) -> Facts:
 WIN_PATH = re.compile(r"\b[A-Z]:\\(?:[^\\\s\"']+\\)+|\[WinError \d+\]|\\Scripts\\|\bwin_amd64\b|\.dll\b|PS [A-Z]:\\")
 POSIX_SITE = re.compile(r"(/home/|/usr/(?:local/)?lib/python|/opt/conda|/root/|/workspace/)[^\s\"']*")
 POSIX_SITE_WORDS = ("/home/", "/usr/lib/python", "/usr/local/lib/python", "/opt/conda", "/root/", "/workspace/")
-TRACE = re.compile(r"^Traceback \(most recent call last\):|^\s*File \"[^\"]+\", line \d+")
+TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
 PY_FROM_PATH = re.compile(r"[Pp]ython(3\.\d+)[/\\](?:site|dist)-packages|[/\\][Pp]ython3(\d{2})[/\\]")
 FOUND_GPU = re.compile(r"Found GPU\s?(\d+) (.+?) which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)")
 ARCH_LIST = re.compile(r"current PyTorch install supports CUDA capabilities ((?:(?:sm|compute)_\d+\w?\s*)+)")
 TORCH_IN_TEXT = re.compile(r"\btorch(?:==|\s+|-)(\d+\.\d+\.\d+(?:\+(?:cu\d+|cpu))?)\b")
 TORCH_AT_END = re.compile(r"\btorch$", re.M)
-
-
-TRACE_ANY = re.compile(r"(?m)^Traceback \(most recent call last\):|^[^\S\n]*File \"[^\"\n]+\", line \d+")
 
 
 def _trace_facts(report: Report, facts: Facts) -> bool:

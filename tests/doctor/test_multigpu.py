@@ -355,6 +355,7 @@ def probe_child(tmp_path, monkeypatch, nccl: str) -> Facts:
 def test_torch_child_records_nccl_version_peer_access_and_device_ids(tmp_path, monkeypatch):
     t = probe_child(tmp_path, monkeypatch, NCCL_OK).torch
     assert t.nccl_available is True and t.nccl_version == "2.27.3" and t.nccl_error is None
+    assert t.libuv_available is True  # the child asks TCPStore for libuv; the fact keeps its answer
     assert t.peer_access == [[None, False], [False, None]]
     assert t.devices[0]["uuid"] == "c08b2d4f-6e3a-4197-b5d2-1f9a7e3c6b04"
     assert [d["pci_bus_id"] for d in t.devices] == ["00000000:02:00.0", "00000000:01:00.0"]

@@ -335,6 +335,8 @@ async def test_strategy_field_with_several_gpus_and_the_run_gets_it(tmp_path, sp
         assert s.query_one("#strategy", Select).value == "fsdp"
         plan = text(s.query_one("#launch-plan"))
         assert "strategy fsdp: weights, adapter and optimizer states sharded" in plan
+        # the low-memory load (trainer/fsdp.py): no GPU loads the whole model
+        assert "rank 0 reads the model into CPU RAM and each GPU only ever holds its shards" in plan, plan
         assert f"from the Profile screen: {why}" in plan
         s.query_one("#data", Input).value = str(data)
 

@@ -31,6 +31,7 @@ from tunedoc.profiles.fit import FitResult, parts
 from tunedoc.profiles.multi import SHARDED
 from tunedoc.profiles.profile import Profile
 from tunedoc.tui.backends import BackendError
+from tunedoc.tui.doctor_model import short_gpu_name
 from tunedoc.tui.messages import ModelChosen, TrainingChoice, hand_off
 from tunedoc.tui.profile_backend import (
     GpuChoice,
@@ -642,7 +643,7 @@ class ProfileScreen(Screen):
 
 
 def _short(name: str | None) -> str:
-    return (name or "GPU").removeprefix("NVIDIA ").removeprefix("GeForce ")
+    return short_gpu_name(name or "GPU")
 
 
 def _machine_label(machine: list[GpuChoice], decides: GpuChoice, strategy: str = "") -> str:
@@ -659,8 +660,6 @@ def _machine_label(machine: list[GpuChoice], decides: GpuChoice, strategy: str =
 
 def _next_strategy(strategy: str) -> str:
     return STRATEGIES[(STRATEGIES.index(strategy) + 1) % len(STRATEGIES)]
-
-
 
 
 def _clamp(value: int, low: int, high: int) -> int:

@@ -2,8 +2,9 @@
 memory), attach to one (the Train screen's live view with its whole history), and compare two or more: loss
 curves overlaid and `tunedoc compare`'s table (trainer/compare.py's rows: final train and eval loss, BLEU-4 and
 ROUGE-L of the newest full eval, time, peak memory, tokens/s, method; the best value per column in bold green, and
-the base model's row when an eval ran with --base or the run ended with a closing eval). `e` evaluates the highlighted finished run (`tunedoc eval RUN --base`
-as a child process: this process never imports torch), `v` shows its newest eval's examples side by side.
+the base model's row when an eval ran with --base or the run ended with a closing eval). `e` evaluates the
+highlighted finished run (`tunedoc eval RUN --base` as a child process: this process never imports torch), `v` shows
+its newest eval's examples side by side.
 
 The list refreshes from a thread worker that re-arms only after it finished; a run whose process died reads as
 failed with its last error (trainer.rundir.run_status)."""

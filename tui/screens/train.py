@@ -43,8 +43,8 @@ STRATEGY_WORDS = {
     "auto": "auto: decided at start from the model's estimate and the GPUs' memory (ddp when the whole model fits "
             "each GPU, fsdp when only its shards fit; ddp for CPU processes)",
     "ddp": "ddp: every process holds the whole model; the LoRA gradients are all-reduced",
-    "fsdp": "fsdp: weights, adapter and optimizer states sharded over the processes (FSDP-QLoRA); each GPU loads the "
-            "whole 4-bit model first",
+    "fsdp": "fsdp: weights, adapter and optimizer states sharded over the processes (FSDP-QLoRA); rank 0 reads the "
+            "model into CPU RAM and each GPU only ever holds its shards",
 }
 
 

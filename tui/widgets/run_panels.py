@@ -14,8 +14,9 @@ from textual.widgets import RichLog, Static
 from tunedoc.tui.gpu_monitor import HardwareSample
 from tunedoc.tui.run_model import LogLine, RunView, duration
 
-STATE_STYLE = {"running": "bold green", "evaluating": "bold magenta", "paused": "bold yellow", "completed": "bold cyan", "stopped": "bold cyan",
-               "failed": "bold red", "starting": "yellow", "waiting": "yellow", "unknown": "dim"}
+STATE_STYLE = {"running": "bold green", "evaluating": "bold magenta", "paused": "bold yellow",
+               "completed": "bold cyan", "stopped": "bold cyan", "failed": "bold red", "starting": "yellow",
+               "waiting": "yellow", "unknown": "dim"}
 
 
 def _n(x: Any, fmt: str = "{:,.0f}", none: str = "-") -> str:
