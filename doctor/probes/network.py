@@ -104,13 +104,26 @@ def check(role: str, endpoint: str, timeout: float) -> Reach:
                 r.latency_ms = round((time.perf_counter() - t0) * 1000)
                 _drain(resp)
         r.ok = r.status < 500
-        if not r.ok:
+        if r.status == 407:  # the proxy itself answered: the endpoint was never reached
+            r.ok, r.error = False, "proxy"
+            r.detail = "HTTP 407: the proxy wants a login (user:password in HTTPS_PROXY)"
+        elif 300 <= r.status < 400 and _host(resp.headers.get("location", "")) not in ("", _host(url)):
+            # a login page or filter (captive portal, company gateway) sent us elsewhere: not the endpoint's answer
+            r.ok, r.error = False, "http"
+            r.detail = f"HTTP {r.status} to {_host(resp.headers['location'])}: a login page or a filter, not {_host(url)}"
+        elif not r.ok:
             r.error, r.detail = "http", f"HTTP {r.status}"
     except Exception as e:  # noqa: BLE001 - every failure is a fact about the network, never a crashed probe
         r.error, r.detail = classify(e)
     if r.latency_ms is None:
         r.latency_ms = round((time.perf_counter() - t0) * 1000)
     return r
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _drain(resp, limit: int = 64 * 1024) -> None:
