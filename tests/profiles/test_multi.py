@@ -133,3 +133,12 @@ def test_fit_under_fsdp_splits_the_figure_into_sharded_parts_and_refuses_int8():
     int8 = results["lora-8bit"]
     assert not int8.fits and "cannot be sharded" in int8.suggestion and int8.changes == {"quant": "nf4"}
     assert int8.estimate.details["strategy"] == "ddp"
+
+
+def test_fit_help_names_the_strategies_fit_judges(capsys):
+    from tunedoc.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--strategy ddp|fsdp" in help_text and "fsdp (sharded 1/N" in help_text
