@@ -178,6 +178,10 @@ def estimate_main(args) -> int:
 
         args.strategy, _ = choose_strategy(args.strategy or profile.strategy, est, args.gpus,
                                            gpu_info.vram_gb if gpu_info else None, quant=profile.quant)
+        if args.gpus > 1 and args.strategy == "fsdp":  # a figure for a run the trainer refuses would mislead
+            from tunedoc.trainer.fsdp import check_quant
+
+            check_quant(profile.quant)
         est = per_gpu(est, args.gpus, args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))

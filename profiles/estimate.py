@@ -308,7 +308,8 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
         "profile": profile.name, "gpu": gpu,
         "prequantized": None if pq is None else {"method": pq.method, "bits": pq.bits, "group_size": pq.group_size,
                                                  "text": pq.text, "trainable": pq.trainable, "why": pq.why or None},
-        "fsdp": {"layers": shape.layers, "layer_gb": layer_gather / GiB, "root_gb": root_gather / GiB},
+        "fsdp": {"layers": shape.layers, "layer_gb": layer_gather / GiB, "root_gb": root_gather / GiB,
+                 "packed_4bit": quant in ("nf4", "nf4-dq")},
     })
     if corrections and gpu:
         est = apply_correction(est, gpu, shape.model_type)
