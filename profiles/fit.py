@@ -134,14 +134,14 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
     for prof in profiles:
         if seq:
             prof = _with(prof, cutoff_len=int(seq))
-        est = run(prof)
-        headroom = budget - est.total_gb
         if gpus > 1 and strategy == "fsdp" and prof.quant == "int8":  # trainer/fsdp.py refuses it: ddp's figure
             est = per_gpu(estimate(config, prof, gpu=gpu, attn=attn), gpus, "ddp")
             results.append(FitResult(prof, est, False, budget - est.total_gb, "int8 weights cannot be sharded: "
                                      "this is its ddp figure (--strategy ddp); --set quant=nf4 shards it",
                                      {"quant": "nf4"}))
             continue
+        est = run(prof)
+        headroom = budget - est.total_gb
         if headroom >= 0:
             changes, spare = _grow(prof, budget, run)
             suggestion = (f"room for {set_args(changes)} ({spare:.1f} GiB to spare)" if changes else None)
