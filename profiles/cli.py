@@ -178,6 +178,10 @@ def estimate_main(args) -> int:
 
         args.strategy, _ = choose_strategy(args.strategy or profile.strategy, est, args.gpus,
                                            gpu_info.vram_gb if gpu_info else None, quant=profile.quant)
+        if args.gpus > 1 and args.strategy == "fsdp":  # a figure for a run the trainer refuses would mislead
+            from tunedoc.trainer.fsdp import check_quant
+
+            check_quant(profile.quant)
         est = per_gpu(est, args.gpus, args.strategy)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
@@ -253,8 +257,9 @@ def fit_args(parser: argparse.ArgumentParser) -> None:
                         help="training on several GPUs (as tunedoc train --gpus): the fit per GPU. On this machine "
                              "(no --gpu/--vram) the default is every GPU, as train's; with one --gpu or --vram, N "
                              "cards of that size; with several --gpu, which of them")
-    parser.add_argument("--strategy", default="ddp",
-                        help="how the GPUs share the work: ddp (each GPU holds the whole model; the default)")
+    parser.add_argument("--strategy", default="ddp", metavar="ddp|fsdp",
+                        help="how the GPUs share the model: ddp (each GPU holds all of it; the default), fsdp "
+                        "(sharded 1/N, plus the all-gather buffers; int8 profiles cannot be sharded)")
 
 
 def _probed_gpus() -> tuple[list, str | None]:

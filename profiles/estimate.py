@@ -291,10 +291,10 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
 
     # FSDP units (profiles/multi.py, trainer/fsdp.py): the largest decoder layer's parameters and the root's
     # (embeddings, lm_head), in the dtype FSDP all-gathers them in: the packed 4-bit bytes as stored, the rest cast
-    # to the compute dtype by its mixed precision (fp32 on the CPU)
-    q_byte = {"nf4": 0.5, "nf4-dq": 0.5, "int8": 1.0}.get(profile.quant, act)
+    # to the compute dtype by its mixed precision (fp32 on the CPU); a pre-quantized checkpoint's weights as stored
+    q_byte = pq.bits / 8 if quant == "prequantized" else {"nf4": 0.5, "nf4-dq": 0.5, "int8": 1.0}.get(quant, act)
     moe = shape.moe_layers > 0
-    expert_byte = q_byte if (quantized and stack.experts_quantized) else act
+    expert_byte = q_byte if (quantized and (stack.experts_quantized or quant == "prequantized")) else act
     layer_gather = (shape.linear_params / shape.layers * q_byte
                     + ((shape.expert_params_per_layer * expert_byte + shape.router_params_per_layer * act) if moe else 0)
                     + shape.norm_params / shape.layers * act + lora_n / shape.layers * act)
@@ -308,7 +308,8 @@ def estimate(config: dict, profile: Profile, gpu: str | None = None, seq: int | 
         "profile": profile.name, "gpu": gpu,
         "prequantized": None if pq is None else {"method": pq.method, "bits": pq.bits, "group_size": pq.group_size,
                                                  "text": pq.text, "trainable": pq.trainable, "why": pq.why or None},
-        "fsdp": {"layers": shape.layers, "layer_gb": layer_gather / GiB, "root_gb": root_gather / GiB},
+        "fsdp": {"layers": shape.layers, "layer_gb": layer_gather / GiB, "root_gb": root_gather / GiB,
+                 "packed_4bit": quant in ("nf4", "nf4-dq")},
     })
     if corrections and gpu:
         est = apply_correction(est, gpu, shape.model_type)

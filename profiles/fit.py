@@ -37,9 +37,9 @@ SAVER_WORDS = {
 }
 
 
-# the per-GPU figure in three shares (see parts()); every other breakdown key is the rank's own
+# the per-GPU figure in shares (see parts()); every other breakdown key is the rank's own
 REPLICATED = ("quantized_weights", "quant_constants", "weights_16bit", "lora_params", "lora_grads", "optimizer_states")
-COMMUNICATION = ("ddp_buckets", "nccl_buffers")
+COMMUNICATION = ("ddp_buckets", "nccl_buffers", "fsdp_gather")
 
 
 @dataclass
@@ -68,14 +68,14 @@ def smallest(cards: list[Card]) -> Card:
 def parts(est: Estimate) -> dict[str, float]:
     """The per-GPU figure in shares: "replicated" (every GPU holds it: weights, adapter, its gradients and optimizer
     states), "per_rank" (each rank's own micro-batch: activations, logits; its CUDA context and allocator slack),
-    "communication" (DDP's gradient buckets, NCCL's buffers). A strategy other than ddp may name parts of its own:
-    keys with "shard" in their name count as "sharded", with "gather" or "comm" as communication."""
+    "communication" (DDP's gradient buckets, FSDP's all-gather buffers, NCCL's buffers); under fsdp also "sharded"
+    (profiles.multi.SHARDED: what each GPU holds 1/N of)."""
     out = {"replicated": 0.0, "sharded": 0.0, "per_rank": 0.0, "communication": 0.0}
     sharded = SHARDED if est.details.get("strategy") == "fsdp" else ()
     for k, v in est.breakdown.items():
-        if k in COMMUNICATION or "gather" in k or "comm" in k:
+        if k in COMMUNICATION:
             out["communication"] += v
-        elif "shard" in k or k in sharded:
+        elif k in sharded:
             out["sharded"] += v
         elif k in REPLICATED:
             out["replicated"] += v
@@ -134,14 +134,14 @@ def fit(config: dict, vram_gb: float, seq: int | None = None, margin_gb: float |
     for prof in profiles:
         if seq:
             prof = _with(prof, cutoff_len=int(seq))
-        est = run(prof)
-        headroom = budget - est.total_gb
         if gpus > 1 and strategy == "fsdp" and prof.quant == "int8":  # trainer/fsdp.py refuses it: ddp's figure
             est = per_gpu(estimate(config, prof, gpu=gpu, attn=attn), gpus, "ddp")
             results.append(FitResult(prof, est, False, budget - est.total_gb, "int8 weights cannot be sharded: "
                                      "this is its ddp figure (--strategy ddp); --set quant=nf4 shards it",
                                      {"quant": "nf4"}))
             continue
+        est = run(prof)
+        headroom = budget - est.total_gb
         if headroom >= 0:
             changes, spare = _grow(prof, budget, run)
             suggestion = (f"room for {set_args(changes)} ({spare:.1f} GiB to spare)" if changes else None)

@@ -88,8 +88,9 @@ def _fsdp(est: Estimate, gpus: int) -> Estimate:
              f"communication: the root (embeddings, lm_head) gathered from forward to backward "
              f"({units['root_gb']:.2f} GiB) and two decoder layers gathered at a time ({units['layer_gb']:.2f} GiB "
              f"each, one computing, the next prefetched), plus NCCL buffers (~{NCCL_GB} GiB)",
-             f"4-bit weights stored in the compute dtype (bnb_4bit_quant_storage) so FSDP can shard them; the global "
-             f"batch is {d.get('micro_batch', '?')} x grad_accum x {gpus}",
+             *(["4-bit weights stored in the compute dtype (bnb_4bit_quant_storage) so FSDP can shard them"]
+               if units.get("packed_4bit") else []),
+             f"the global batch is {d.get('micro_batch', '?')} x grad_accum x {gpus}",
              f"loading (low-memory): rank 0 reads the model into CPU RAM ({load_cpu_gb(est):.2f} GiB) and each GPU "
              f"receives only its shards: at most {load_gb(est, gpus):.2f} GiB on a GPU while loading (the whole "
              f"model, {load_gb(est):.2f} GiB, only on the simple path, TUNEDOC_FSDP_LOAD=full)",

@@ -1,14 +1,13 @@
 """The demo's last act: a base-vs-tuned eval on identity questions the run never saw (phrasings that are not in
-its data set), and one sentence that says how much the scores moved. No torch here: the demo's config.json gets a
-`final_eval` entry (final_eval_config) and the training process scores it with trainer/eval.py after its last step."""
+its data set), whose `eval` event says how much the scores moved (events.score_change). No torch here: the demo's
+config.json gets a `final_eval` entry (final_eval_config) and the training process scores it with trainer/eval.py
+after its last step."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-
-from tunedoc.trainer.events import score_change
 
 MAX_NEW_TOKENS = 48  # the taught answers are one or two sentences
 
@@ -32,11 +31,6 @@ def write_held_out(path: str | Path, name: str, maker: str) -> Path:
                         ensure_ascii=False) for q, a in HELD_OUT]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def moved(result: dict) -> str:
-    """"ROUGE-L 3.1 -> 62.4 (+59.3), BLEU-4 ..., eval loss ..." from a result with base and tuned scores."""
-    return score_change(result.get("base"), result.get("tuned"))
 
 
 def final_eval_config(demo_dir: Path, identity: str, maker: str) -> dict:

@@ -61,14 +61,19 @@ class FsdpUnsupported(ValueError):
     """This profile cannot be sharded (the message says why and what to use instead)."""
 
 
-def plan(quant: str, compute_dtype: str, device: str, layers: int, layer_path: str = "model.layers") -> FsdpPlan:
-    """The sharding plan for a model with `layers` decoder layers at `layer_path`, quantized per `quant`, computing
-    in `compute_dtype` ("bfloat16", "float16", "float32" or bf16/fp16/fp32) on `device` ("cuda"/"cpu")."""
-    dtype = DTYPE_NAMES.get(compute_dtype, compute_dtype).replace("torch.", "")
+def check_quant(quant: str) -> None:
+    """Raises FsdpUnsupported for a quant FSDP cannot shard (`tunedoc estimate --strategy fsdp` asks it too)."""
     if quant == "int8":
         raise FsdpUnsupported("strategy=fsdp with quant=int8: bitsandbytes' 8-bit weights keep their scales beside "
                               "the int8 data and FSDP cannot shard them; use quant=nf4 (FSDP-QLoRA) or "
                               "strategy=ddp")
+
+
+def plan(quant: str, compute_dtype: str, device: str, layers: int, layer_path: str = "model.layers") -> FsdpPlan:
+    """The sharding plan for a model with `layers` decoder layers at `layer_path`, quantized per `quant`, computing
+    in `compute_dtype` ("bfloat16", "float16", "float32" or bf16/fp16/fp32) on `device` ("cuda"/"cpu")."""
+    dtype = DTYPE_NAMES.get(compute_dtype, compute_dtype).replace("torch.", "")
+    check_quant(quant)
     units = [f"{layer_path}.{i}" for i in range(layers)] + ["root (embeddings, final norm, lm_head)"]
     notes = [f"{layers} decoder layers and the root are FSDP units: a layer's parameters are all-gathered just "
              "before it runs (the next one prefetched) and freed after; the root's stay gathered from forward "

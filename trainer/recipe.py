@@ -35,7 +35,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from tunedoc.trainer import control, oom
+from tunedoc.trainer import control, fsdp, oom
 from tunedoc.trainer import loss as loss_fn
 from tunedoc.trainer.distributed import Dist, shard
 from tunedoc.trainer.events import EventWriter, format_event
@@ -172,7 +172,6 @@ class Recipe:
         self.strategy = self._strategy()
         self.fsdp_plan = None
         if self.strategy == "fsdp":
-            from tunedoc.trainer import fsdp
             from tunedoc.profiles.archs import load_config
 
             try:
@@ -313,8 +312,6 @@ class Recipe:
         import torch.distributed as dist
         from transformers import AutoModelForCausalLM
 
-        from tunedoc.trainer import fsdp
-
         def whole(device):
             return AutoModelForCausalLM.from_pretrained(self.config["model"], dtype=self.dtype,
                                                         quantization_config=qconf, device_map={"": device})
@@ -354,8 +351,6 @@ class Recipe:
 
     def _fill_shards(self, full_state: dict) -> None:
         """Low-memory load, after fully_shard: rank 0's whole tensors into every rank's shards (trainer/fsdp.py)."""
-        from tunedoc.trainer import fsdp
-
         held = fsdp.materialize(self.wrapped, full_state, self.meta_built, self.device, self.dist._device())
         self.fsdp_load.update(held, built_on="meta" if self.meta_built else "cpu")
         ranks = self.dist.gather({"rank": self.dist.rank, "built_on": self.fsdp_load["built_on"], **held})
@@ -541,9 +536,7 @@ class Recipe:
             total += loss_sum.item()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        from tunedoc.trainer.fsdp import grad_norm_value
-
-        grad_norm = grad_norm_value(torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM))
+        grad_norm = fsdp.grad_norm_value(torch.nn.utils.clip_grad_norm_(self.trainable, MAX_GRAD_NORM))
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -755,8 +748,6 @@ class Recipe:
         final = root / f"step-{self.step:06d}"
         lora = optim = None
         if self.strategy == "fsdp":  # every rank gathers the whole LoRA weights and optimizer states; rank 0 keeps them
-            from tunedoc.trainer import fsdp
-
             lora, optim = fsdp.lora_state(self.model), fsdp.optimizer_state(self.wrapped, self.optimizer)
         if not self.dist.is_main:  # rank 0 saves (the adapter and optimizer states are the same on every rank)
             self.dist.barrier()
@@ -807,8 +798,6 @@ class Recipe:
         import torch
 
         if self.strategy == "fsdp":
-            from tunedoc.trainer import fsdp
-
             fsdp.load_optimizer_state(self.wrapped, self.optimizer, state["optimizer"])
         else:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -932,8 +921,6 @@ class Recipe:
     def cleanup(self, status: str, error: RunFailed | None = None) -> None:
         lora = None
         if status in ("completed", "stopped") and self.strategy == "fsdp" and self.wrapped is not None:
-            from tunedoc.trainer import fsdp
-
             lora = fsdp.lora_state(self.model)  # every rank takes part in the gather
         if not self.dist.is_main:  # rank 0 writes the run's results; another rank only reports its error
             if error is not None:

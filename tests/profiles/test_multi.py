@@ -133,3 +133,24 @@ def test_fit_under_fsdp_splits_the_figure_into_sharded_parts_and_refuses_int8():
     int8 = results["lora-8bit"]
     assert not int8.fits and "cannot be sharded" in int8.suggestion and int8.changes == {"quant": "nf4"}
     assert int8.estimate.details["strategy"] == "ddp"
+
+
+def test_fit_help_names_the_strategies_fit_judges(capsys):
+    from tunedoc.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--strategy ddp|fsdp" in help_text and "fsdp (sharded 1/N" in help_text
+
+
+def test_estimate_under_fsdp_refuses_int8_as_the_trainer_does_and_names_4bit_storage_only_for_4bit(capsys):
+    from tunedoc.cli import main
+
+    code = main(["estimate", "--model", str(LLAMA2_7B), "--profile", "lora-8bit", "--gpus", "2", "--strategy", "fsdp"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "quant=int8" in err and "strategy=ddp" in err
+    one = estimate(json.loads(LLAMA2_7B.read_text()), load_profile("lora-16bit"))
+    assert not any("4-bit" in a for a in per_gpu(one, 2, "fsdp").assumptions)  # 16-bit LoRA: no 4-bit weights
+    qlora = estimate(json.loads(LLAMA2_7B.read_text()), load_profile("qlora-balanced"))
+    assert any("bnb_4bit_quant_storage" in a for a in per_gpu(qlora, 2, "fsdp").assumptions)

@@ -108,3 +108,13 @@ def test_train_refuses_a_checkpoint_it_cannot_train(tiny_model_dir, identity_jso
     assert r.returncode == 2 and "--set quant=nf4-dq" in r.stderr, r.stderr
     r = train(bnb, "--profile", "qlora-min")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["bnb-4bit", "gptq-int4"])
+def test_fsdp_gathers_a_prequantized_checkpoints_layers_as_stored_whatever_the_profile_quant(name):
+    config = pre(name)
+    # the checkpoint loads 4-bit whatever the profile says: a layer all-gathers the same bytes under quant=none
+    as_16bit = est(config, quant="none").details["fsdp"]["layer_gb"]
+    as_4bit = est(config, quant="nf4").details["fsdp"]["layer_gb"]
+    assert as_16bit == pytest.approx(as_4bit)
+    assert as_16bit < est(load("qwen2.5-7b"), quant="none").details["fsdp"]["layer_gb"] / 3  # not 16-bit
