@@ -176,13 +176,15 @@ def estimate_main(args) -> int:
             raise ValueError(f"--gpus {args.gpus}: at least 1")
         from tunedoc.profiles.multi import choose_strategy
 
-        args.strategy, _ = choose_strategy(args.strategy or profile.strategy, est, args.gpus,
+        args.strategy, why = choose_strategy(args.strategy or profile.strategy, est, args.gpus,
                                            gpu_info.vram_gb if gpu_info else None, quant=profile.quant)
         if args.gpus > 1 and args.strategy == "fsdp":  # a figure for a run the trainer refuses would mislead
             from tunedoc.trainer.fsdp import check_quant
 
             check_quant(profile.quant)
         est = per_gpu(est, args.gpus, args.strategy)
+        if args.gpus > 1:  # why this strategy (auto's choice and its reason, or "as asked")
+            est.assumptions.insert(0, why)
     except (UnsupportedArchitecture, ValueError) as e:
         return _err(str(e))
     _untrainable(args.model, est)

@@ -111,7 +111,9 @@ def test_estimate_cli_fsdp_and_auto():
 
     res = json.loads(run("--strategy", "fsdp", "--json"))
     assert res["details"]["strategy"] == "fsdp" and res["breakdown"]["fsdp_gather"] > 0
-    assert json.loads(run("--gpu", "A100 40GB", "--json"))["details"]["strategy"] == "fsdp"  # auto: only shards fit
+    auto = json.loads(run("--gpu", "A100 40GB", "--json"))
+    assert auto["details"]["strategy"] == "fsdp"  # auto: only shards fit, and the first assumption says so
+    assert auto["assumptions"][0].startswith("strategy auto: fsdp") and "shards" in auto["assumptions"][0]
     text = run("--strategy", "fsdp")
     assert "quantized weights, sharded 1/2" in text and "quantization constants, replicated" in text
     assert "FSDP all-gather buffers" in text
