@@ -140,6 +140,7 @@ class Recipe:
         self.strategy = "none"  # none (one process) | ddp | fsdp
         self.events = EventWriter(self.run_dir / EVENTS, echo=(lambda e: print(format_event(e), flush=True)) if echo else None) if self.dist.is_main else None
         self.step = 0  # optimizer steps completed
+        self._adapter_step: int | None = None  # the step whose adapter RUN/adapter/ holds (save_adapter)
         self.elapsed = 0.0  # training seconds, summed across resumes
         self.last_loss: float | None = None
         self.signal_name: str | None = None
@@ -859,7 +860,7 @@ class Recipe:
         """RUN/adapter/ (PEFT format, with the tokenizer), written to a temp dir and renamed into place; once per step.
         Under fsdp `lora` is the gathered LoRA state (fsdp.lora_state, every rank took part)."""
         final = self.run_dir / ADAPTER
-        if getattr(self, "_adapter_step", None) == self.step and final.is_dir():
+        if self._adapter_step == self.step and final.is_dir():
             return str(final)
         tmp = self.run_dir / f".tmp-{ADAPTER}"
         shutil.rmtree(tmp, ignore_errors=True)

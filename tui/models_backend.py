@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Callable
 
 from tunedoc.models.errors import HubError
+from tunedoc.models.modelscope import PREFIX
 from tunedoc.tui.profile_backend import GpuProbe, probe_with_doctor
 
 
 SOURCES = ("hf", "modelscope")
 SOURCE_NAMES = {"hf": "Hugging Face", "modelscope": "ModelScope"}
-MS_PREFIX = "modelscope://"  # a ModelScope model's key on the screen (cache rows, downloads): modelscope://owner/name
+MS_PREFIX = PREFIX  # a ModelScope model's key on the screen (cache rows, downloads): modelscope://owner/name
 
 
 def is_modelscope(repo: str) -> bool:
