@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import random
+import shlex
 import shutil
 import signal
 import sys
@@ -884,12 +885,20 @@ class Recipe:
         if self.strategy == "fsdp":  # rank 0 alone cannot run a sharded model: every rank would have to generate
             self.emit("warning", id="final-eval-skipped-fsdp",
                       message="strategy=fsdp: the closing eval is skipped (rank 0 holds only its shard); "
-                              f"`tunedoc eval {self.run_dir.name} --base` scores the adapter afterwards")
+                              f"`tunedoc eval {self.run_dir.name} --base{self._runs_dir_flag()}` scores the adapter "
+                              "afterwards")
             return
         from tunedoc.trainer.eval_training import final_eval
 
         self.save_adapter()
         final_eval(self, spec)
+
+    def _runs_dir_flag(self) -> str:
+        """' --runs-dir DIR' where this run is not in the default runs folder, for commands the user is told to type."""
+        from tunedoc.trainer.rundir import default_runs_dir
+
+        root = self.run_dir.resolve().parent
+        return "" if root == default_runs_dir().resolve() else f" --runs-dir {shlex.quote(str(root))}"
 
     def _eval_control(self) -> None:
         """Before each batch of the closing eval: a pause waits here (status paused) until resume; stop or a signal

@@ -272,3 +272,20 @@ def test_an_fsdp_run_stopped_and_resumed_continues_the_curve(fsdp_and_single, ti
     assert sorted(curve) == list(range(1, STEPS + 1))
     for step in ref:
         assert curve[step] == pytest.approx(ref[step], rel=1e-4, abs=1e-4), (step, curve[step], ref[step])
+
+
+@pytest.mark.slow
+def test_an_fsdp_demo_skips_its_closing_eval_and_says_how_to_score_it(tmp_path):
+    """Rank 0 alone cannot run a sharded model, so a demo under fsdp trains, completes, and names the command that
+    scores it afterwards (with the runs folder it lives in) instead of hanging or failing in its closing eval."""
+    runs = tmp_path / "runs"
+    r = subprocess.run([sys.executable, "-m", "tunedoc", "demo", "--headless", "--nproc", "2", "--strategy", "fsdp",
+                        "--steps", "4", "--runs-dir", str(runs)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [run] = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
+    assert not [e for e in events if e["type"] == "eval" and e.get("source") == "final"]
+    [skip] = [e for e in events if e.get("id") == "final-eval-skipped-fsdp"]
+    assert f"tunedoc eval {run.name} --base --runs-dir {runs}" in skip["message"]
+    assert "no before/after scores" in r.stderr
