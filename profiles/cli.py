@@ -215,7 +215,7 @@ def estimate_main(args) -> int:
 def render_breakdown(est) -> str:
     """The breakdown as a table with a glyph legend, and one stacked bar."""
     from tunedoc.profiles.estimate import BREAKDOWN_LABELS
-    from tunedoc.profiles.multi import LABELS, REPLICATED, SHARDED
+    from tunedoc.profiles.multi import LABELS, MODEL_STATE, PER_RANK, SHARDED
 
     lines = []
     parts = [(k, v) for k, v in est.breakdown.items() if v > 0.0005]
@@ -223,9 +223,11 @@ def render_breakdown(est) -> str:
     labels = {}
     for k, _ in parts:
         label = BREAKDOWN_LABELS.get(k, LABELS.get(k, k))
-        if n and est.details.get("strategy") == "fsdp":  # what each GPU holds a shard of, and what it holds whole
-            label += f", sharded 1/{n}" if k in SHARDED else ", replicated" if k in REPLICATED else ""
-        elif n and k in (*SHARDED, *REPLICATED):
+        if n and k in PER_RANK:  # each rank's own micro-batch: not a copy of anything
+            label += ", per rank"
+        elif n and est.details.get("strategy") == "fsdp" and k in SHARDED:
+            label += f", sharded 1/{n}"
+        elif n and k in MODEL_STATE:  # what every GPU holds whole
             label += ", replicated"
         labels[k] = label
     width = max([38, *map(len, labels.values())])

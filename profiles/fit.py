@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunedoc.profiles.estimate import Estimate, estimate
-from tunedoc.profiles.multi import SHARDED, per_gpu
+from tunedoc.profiles.multi import MODEL_STATE, SHARDED, per_gpu
 from tunedoc.profiles.profile import Profile, builtin_names, load_profile
 
 QUALITY = {"none": 3, "int8": 2, "nf4-dq": 1, "nf4": 1}
@@ -37,8 +37,7 @@ SAVER_WORDS = {
 }
 
 
-# the per-GPU figure in shares (see parts()); every other breakdown key is the rank's own
-REPLICATED = ("quantized_weights", "quant_constants", "weights_16bit", "lora_params", "lora_grads", "optimizer_states")
+# the per-GPU figure in shares (see parts()); every breakdown key not in MODEL_STATE or these is the rank's own
 COMMUNICATION = ("ddp_buckets", "nccl_buffers", "fsdp_gather")
 
 
@@ -77,7 +76,7 @@ def parts(est: Estimate) -> dict[str, float]:
             out["communication"] += v
         elif k in sharded:
             out["sharded"] += v
-        elif k in REPLICATED:
+        elif k in MODEL_STATE:
             out["replicated"] += v
         else:
             out["per_rank"] += v

@@ -38,8 +38,11 @@ NCCL_GB = 0.25  # NCCL communicator buffers per GPU (see above)
 LABELS = {"ddp_buckets": "DDP gradient buckets", "nccl_buffers": "NCCL buffers",
           "fsdp_gather": "FSDP all-gather buffers (unsharded)"}
 STRATEGIES = ("ddp", "fsdp")
+# the model's state: what fsdp shards 1/N, and what every GPU holds whole under either strategy (ddp replicates both)
 SHARDED = ("quantized_weights", "weights_16bit", "lora_params", "lora_grads", "optimizer_states")
-REPLICATED = ("quant_constants", "activations", "logits_loss", "layer_backward")
+WHOLE = ("quant_constants",)  # bitsandbytes' absmax: not parameters, FSDP leaves them on every rank
+MODEL_STATE = (*SHARDED, *WHOLE)
+PER_RANK = ("activations", "logits_loss", "layer_backward")  # each rank's own micro-batch, under either strategy
 
 
 def per_gpu(est: Estimate, gpus: int, strategy: str = "ddp") -> Estimate:

@@ -117,6 +117,9 @@ def test_estimate_cli_fsdp_and_auto():
     text = run("--strategy", "fsdp")
     assert "quantized weights, sharded 1/2" in text and "quantization constants, replicated" in text
     assert "FSDP all-gather buffers" in text
+    # a rank's own micro-batch is not a copy of anything, under either strategy
+    assert "activations, per rank" in text and "activations, per rank" in run("--strategy", "ddp")
+    assert "activations, replicated" not in run("--strategy", "ddp")
 
 
 def test_fit_under_fsdp_splits_the_figure_into_sharded_parts_and_refuses_int8():
