@@ -43,7 +43,15 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "modelscope" / "hub"
 
 
+# The library's API calls (search, info, file lists; not the file transfers) retry 5 times with a 10 s connect and a
+# 60 s read timeout: half a minute and more before an unreachable server is reported. Its own documented settings,
+# read once when it is first imported; a user's own values win.
+API_ENV = {"MODELSCOPE_API_CONNECT_TIMEOUT": "5", "MODELSCOPE_API_TIMEOUT": "10", "MODELSCOPE_API_MAX_RETRIES": "1"}
+
+
 def _api():
+    for k, v in API_ENV.items():
+        os.environ.setdefault(k, v)
     try:
         import warnings
 

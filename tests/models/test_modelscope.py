@@ -168,3 +168,39 @@ def test_download_shows_one_progress_display_not_the_librarys_bars(ms):
     progress = [json.loads(x) for x in r.stdout.splitlines() if '"progress"' in x]
     assert progress[-1]["source"] == "modelscope" and progress[-1]["files_total"] == 3, progress
     assert max(x["done"] for x in progress) == sum(map(len, REPOS["Qwen/Tiny-Chat"].values()))
+
+
+def test_a_failing_modelscope_is_asked_once_not_five_times_unless_the_user_says_so(hf_home):
+    """The library's API calls retry 5 times with backoff (half a minute before the Models screen or `models search`
+    reports an unreachable server); tunedoc asks once, through the library's own MODELSCOPE_API_MAX_RETRIES, which a
+    user's own value overrides."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for own, asked in ((None, 1), ("2", 2)):
+            hits.clear()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSCOPE_API_")}
+            env["MODELSCOPE_DOMAIN"] = f"http://127.0.0.1:{server.server_port}"
+            if own:
+                env["MODELSCOPE_API_MAX_RETRIES"] = own
+            r = subprocess.run([sys.executable, "-m", "tunedoc", "models", "search", "q", "--source", "modelscope"],
+                               capture_output=True, text=True, timeout=120, env=env)
+            assert r.returncode == 1 and "503" in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert len(hits) == asked, hits
+    finally:
+        server.shutdown()
