@@ -492,17 +492,24 @@ async def test_the_closing_eval_shows_evaluating_then_how_far_the_scores_moved(t
     backend = TrainBackend(runs, attach=run, alive={"demo-finished"}, hardware=FakeHardware(CPU), poll_s=0.05)
     app = make_app(start="train", train_backend=backend, clock=lambda: 1000.0)
     async with app.run_test(size=(80, 24)) as pilot:
-        await drawn(pilot)
         s = screen(app)
+
+        async def until(ok) -> None:  # the tailer and the 2 Hz redraw take their time on a busy box
+            for _ in range(150):
+                await pilot.pause(0.1)
+                if ok():
+                    return
+
+        await until(lambda: "evaluating" in text(s.query_one("#title")))
         assert "evaluating" in text(s.query_one("#title")) and text(s.query_one(StatsPanel)).startswith("evaluating")
         assert not s.query_one("#outcome").display
         (run / "status.json").write_text(json.dumps(dict(status, status="completed")))
         with open(run / "events.jsonl", "a") as f:
             for l in tail:
                 f.write(json.dumps(dict(json.loads(l), t=time.time())) + "\n")
-        await drawn(pilot)
         moved = "ROUGE-L 3.4 -> 42.5 (+39.1), BLEU-4 0.8 -> 17.6 (+16.7), eval loss 6.97 -> 2.01 (-4.97)"
         outcome = s.query_one("#outcome")
+        await until(lambda: outcome.display and "completed" in text(s.query_one("#title")))
         assert outcome.display and moved in text(outcome)
         assert "completed" in text(s.query_one("#title"))
         assert any(moved in str(n.message) for n in app._notifications)  # it landed while watching
