@@ -314,23 +314,6 @@ def test_a_saved_report_carries_its_reachability_back(tmp_path, capsys):
 def test_a_proxy_login_or_a_captive_portal_is_not_an_answer(status, headers, error, said):
     """A 407 from a proxy that wants a login, or a redirect to a login page on another host, is not the endpoint
     answering: recorded as a failure, so the doctor does not say the Hub is reachable."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        r = network.check("hub", f"http://127.0.0.1:{server.server_port}", timeout=3.0)
-    finally:
-        server.shutdown()
+    with answering(status, headers) as server:
+        r = network.check("hub", server, timeout=3.0)
     assert r.status == status and not r.ok and r.error == error and said in r.detail

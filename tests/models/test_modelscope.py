@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("modelscope_hub", reason="the [modelscope] extra is not installed")
 
 from fakemodelscope import FakeModelScope  # noqa: E402
+from unreachable import answering  # noqa: E402
 
 WEIGHTS = os.urandom(3_000_000)
 REPOS = {"Qwen/Tiny-Chat": {"config.json": b'{"model_type": "llama", "hidden_size": 64}',
@@ -174,33 +175,14 @@ def test_a_failing_modelscope_is_asked_once_not_five_times_unless_the_user_says_
     """The library's API calls retry 5 times with backoff (half a minute before the Models screen or `models search`
     reports an unreachable server); tunedoc asks once, through the library's own MODELSCOPE_API_MAX_RETRIES, which a
     user's own value overrides."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    hits = []
-
-    class Failing(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with answering(503) as server:
         for own, asked in ((None, 1), ("2", 2)):
-            hits.clear()
+            server.requests.clear()
             env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSCOPE_API_")}
-            env["MODELSCOPE_DOMAIN"] = f"http://127.0.0.1:{server.server_port}"
+            env["MODELSCOPE_DOMAIN"] = server
             if own:
                 env["MODELSCOPE_API_MAX_RETRIES"] = own
             r = subprocess.run([sys.executable, "-m", "tunedoc", "models", "search", "q", "--source", "modelscope"],
                                capture_output=True, text=True, timeout=120, env=env)
             assert r.returncode == 1 and "503" in r.stderr and "Traceback" not in r.stderr, r.stderr
-            assert len(hits) == asked, hits
-    finally:
-        server.shutdown()
+            assert len(server.requests) == asked, server.requests

@@ -63,9 +63,10 @@ def failing(kind: str):
 
 
 @contextlib.contextmanager
-def answering(status: int = 200):
-    """An HTTP server that answers `status` with a small JSON body to any GET/HEAD; it also works as a plain HTTP
-    proxy, since it answers absolute-URI requests the same way. `.requests` lists the request lines it got."""
+def answering(status: int = 200, headers: dict[str, str] | None = None):
+    """An HTTP server that answers `status` (with `headers`) and a small JSON body to any GET/HEAD; it also works as a
+    plain HTTP proxy, since it answers absolute-URI requests the same way. `.requests` lists the request lines it
+    got."""
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -77,6 +78,8 @@ def answering(status: int = 200):
             body = b"[]"
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
